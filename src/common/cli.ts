@@ -1,0 +1,81 @@
+import yargs, { type Argv, type Options } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ExitCode, isReplicatorError } from './errors.js';
+import { LOG_LEVELS } from './logger.js';
+
+/**
+ * Every CLI option has a documented default and an environment variable. The variable,
+ * when set, replaces the default; a flag on the command line wins over both. --help shows
+ * the built-in default and the variable's name.
+ */
+export interface OptionSpec extends Pick<Options, 'alias' | 'choices' | 'array'> {
+  type: 'string' | 'number' | 'boolean';
+  default?: string | number | boolean;
+  env: string;
+  describe: string;
+}
+
+function fromEnv(spec: OptionSpec): string | number | boolean | undefined {
+  const raw = process.env[spec.env];
+  if (raw === undefined || raw === '') return undefined;
+  if (spec.type === 'boolean') return !/^(0|false|no|off)$/i.test(raw);
+  if (spec.type === 'number') return Number(raw);
+  return raw;
+}
+
+export function addOptions<T>(y: Argv<T>, specs: Record<string, OptionSpec>): Argv<T> {
+  for (const [name, spec] of Object.entries(specs)) {
+    const envValue = fromEnv(spec);
+    y = y.option(name, {
+      type: spec.type,
+      alias: spec.alias,
+      choices: spec.choices,
+      array: spec.array,
+      describe: `${spec.describe}  [env: ${spec.env}]`,
+      default: envValue ?? spec.default,
+      defaultDescription: spec.default === undefined ? undefined : JSON.stringify(spec.default),
+    }) as Argv<T>;
+  }
+  return y;
+}
+
+export const LOG_LEVEL_OPTION: Record<string, OptionSpec> = {
+  'log-level': { type: 'string', default: 'info', env: 'LR_LOG_LEVEL', choices: [...LOG_LEVELS], describe: 'Log level' },
+};
+
+/** A yargs parser with our conventions: strict, one-line usage errors, exit 2. */
+export function cli(scriptName: string, usage: string): Argv {
+  return yargs(hideBin(process.argv))
+    .scriptName(scriptName)
+    .usage(usage)
+    .strict()
+    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err) => {
+      const text = msg ?? err?.message ?? 'invalid arguments';
+      process.stderr.write(`${scriptName}: ${text} (see --help)\n`);
+      process.exit(ExitCode.USAGE);
+    });
+}
+
+/**
+ * Runs a CLI body. Any error becomes one line on stderr and the exit code of its error
+ * code; never a stack trace (those go to the debug log of the servers, not to users).
+ */
+export async function runCli(scriptName: string, main: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await main();
+    process.exitCode = code ?? ExitCode.OK;
+  } catch (err) {
+    if (isReplicatorError(err)) {
+      process.stderr.write(`${scriptName}: ${err.message} [${err.code}]\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`${scriptName}: internal error: ${(err as Error)?.message ?? String(err)}\n`);
+      process.exitCode = ExitCode.INTERNAL;
+    }
+  }
+}

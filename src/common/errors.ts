@@ -1,0 +1,153 @@
+import * as grpc from '@grpc/grpc-js';
+
+/**
+ * Stable error codes. Messages may change between versions; codes do not.
+ * Every code maps to exactly one gRPC status (GRPC_STATUS) and one CLI exit code
+ * (EXIT_CODE); both tables live here and nowhere else.
+ */
+export const ErrorCode = {
+  INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  EMPTY_KEY: 'EMPTY_KEY',
+  KEY_TOO_LARGE: 'KEY_TOO_LARGE',
+  VALUE_TOO_LARGE: 'VALUE_TOO_LARGE',
+  BATCH_TOO_LARGE: 'BATCH_TOO_LARGE',
+  INVALID_FOLLOWER_ID: 'INVALID_FOLLOWER_ID',
+  INVALID_ADDRESS: 'INVALID_ADDRESS',
+  KEY_NOT_FOUND: 'KEY_NOT_FOUND',
+  STORE_NOT_FOUND: 'STORE_NOT_FOUND',
+  DATA_DIR_LOCKED: 'DATA_DIR_LOCKED',
+  ADDRESS_IN_USE: 'ADDRESS_IN_USE',
+  MASTER_UNAVAILABLE: 'MASTER_UNAVAILABLE',
+  FOLLOWER_UNAVAILABLE: 'FOLLOWER_UNAVAILABLE',
+  DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
+  LOG_TRIMMED: 'LOG_TRIMMED',
+  FOLLOWER_AHEAD: 'FOLLOWER_AHEAD',
+  HISTORY_MISMATCH: 'HISTORY_MISMATCH',
+  DUPLICATE_FOLLOWER: 'DUPLICATE_FOLLOWER',
+  SEQ_GAP: 'SEQ_GAP',
+  CORRUPT_ENTRY: 'CORRUPT_ENTRY',
+  STORE_FAILED: 'STORE_FAILED',
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
+  INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+  EMPTY_KEY: grpc.status.INVALID_ARGUMENT,
+  KEY_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  VALUE_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  BATCH_TOO_LARGE: grpc.status.INVALID_ARGUMENT,
+  INVALID_FOLLOWER_ID: grpc.status.INVALID_ARGUMENT,
+  INVALID_ADDRESS: grpc.status.INVALID_ARGUMENT,
+  KEY_NOT_FOUND: grpc.status.NOT_FOUND,
+  STORE_NOT_FOUND: grpc.status.NOT_FOUND,
+  DATA_DIR_LOCKED: grpc.status.FAILED_PRECONDITION,
+  ADDRESS_IN_USE: grpc.status.UNAVAILABLE,
+  MASTER_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  FOLLOWER_UNAVAILABLE: grpc.status.UNAVAILABLE,
+  DEADLINE_EXCEEDED: grpc.status.DEADLINE_EXCEEDED,
+  LOG_TRIMMED: grpc.status.FAILED_PRECONDITION,
+  FOLLOWER_AHEAD: grpc.status.OUT_OF_RANGE,
+  HISTORY_MISMATCH: grpc.status.FAILED_PRECONDITION,
+  DUPLICATE_FOLLOWER: grpc.status.ALREADY_EXISTS,
+  SEQ_GAP: grpc.status.DATA_LOSS,
+  CORRUPT_ENTRY: grpc.status.DATA_LOSS,
+  STORE_FAILED: grpc.status.INTERNAL,
+  SHUTTING_DOWN: grpc.status.UNAVAILABLE,
+  INTERNAL: grpc.status.INTERNAL,
+};
+
+/** Process exit codes of the CLIs, documented in the README. */
+export const ExitCode = {
+  OK: 0,
+  NOT_FOUND: 1,
+  USAGE: 2,
+  UNAVAILABLE: 3,
+  STORE: 4,
+  REFUSED: 5,
+  INTERNAL: 70,
+} as const;
+
+const EXIT_CODE: Record<ErrorCode, number> = {
+  INVALID_ARGUMENT: ExitCode.USAGE,
+  EMPTY_KEY: ExitCode.USAGE,
+  KEY_TOO_LARGE: ExitCode.USAGE,
+  VALUE_TOO_LARGE: ExitCode.USAGE,
+  BATCH_TOO_LARGE: ExitCode.USAGE,
+  INVALID_FOLLOWER_ID: ExitCode.USAGE,
+  INVALID_ADDRESS: ExitCode.USAGE,
+  KEY_NOT_FOUND: ExitCode.NOT_FOUND,
+  STORE_NOT_FOUND: ExitCode.STORE,
+  DATA_DIR_LOCKED: ExitCode.STORE,
+  ADDRESS_IN_USE: ExitCode.UNAVAILABLE,
+  MASTER_UNAVAILABLE: ExitCode.UNAVAILABLE,
+  FOLLOWER_UNAVAILABLE: ExitCode.UNAVAILABLE,
+  DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
+  LOG_TRIMMED: ExitCode.REFUSED,
+  FOLLOWER_AHEAD: ExitCode.REFUSED,
+  HISTORY_MISMATCH: ExitCode.REFUSED,
+  DUPLICATE_FOLLOWER: ExitCode.REFUSED,
+  SEQ_GAP: ExitCode.INTERNAL,
+  CORRUPT_ENTRY: ExitCode.STORE,
+  STORE_FAILED: ExitCode.STORE,
+  SHUTTING_DOWN: ExitCode.UNAVAILABLE,
+  INTERNAL: ExitCode.INTERNAL,
+};
+
+/** The metadata key that carries our error code next to the gRPC status. */
+const CODE_METADATA_KEY = 'lr-error-code';
+
+export class ReplicatorError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ReplicatorError';
+    this.code = code;
+  }
+  get grpcStatus(): grpc.status {
+    return GRPC_STATUS[this.code];
+  }
+  get exitCode(): number {
+    return EXIT_CODE[this.code];
+  }
+}
+
+export function isReplicatorError(err: unknown, code?: ErrorCode): err is ReplicatorError {
+  return err instanceof ReplicatorError && (code === undefined || err.code === code);
+}
+
+/** Server side: any thrown error becomes a gRPC status carrying our stable code. */
+export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  const e = isReplicatorError(err)
+    ? err
+    : new ReplicatorError(ErrorCode.INTERNAL, `internal error: ${(err as Error)?.message ?? String(err)}`);
+  const metadata = new grpc.Metadata();
+  metadata.set(CODE_METADATA_KEY, e.code);
+  return { code: e.grpcStatus, details: e.message, metadata };
+}
+
+/**
+ * Client side: a failed call becomes a ReplicatorError. Our own servers send the code in
+ * metadata; transport failures (no server, deadline) are mapped from the status, naming
+ * the peer so the user knows what was unreachable.
+ */
+export function fromServiceError(err: unknown, peer: { role: 'master' | 'follower'; address: string }): ReplicatorError {
+  if (isReplicatorError(err)) return err;
+  const se = err as Partial<grpc.ServiceError>;
+  const sent = se.metadata?.get(CODE_METADATA_KEY)?.[0];
+  if (typeof sent === 'string' && sent in GRPC_STATUS) {
+    return new ReplicatorError(sent as ErrorCode, se.details ?? String(err), { cause: err });
+  }
+  const unavailable = peer.role === 'master' ? ErrorCode.MASTER_UNAVAILABLE : ErrorCode.FOLLOWER_UNAVAILABLE;
+  switch (se.code) {
+    case grpc.status.UNAVAILABLE:
+      return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${se.details}`, { cause: err });
+    case grpc.status.DEADLINE_EXCEEDED:
+      return new ReplicatorError(ErrorCode.DEADLINE_EXCEEDED, `${peer.role} at ${peer.address} did not answer in time`, { cause: err });
+    case grpc.status.RESOURCE_EXHAUSTED:
+      return new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `${peer.role} at ${peer.address} refused the message: ${se.details}`, { cause: err });
+    default:
+      return new ReplicatorError(ErrorCode.INTERNAL, `${peer.role} at ${peer.address} failed: ${se.details ?? String(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Key layout inside one LevelDB store. Everything (data, log, metadata) lives in one
+ * store so that a data change and its log record, or a data change and the follower's
+ * applied seq, commit in one atomic batch.
+ *
+ *   0x00 <name>                meta records (history id, applied seq, ...)
+ *   0x01 <u64 seq>             log entries, big-endian so they sort by seq
+ *   0x02 <u32 gen> <user key>  user data of generation gen (the master always uses 0)
+ */
+const META = 0x00;
+const LOG = 0x01;
+const DATA = 0x02;
+
+export const LOG_PREFIX_START = Buffer.from([LOG]);
+export const LOG_PREFIX_END = Buffer.from([LOG + 1]);
+
+export function metaKey(name: string): Buffer {
+  return Buffer.concat([Buffer.from([META]), Buffer.from(name, 'ascii')]);
+}
+
+export function logKey(seq: bigint): Buffer {
+  const k = Buffer.allocUnsafe(9);
+  k[0] = LOG;
+  k.writeBigUInt64BE(seq, 1);
+  return k;
+}
+
+export function seqOfLogKey(key: Buffer): bigint {
+  return key.readBigUInt64BE(1);
+}
+
+export function dataKey(gen: number, userKey: Buffer): Buffer {
+  const k = Buffer.allocUnsafe(5 + userKey.length);
+  k[0] = DATA;
+  k.writeUInt32BE(gen, 1);
+  userKey.copy(k, 5);
+  return k;
+}
+
+export function userKeyOf(dataKeyBuf: Buffer): Buffer {
+  return dataKeyBuf.subarray(5);
+}
+
+/** [start, end) bounds of one generation's data. */
+export function dataRange(gen: number): { gte: Buffer; lt: Buffer } {
+  const gte = Buffer.from([DATA, 0, 0, 0, 0]);
+  gte.writeUInt32BE(gen, 1);
+  const lt = Buffer.from([DATA, 0, 0, 0, 0]);
+  if (gen === 0xffff_ffff) return { gte, lt: Buffer.from([DATA + 1]) };
+  lt.writeUInt32BE(gen + 1, 1);
+  return { gte, lt };
+}
+
+export const MetaName = {
+  /** 16 random bytes naming the history this store's log (or applied entries) belong to. */
+  HISTORY_ID: 'historyId',
+  /** Follower: u64 seq of the last applied entry. Invariant: written in the same batch as that entry's data. */
+  APPLIED_SEQ: 'appliedSeq',
+  /** Follower: u32 chained checksum of the entry at APPLIED_SEQ. */
+  APPLIED_CHECKSUM: 'appliedChecksum',
+  /** Follower: u64 master commit time (ms) of the entry at APPLIED_SEQ. */
+  APPLIED_COMMIT_TIME: 'appliedCommitTime',
+} as const;

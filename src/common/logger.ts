@@ -1,0 +1,17 @@
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Structured logs on stdout: readable lines on a terminal, one JSON object per line
+ * otherwise (what log shippers and our own tests read).
+ */
+export function createLogger(name: string, level: string): Logger {
+  const options = { name, level, base: { pid: process.pid } };
+  if (process.stdout.isTTY) {
+    return pino(options, pretty({ colorize: true, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }));
+  }
+  return pino(options, pino.destination({ dest: 1, sync: true }));
+}

@@ -1,0 +1,51 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { ErrorCode, ReplicatorError } from './errors.js';
+
+export type Store = ClassicLevel<Buffer, Buffer>;
+export type StoreSnapshot = ReturnType<Store['snapshot']>;
+
+/** The LevelDB directory inside a node's data directory. */
+export function storeDir(dataDir: string): string {
+  return path.join(dataDir, 'store');
+}
+
+/**
+ * Opens (or with create, creates) the LevelDB store of a data directory. LevelDB's own
+ * lock makes a second process fail with DATA_DIR_LOCKED instead of sharing the files.
+ */
+export async function openStore(dataDir: string, { create }: { create: boolean }): Promise<Store> {
+  const dir = storeDir(dataDir);
+  if (!create && !fs.existsSync(path.join(dir, 'CURRENT'))) {
+    throw new ReplicatorError(ErrorCode.STORE_NOT_FOUND, `no store in ${dataDir}`);
+  }
+  if (create) fs.mkdirSync(dir, { recursive: true });
+  const db: Store = new ClassicLevel<Buffer, Buffer>(dir, {
+    keyEncoding: 'buffer',
+    valueEncoding: 'buffer',
+    createIfMissing: create,
+  });
+  try {
+    await db.open();
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new ReplicatorError(ErrorCode.DATA_DIR_LOCKED, `data directory ${dataDir} is in use by another process`, { cause: err });
+    }
+    throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot open store in ${dataDir}: ${(err as Error).message}${cause ? ` (${(cause as Error).message ?? cause.code})` : ''}`, { cause: err });
+  }
+  return db;
+}
+
+export function u64(value: bigint): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(value);
+  return b;
+}
+
+export function u32(value: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(value >>> 0);
+  return b;
+}

@@ -1,0 +1,46 @@
+import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
+import { deadlineIn } from '../common/grpc-transport.js';
+import type { Logger } from '../common/logger.js';
+import { seqToWire } from '../common/seq.js';
+
+const ACK_DEADLINE_MS = 2_000;
+
+/**
+ * Reports the follower's applied seq to the master. At most one Ack call is in flight;
+ * reports made meanwhile collapse into one carrying the newest seq, so a fast apply loop
+ * never floods the master.
+ */
+export class AckReporter {
+  private inFlight = false;
+  private pending: bigint | undefined;
+  private lastSent = -1n;
+
+  constructor(
+    private readonly client: MasterClient,
+    private readonly followerId: number,
+    private readonly log: Logger,
+  ) {}
+
+  report(appliedSeq: bigint, force = false): void {
+    if (appliedSeq === this.lastSent && !force) return;
+    this.pending = appliedSeq;
+    if (!this.inFlight) this.send();
+  }
+
+  private send(): void {
+    const seq = this.pending;
+    if (seq === undefined) return;
+    this.pending = undefined;
+    this.inFlight = true;
+    this.client.Ack(
+      { followerId: this.followerId, appliedSeq: seqToWire(seq) },
+      { deadline: deadlineIn(ACK_DEADLINE_MS) },
+      (err) => {
+        this.inFlight = false;
+        if (err) this.log.debug({ err: err.message }, 'ack failed');
+        else this.lastSent = seq;
+        this.send();
+      },
+    );
+  }
+}

@@ -1,0 +1,84 @@
+import * as grpc from '@grpc/grpc-js';
+import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
+import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
+import { bindServer, CHANNEL_OPTIONS, credentials, SERVER_OPTIONS, shutdownServer } from '../common/grpc-transport.js';
+import type { Logger } from '../common/logger.js';
+import { replicatorProto } from '../common/proto.js';
+import { openStore } from '../common/store.js';
+import { storeHandlers } from '../common/store-service.js';
+import { Applier, appliedSeqAt } from './applier.js';
+import { Subscriber } from './subscriber.js';
+
+export interface FollowerOptions {
+  followerId: number;
+  dataDir: string;
+  masterAddress: string;
+  listen: string;
+  sync: boolean;
+  heartbeatTimeoutMs: number;
+  log: Logger;
+}
+
+export interface FollowerNode {
+  readAddress: string;
+  applier: Applier;
+  subscriber: Subscriber;
+  close(): Promise<void>;
+}
+
+export async function startFollower(opts: FollowerOptions): Promise<FollowerNode> {
+  const { log } = opts;
+  const db = await openStore(opts.dataDir, { create: true });
+  let server: grpc.Server | undefined;
+  let client: MasterClient | undefined;
+  try {
+    const applier = await Applier.open(db, { sync: opts.sync });
+    log.info(
+      { dataDir: opts.dataDir, appliedSeq: applier.appliedSeq.toString(), historyId: applier.historyId.toString('hex') },
+      'follower store opened',
+    );
+    const proto = replicatorProto();
+    server = new grpc.Server(SERVER_OPTIONS);
+    server.addService(
+      proto.Store.service,
+      storeHandlers({ db, dataGen: () => applier.dataGen, seqAt: (snapshot) => appliedSeqAt(db, snapshot) }),
+    );
+    const readAddress = await bindServer(server, opts.listen);
+    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, startedAt: new Date().toISOString() });
+    log.info({ readAddress, masterAddress: opts.masterAddress }, 'follower serving reads');
+
+    client = new proto.Master(opts.masterAddress, credentials(), CHANNEL_OPTIONS);
+    const subscriber = new Subscriber(client, applier, {
+      followerId: opts.followerId,
+      masterAddress: opts.masterAddress,
+      readAddress,
+      heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+      log,
+    });
+    subscriber.start();
+
+    const srv = server;
+    const cli = client;
+    let closed = false;
+    return {
+      readAddress,
+      applier,
+      subscriber,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await subscriber.stop(); // waits for the batch being applied, if any
+        cli.close();
+        await shutdownServer(srv);
+        removeEndpoint(opts.dataDir);
+        await db.close();
+        log.info({ appliedSeq: applier.appliedSeq.toString() }, 'follower stopped');
+      },
+    };
+  } catch (err) {
+    client?.close();
+    server?.forceShutdown();
+    await db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,141 @@
+import { encodeEntry, entryChecksum, MutationKind, type Mutation } from '../common/entry-codec.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { dataKey, logKey } from '../common/keys.js';
+import type { Logger } from '../common/logger.js';
+import type { Store } from '../common/store.js';
+import type { Wal } from './wal.js';
+
+/** The master's user data lives in generation 0. */
+export const MASTER_DATA_GEN = 0;
+
+export interface CommitOptions {
+  /** fsync every group before acknowledging it (default true). */
+  sync: boolean;
+  /** Upper bound of entries (seqs) per group; a single larger request still commits whole. */
+  maxGroupEntries: number;
+  /** Upper bound of key and value bytes per group. */
+  maxGroupBytes: number;
+}
+
+export interface CommitResult {
+  firstSeq: bigint;
+  lastSeq: bigint;
+}
+
+interface Pending {
+  writes: Mutation[][];
+  bytes: number;
+  resolve: (r: CommitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/**
+ * The only writer of the master's store, and so the only place that assigns seqs.
+ *
+ * Requests queue while a group is being written; the next group takes everything queued
+ * (up to the limits), so concurrent clients share one LevelDB batch and one fsync. Each
+ * group writes every data change together with its log entries in one atomic batch:
+ * after a crash, recovery finds both or neither.
+ */
+export class GroupCommitter {
+  private queue: Pending[] = [];
+  private running = false;
+  private failure: ReplicatorError | undefined;
+  private closing = false;
+  private idle: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly db: Store,
+    private readonly wal: Wal,
+    private readonly options: CommitOptions,
+    private readonly log: Logger,
+    /** Called once if a batch fails: the store's state is then unknown and the master must stop. */
+    private readonly onFatal: (err: ReplicatorError) => void,
+  ) {}
+
+  submit(writes: Mutation[][], bytes: number): Promise<CommitResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new ReplicatorError(ErrorCode.SHUTTING_DOWN, 'the master is shutting down'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ writes, bytes, resolve, reject });
+      if (!this.running) this.idle = this.drain();
+    });
+  }
+
+  /** Stops taking writes and waits until every queued write is committed or failed. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.idle;
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0 && !this.failure) {
+        const group = this.takeGroup();
+        await this.commit(group);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private takeGroup(): Pending[] {
+    const group: Pending[] = [];
+    let entries = 0;
+    let bytes = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0];
+      const fits = entries + next.writes.length <= this.options.maxGroupEntries && bytes + next.bytes <= this.options.maxGroupBytes;
+      if (group.length > 0 && !fits) break;
+      group.push(this.queue.shift()!);
+      entries += next.writes.length;
+      bytes += next.bytes;
+    }
+    return group;
+  }
+
+  private async commit(group: Pending[]): Promise<void> {
+    const firstSeq = this.wal.lastSeq + 1n;
+    let seq = this.wal.lastSeq;
+    let checksum = this.wal.lastChecksum;
+    const commitTimeMs = Date.now();
+    const ops: BatchOp[] = [];
+    const entries: Buffer[] = [];
+    for (const p of group) {
+      for (const mutations of p.writes) {
+        seq++;
+        const entry = encodeEntry(seq, commitTimeMs, mutations, checksum);
+        checksum = entryChecksum(entry);
+        entries.push(entry);
+        ops.push({ type: 'put', key: logKey(seq), value: entry });
+        for (const m of mutations) {
+          ops.push(
+            m.kind === MutationKind.PUT
+              ? { type: 'put', key: dataKey(MASTER_DATA_GEN, m.key), value: m.value! }
+              : { type: 'del', key: dataKey(MASTER_DATA_GEN, m.key) },
+          );
+        }
+      }
+    }
+    try {
+      await this.db.batch(ops, { sync: this.options.sync });
+    } catch (err) {
+      // The batch may or may not be on disk: stop, and let recovery read the truth on restart.
+      this.failure = new ReplicatorError(ErrorCode.STORE_FAILED, `write to the store failed: ${(err as Error).message}`, { cause: err });
+      this.log.fatal({ err }, 'store write failed; refusing further writes');
+      for (const p of [...group, ...this.queue.splice(0)]) p.reject(this.failure);
+      this.onFatal(this.failure);
+      return;
+    }
+    this.wal.appended(firstSeq, entries, commitTimeMs);
+    let next = firstSeq;
+    for (const p of group) {
+      const last = next + BigInt(p.writes.length) - 1n;
+      p.resolve({ firstSeq: next, lastSeq: last });
+      next = last + 1n;
+    }
+  }
+}

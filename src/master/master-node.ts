@@ -1,0 +1,89 @@
+import * as grpc from '@grpc/grpc-js';
+import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
+import type { ReplicatorError } from '../common/errors.js';
+import { bindServer, SERVER_OPTIONS, shutdownServer } from '../common/grpc-transport.js';
+import type { Logger } from '../common/logger.js';
+import { replicatorProto } from '../common/proto.js';
+import { openStore } from '../common/store.js';
+import { storeHandlers } from '../common/store-service.js';
+import { FollowerRegistry } from './follower-registry.js';
+import { GroupCommitter, MASTER_DATA_GEN } from './group-commit.js';
+import { masterHandlers } from './master-service.js';
+import { lastSeqAt, Wal } from './wal.js';
+
+export interface MasterOptions {
+  dataDir: string;
+  listen: string;
+  sync: boolean;
+  maxGroupEntries: number;
+  heartbeatIntervalMs: number;
+  log: Logger;
+}
+
+export interface MasterNode {
+  address: string;
+  wal: Wal;
+  /** Resolves when the node has stopped on its own (fatal store error). */
+  failed: Promise<ReplicatorError>;
+  close(): Promise<void>;
+}
+
+export const MAX_GROUP_BYTES = 32 * 1024 * 1024;
+
+export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
+  const { log } = opts;
+  const db = await openStore(opts.dataDir, { create: true });
+  let closing = false;
+  let server: grpc.Server | undefined;
+  try {
+    const wal = await Wal.open(db);
+    log.info(
+      { dataDir: opts.dataDir, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
+      'master store opened',
+    );
+    let reportFailure!: (err: ReplicatorError) => void;
+    const failed = new Promise<ReplicatorError>((resolve) => (reportFailure = resolve));
+    const committer = new GroupCommitter(
+      db,
+      wal,
+      { sync: opts.sync, maxGroupEntries: opts.maxGroupEntries, maxGroupBytes: MAX_GROUP_BYTES },
+      log,
+      reportFailure,
+    );
+    const registry = new FollowerRegistry();
+    const proto = replicatorProto();
+    server = new grpc.Server(SERVER_OPTIONS);
+    server.addService(
+      proto.Master.service,
+      masterHandlers({ wal, committer, registry, heartbeatIntervalMs: opts.heartbeatIntervalMs, isClosing: () => closing, log }),
+    );
+    server.addService(
+      proto.Store.service,
+      storeHandlers({ db, dataGen: () => MASTER_DATA_GEN, seqAt: (snapshot) => lastSeqAt(db, snapshot) }),
+    );
+    const address = await bindServer(server, opts.listen);
+    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, startedAt: new Date().toISOString() });
+    log.info({ address, sync: opts.sync }, 'master listening');
+
+    const srv = server;
+    return {
+      address,
+      wal,
+      failed,
+      async close() {
+        if (closing) return;
+        closing = true;
+        wal.wake(); // parked streams see `closing` and end
+        await shutdownServer(srv);
+        await committer.close();
+        removeEndpoint(opts.dataDir);
+        await db.close();
+        log.info({ lastSeq: wal.lastSeq.toString() }, 'master stopped');
+      },
+    };
+  } catch (err) {
+    server?.forceShutdown();
+    await db.close();
+    throw err;
+  }
+}

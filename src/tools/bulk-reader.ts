@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { checkKey, checkValue } from '../common/write-validation.js';
+
+export interface Pair {
+  key: Buffer;
+  value: Buffer;
+}
+
+/**
+ * Reads `key<TAB>value` lines (UTF-8) from a file or `-` for stdin, in batches. Blank
+ * lines are skipped; the value is everything after the first TAB and may be empty.
+ * A malformed line stops the read with an error naming its line number.
+ */
+export async function* readPairBatches(source: string, batchSize: number): AsyncGenerator<Pair[]> {
+  let input: NodeJS.ReadableStream;
+  if (source === '-') {
+    input = process.stdin;
+  } else {
+    input = fs.createReadStream(source);
+    await new Promise<void>((resolve, reject) => {
+      (input as fs.ReadStream).once('open', () => resolve());
+      (input as fs.ReadStream).once('error', (err) =>
+        reject(new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `cannot read ${source}: ${err.message}`)),
+      );
+    });
+  }
+  const lines = readline.createInterface({ input, crlfDelay: Infinity });
+  let batch: Pair[] = [];
+  let lineNo = 0;
+  for await (const line of lines) {
+    lineNo++;
+    if (line === '') continue;
+    const tab = line.indexOf('\t');
+    if (tab < 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${source}:${lineNo}: expected key<TAB>value`);
+    const key = Buffer.from(line.slice(0, tab), 'utf8');
+    const value = Buffer.from(line.slice(tab + 1), 'utf8');
+    try {
+      checkKey(key, ` at ${source}:${lineNo}`);
+      checkValue(value, ` at ${source}:${lineNo}`);
+    } catch (err) {
+      if (isReplicatorError(err)) throw err;
+      throw err;
+    }
+    batch.push({ key, value });
+    if (batch.length >= batchSize) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
+import {
+  DEFAULT_DATA_ROOT,
+  DEFAULT_FOLLOWER_LISTEN,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_MASTER_ADDRESS,
+  followerDataDir,
+  parseAddress,
+  parseFollowerId,
+  parsePositiveInt,
+} from '../common/config.js';
+import { untilSignal } from '../common/lifecycle.js';
+import { createLogger } from '../common/logger.js';
+import { startFollower } from '../follower/follower-node.js';
+
+const NAME = 'follower-client';
+
+await runCli(NAME, async () => {
+  const argv = await addOptions(
+    cli(NAME, '$0 <id> [options]\n\nRuns follower <id>: keeps its own store in step with the master and serves reads from it.').command(
+      '$0 <id>',
+      false,
+      (y) => y.positional('id', { type: 'string', describe: 'Follower id, a positive integer (names the data directory <data-root>/follower-<id>)' }),
+    ),
+    {
+      master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
+      listen: { type: 'string', default: DEFAULT_FOLLOWER_LISTEN, env: 'LR_FOLLOWER_LISTEN', describe: 'Address to serve reads on (port 0 picks a free port; get-data finds it through the data directory)' },
+      'data-root': { type: 'string', default: DEFAULT_DATA_ROOT, env: 'LR_DATA_ROOT', describe: 'Directory holding every node\'s data directory' },
+      'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)' },
+      sync: { type: 'boolean', default: true, env: 'LR_FOLLOWER_SYNC', describe: 'fsync each applied batch; --no-sync is faster, and after a power loss the follower resumes from an earlier seq' },
+      'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long' },
+      ...LOG_LEVEL_OPTION,
+    },
+  ).parse();
+  const followerId = parseFollowerId(argv.id);
+  const log = createLogger(NAME, argv['log-level'] as string).child({ followerId });
+  const node = await startFollower({
+    followerId,
+    dataDir: (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId),
+    masterAddress: parseAddress(argv.master),
+    listen: parseAddress(argv.listen, { allowPortZero: true }),
+    sync: argv.sync as boolean,
+    heartbeatTimeoutMs: parsePositiveInt(argv['heartbeat-timeout-ms'], '--heartbeat-timeout-ms'),
+    log,
+  });
+  await untilSignal(log, () => node.close());
+});

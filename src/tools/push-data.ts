@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+import { addOptions, cli, runCli } from '../common/cli.js';
+import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import type { Write } from '../common/generated/levelreplicator/v1/Write.js';
+import type { WriteResponse__Output } from '../common/generated/levelreplicator/v1/WriteResponse.js';
+import { MAX_WRITES_PER_REQUEST } from '../common/limits.js';
+import { callUnary, masterClient, type Peer } from '../common/rpc-client.js';
+import { seqFromWire } from '../common/seq.js';
+import { checkKey, checkValue } from '../common/write-validation.js';
+import { readPairBatches } from './bulk-reader.js';
+
+const NAME = 'push-data';
+
+await runCli(NAME, async () => {
+  const argv = await addOptions(
+    cli(
+      NAME,
+      [
+        '$0 <key> <value> [<key> <value> ...]   put pairs; several pairs are one atomic write under one seq',
+        '$0 --delete <key> [<key> ...]           delete keys (one atomic write)',
+        '$0 --file <pairs.tsv | ->               bulk load key<TAB>value lines, each under its own seq',
+        '',
+        'Writes through the master and prints the seq the write got (for bulk loads, the seq range).',
+      ].join('\n'),
+    ).command('$0 [args..]', false, (y) => y.positional('args', { type: 'string', array: true, describe: 'key value pairs, or keys with --delete' })),
+    {
+      master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
+      delete: { type: 'boolean', default: false, env: 'LR_PUSH_DELETE', describe: 'Delete the given keys instead of putting pairs' },
+      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines (- reads stdin)' },
+      'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})` },
+      concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)' },
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of each write call' },
+    },
+  ).parse();
+  const address = parseAddress(argv.master);
+  const peer: Peer = { role: 'master', address };
+  const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
+  const args = ((argv.args as string[] | undefined) ?? []).map(String);
+
+  const client = masterClient(address);
+  const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes }, o, cb), timeoutMs, peer);
+  try {
+    if (argv.file !== undefined) {
+      if (args.length > 0 || argv.delete) throw usage('--file takes no positional arguments and no --delete');
+      return await bulkLoad(argv.file as string, argv['batch-size'] as number, argv.concurrency as number, send);
+    }
+    let write: Write;
+    if (argv.delete) {
+      if (args.length === 0) throw usage('give at least one key to delete');
+      const keys = args.map((k) => Buffer.from(k, 'utf8'));
+      keys.forEach((k) => checkKey(k));
+      write = { mutations: keys.map((key) => ({ kind: 'DELETE', key })) };
+    } else {
+      if (args.length === 0 || args.length % 2 !== 0) throw usage('give a key and a value (or several key value pairs)');
+      const mutations: Write['mutations'] = [];
+      for (let i = 0; i < args.length; i += 2) {
+        const key = Buffer.from(args[i], 'utf8');
+        const value = Buffer.from(args[i + 1], 'utf8');
+        checkKey(key);
+        checkValue(value);
+        mutations.push({ kind: 'PUT', key, value });
+      }
+      write = { mutations };
+    }
+    const res = await send([write]);
+    process.stdout.write(`${res.firstSeq}\n`);
+  } finally {
+    client.close();
+  }
+});
+
+function usage(message: string): ReplicatorError {
+  return new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${message} (see --help)`);
+}
+
+async function bulkLoad(
+  source: string,
+  batchSizeRaw: number,
+  concurrencyRaw: number,
+  send: (writes: Write[]) => Promise<{ firstSeq: string; lastSeq: string }>,
+): Promise<void> {
+  const batchSize = parsePositiveInt(batchSizeRaw, '--batch-size');
+  const concurrency = parsePositiveInt(concurrencyRaw, '--concurrency');
+  if (batchSize > MAX_WRITES_PER_REQUEST) throw usage(`--batch-size is at most ${MAX_WRITES_PER_REQUEST}`);
+  const started = Date.now();
+  const inFlight = new Set<Promise<void>>();
+  let pairs = 0;
+  let firstSeq: bigint | undefined;
+  let lastSeq = 0n;
+  let failure: unknown;
+  try {
+    for await (const batch of readPairBatches(source, batchSize)) {
+      if (failure) break;
+      const p: Promise<void> = send(batch.map(({ key, value }) => ({ mutations: [{ kind: 'PUT', key, value }] }))).then(
+        (res) => {
+          const f = seqFromWire(res.firstSeq);
+          const l = seqFromWire(res.lastSeq);
+          if (firstSeq === undefined || f < firstSeq) firstSeq = f;
+          if (l > lastSeq) lastSeq = l;
+          pairs += batch.length;
+        },
+        (err) => {
+          failure ??= err;
+        },
+      );
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    }
+  } catch (err) {
+    failure ??= err;
+  }
+  await Promise.all(inFlight);
+  const seconds = (Date.now() - started) / 1000;
+  const range = firstSeq === undefined ? 'no seqs' : `seqs ${firstSeq}..${lastSeq}`;
+  if (failure) {
+    process.stderr.write(`${NAME}: committed ${pairs} pairs (${range}) before stopping\n`);
+    throw failure;
+  }
+  process.stdout.write(`loaded ${pairs} pairs, ${range}, in ${seconds.toFixed(2)} s (${Math.round(pairs / Math.max(seconds, 0.001))}/s)\n`);
+}
