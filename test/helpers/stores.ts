@@ -1,0 +1,36 @@
+import { dataRange, metaKey, MetaName } from '../../src/common/keys.js';
+import { openStore } from '../../src/common/store.js';
+
+export interface StoreContents {
+  data: Map<string, string>;
+  /** Follower: applied seq; master: undefined. */
+  appliedSeq?: bigint;
+}
+
+/** Reads every user key and value of a stopped node's store (generation gen). */
+export async function readStore(dataDir: string, gen = 0): Promise<StoreContents> {
+  const db = await openStore(dataDir, { create: false });
+  try {
+    const data = new Map<string, string>();
+    for await (const [k, v] of db.iterator(dataRange(gen))) data.set(k.subarray(5).toString('latin1'), v.toString('latin1'));
+    const applied = await db.get(metaKey(MetaName.APPLIED_SEQ));
+    return { data, appliedSeq: applied?.readBigUInt64BE() };
+  } finally {
+    await db.close();
+  }
+}
+
+/** Entry-by-entry comparison; returns a description of the first differences, or ''. */
+export function diffStores(a: Map<string, string>, b: Map<string, string>, limit = 5): string {
+  const out: string[] = [];
+  for (const [k, v] of a) {
+    if (out.length >= limit) break;
+    if (!b.has(k)) out.push(`missing ${JSON.stringify(k)}`);
+    else if (b.get(k) !== v) out.push(`different value at ${JSON.stringify(k)}`);
+  }
+  for (const k of b.keys()) {
+    if (out.length >= limit) break;
+    if (!a.has(k)) out.push(`extra ${JSON.stringify(k)}`);
+  }
+  return out.join('; ');
+}
