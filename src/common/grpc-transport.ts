@@ -11,6 +11,10 @@ const KEEPALIVE_TIMEOUT_MS = 3_000;
 /** A larger HTTP/2 window lets a follower receive big batches without stalling on WINDOW_UPDATE round trips. */
 const FLOW_CONTROL_WINDOW_BYTES = 4 * 1024 * 1024;
 
+// grpc-js prints its own errors to stderr; ours already say what failed, in one line.
+// GRPC_VERBOSITY / GRPC_TRACE still turn its diagnostics on for debugging.
+if (!process.env.GRPC_VERBOSITY && !process.env.GRPC_TRACE) grpc.setLogVerbosity(grpc.logVerbosity.NONE);
+
 export const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_receive_message_length': MAX_GRPC_MESSAGE_BYTES,
   'grpc.max_send_message_length': MAX_GRPC_MESSAGE_BYTES,

@@ -17,7 +17,7 @@ export function storeDir(dataDir: string): string {
  */
 export async function openStore(dataDir: string, { create }: { create: boolean }): Promise<Store> {
   const dir = storeDir(dataDir);
-  if (!create && !fs.existsSync(path.join(dir, 'CURRENT'))) {
+  if (!create && !storeExists(dataDir)) {
     throw new ReplicatorError(ErrorCode.STORE_NOT_FOUND, `no store in ${dataDir}`);
   }
   if (create) fs.mkdirSync(dir, { recursive: true });
@@ -36,6 +36,19 @@ export async function openStore(dataDir: string, { create }: { create: boolean }
     throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot open store in ${dataDir}: ${(err as Error).message}${cause ? ` (${(cause as Error).message ?? cause.code})` : ''}`, { cause: err });
   }
   return db;
+}
+
+export function storeExists(dataDir: string): boolean {
+  return fs.existsSync(path.join(storeDir(dataDir), 'CURRENT'));
+}
+
+/**
+ * Undoes the creation of a data directory by a node that then failed to start (port in
+ * use, bad option), so a failed start leaves nothing behind. Only for directories this
+ * process created a moment ago.
+ */
+export function removeNewDataDir(dataDir: string): void {
+  fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
 export function u64(value: bigint): Buffer {

@@ -4,7 +4,8 @@ import type { MasterClient } from '../common/generated/levelreplicator/v1/Master
 import { bindServer, CHANNEL_OPTIONS, credentials, SERVER_OPTIONS, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { replicatorProto } from '../common/proto.js';
-import { openStore } from '../common/store.js';
+import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
+import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
 import { Applier, appliedSeqAt } from './applier.js';
 import { Subscriber } from './subscriber.js';
@@ -28,6 +29,7 @@ export interface FollowerNode {
 
 export async function startFollower(opts: FollowerOptions): Promise<FollowerNode> {
   const { log } = opts;
+  const isNew = !fs.existsSync(opts.dataDir) && !storeExists(opts.dataDir);
   const db = await openStore(opts.dataDir, { create: true });
   let server: grpc.Server | undefined;
   let client: MasterClient | undefined;
@@ -79,6 +81,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     client?.close();
     server?.forceShutdown();
     await db.close();
+    if (isNew) removeNewDataDir(opts.dataDir);
     throw err;
   }
 }

@@ -4,7 +4,8 @@ import type { ReplicatorError } from '../common/errors.js';
 import { bindServer, SERVER_OPTIONS, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { replicatorProto } from '../common/proto.js';
-import { openStore } from '../common/store.js';
+import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
+import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
 import { FollowerRegistry } from './follower-registry.js';
 import { GroupCommitter, MASTER_DATA_GEN } from './group-commit.js';
@@ -32,6 +33,7 @@ export const MAX_GROUP_BYTES = 32 * 1024 * 1024;
 
 export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   const { log } = opts;
+  const isNew = !fs.existsSync(opts.dataDir) && !storeExists(opts.dataDir);
   const db = await openStore(opts.dataDir, { create: true });
   let closing = false;
   let server: grpc.Server | undefined;
@@ -84,6 +86,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   } catch (err) {
     server?.forceShutdown();
     await db.close();
+    if (isNew) removeNewDataDir(opts.dataDir);
     throw err;
   }
 }

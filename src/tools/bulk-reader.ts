@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
-import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { checkKey, checkValue } from '../common/write-validation.js';
 
 export interface Pair {
@@ -9,7 +9,7 @@ export interface Pair {
 }
 
 /**
- * Reads `key<TAB>value` lines (UTF-8) from a file or `-` for stdin, in batches. Blank
+ * Reads `key<TAB>value` lines (UTF-8) from a file, or stdin when source is `-`, in batches. Blank
  * lines are skipped; the value is everything after the first TAB and may be empty.
  * A malformed line stops the read with an error naming its line number.
  */
@@ -36,13 +36,8 @@ export async function* readPairBatches(source: string, batchSize: number): Async
     if (tab < 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${source}:${lineNo}: expected key<TAB>value`);
     const key = Buffer.from(line.slice(0, tab), 'utf8');
     const value = Buffer.from(line.slice(tab + 1), 'utf8');
-    try {
-      checkKey(key, ` at ${source}:${lineNo}`);
-      checkValue(value, ` at ${source}:${lineNo}`);
-    } catch (err) {
-      if (isReplicatorError(err)) throw err;
-      throw err;
-    }
+    checkKey(key, ` at ${source}:${lineNo}`);
+    checkValue(value, ` at ${source}:${lineNo}`);
     batch.push({ key, value });
     if (batch.length >= batchSize) {
       yield batch;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { addOptions, cli, runCli } from '../common/cli.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
-import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { Write } from '../common/generated/levelreplicator/v1/Write.js';
 import type { WriteResponse__Output } from '../common/generated/levelreplicator/v1/WriteResponse.js';
 import { MAX_WRITES_PER_REQUEST } from '../common/limits.js';
@@ -19,7 +19,8 @@ await runCli(NAME, async () => {
       [
         '$0 <key> <value> [<key> <value> ...]   put pairs; several pairs are one atomic write under one seq',
         '$0 --delete <key> [<key> ...]           delete keys (one atomic write)',
-        '$0 --file <pairs.tsv | ->               bulk load key<TAB>value lines, each under its own seq',
+        '$0 --file <pairs.tsv>                   bulk load key<TAB>value lines, each under its own seq',
+        '$0 --stdin                              bulk load key<TAB>value lines from standard input',
         '',
         'Writes through the master and prints the seq the write got (for bulk loads, the seq range).',
       ].join('\n'),
@@ -27,7 +28,8 @@ await runCli(NAME, async () => {
     {
       master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
       delete: { type: 'boolean', default: false, env: 'LR_PUSH_DELETE', describe: 'Delete the given keys instead of putting pairs' },
-      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines (- reads stdin)' },
+      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines' },
+      stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
       'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})` },
       concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)' },
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of each write call' },
@@ -41,9 +43,13 @@ await runCli(NAME, async () => {
   const client = masterClient(address);
   const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes }, o, cb), timeoutMs, peer);
   try {
-    if (argv.file !== undefined) {
-      if (args.length > 0 || argv.delete) throw usage('--file takes no positional arguments and no --delete');
-      return await bulkLoad(argv.file as string, argv['batch-size'] as number, argv.concurrency as number, send);
+    const file = argv.file as string | undefined;
+    if (file !== undefined || argv.stdin) {
+      if (args.length > 0 || argv.delete || (file !== undefined && argv.stdin)) {
+        throw usage('a bulk load takes either --file or --stdin, and no keys, values or --delete');
+      }
+      if (file === '') throw usage('--file needs a path');
+      return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send);
     }
     let write: Write;
     if (argv.delete) {
@@ -115,8 +121,9 @@ async function bulkLoad(
   const seconds = (Date.now() - started) / 1000;
   const range = firstSeq === undefined ? 'no seqs' : `seqs ${firstSeq}..${lastSeq}`;
   if (failure) {
-    process.stderr.write(`${NAME}: committed ${pairs} pairs (${range}) before stopping\n`);
-    throw failure;
+    if (pairs === 0) throw failure;
+    const e = isReplicatorError(failure) ? failure : new ReplicatorError(ErrorCode.INTERNAL, String((failure as Error)?.message ?? failure));
+    throw new ReplicatorError(e.code, `${e.message} (after committing ${pairs} pairs, ${range})`, { cause: failure });
   }
   process.stdout.write(`loaded ${pairs} pairs, ${range}, in ${seconds.toFixed(2)} s (${Math.round(pairs / Math.max(seconds, 0.001))}/s)\n`);
 }

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/common/limits.js';
+import { masterClient } from '../../src/common/rpc-client.js';
+import { runTool, ServerProcess, startFollower, startMaster, tempDir, type FollowerHandle, type MasterHandle, type ToolResult } from '../helpers/processes.js';
+
+/** One clear line on stderr, the expected exit code and error code, no stack trace. */
+function assertRefused(res: ToolResult, exitCode: number, errorCode: string | RegExp): void {
+  assert.equal(res.code, exitCode, `exit code; stderr: ${res.stderr}`);
+  const lines = res.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `exactly one line on stderr, got: ${res.stderr}`);
+  assert.match(lines[0], typeof errorCode === 'string' ? new RegExp(`\\[${errorCode}\\]`) : errorCode);
+  assert.doesNotMatch(res.stderr, /\n\s+at /, 'no stack trace');
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe('bad input: a clear line, a non-zero exit, and no change to stored data', () => {
+  const root = tempDir();
+  let master: MasterHandle;
+  let f1: FollowerHandle;
+  let digestBefore: string;
+  const digest = async () => (await runTool('store-digest', ['master', '--data-root', root])).stdout;
+  const push = (args: string[], input?: string) => runTool('push-data', [...args, '--master', master.address], { input });
+
+  before(async () => {
+    master = await startMaster(path.join(root, 'master'));
+    f1 = await startFollower(1, path.join(root, 'follower-1'), master.address);
+    assert.equal((await push(['existing', 'value'])).code, 0);
+    digestBefore = await digest();
+  });
+  after(async () => {
+    await f1.proc.kill('SIGKILL');
+    await master.proc.kill('SIGKILL');
+  });
+
+  it('empty key', async () => {
+    assertRefused(await push(['', 'v']), 2, 'EMPTY_KEY');
+    assertRefused(await runTool('get-data', ['1', '', '--data-root', root]), 2, 'EMPTY_KEY');
+  });
+
+  it('key and value at the limit are accepted; one byte over is refused', async () => {
+    assertRefused(await push(['k'.repeat(MAX_KEY_BYTES + 1), 'v']), 2, 'KEY_TOO_LARGE');
+    assertRefused(await push(['--stdin'], `big\t${'v'.repeat(MAX_VALUE_BYTES + 1)}\n`), 2, /VALUE_TOO_LARGE/);
+    assert.equal(await digest(), digestBefore);
+    const atLimit = await push(['--stdin'], `${'k'.repeat(MAX_KEY_BYTES)}\t${'v'.repeat(MAX_VALUE_BYTES)}\n`);
+    assert.equal(atLimit.code, 0, atLimit.stderr);
+    digestBefore = await digest();
+  });
+
+  it('the master refuses oversize and empty keys itself, whatever the client checks', async () => {
+    const client = masterClient(master.address);
+    const call = (key: Buffer, value: Buffer) =>
+      new Promise<grpc.ServiceError | null>((resolve) =>
+        client.Write({ writes: [{ mutations: [{ kind: 'PUT', key, value }] }] }, (err) => resolve(err)),
+      );
+    const tooBig = await call(Buffer.from('k'), Buffer.alloc(MAX_VALUE_BYTES + 1));
+    assert.equal(tooBig?.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(tooBig?.metadata.get('lr-error-code')[0], 'VALUE_TOO_LARGE');
+    const empty = await call(Buffer.alloc(0), Buffer.from('v'));
+    assert.equal(empty?.metadata.get('lr-error-code')[0], 'EMPTY_KEY');
+    client.close();
+    assert.equal(await digest(), digestBefore);
+  });
+
+  it('malformed bulk lines stop the load with the line number', async () => {
+    assertRefused(await push(['--stdin'], 'no tab on this line\n'), 2, /-:1: expected key<TAB>value/);
+    assertRefused(await push(['--file', path.join(root, 'does-not-exist.tsv')]), 2, /cannot read/);
+    assertRefused(await push(['onlykey']), 2, 'INVALID_ARGUMENT');
+  });
+
+  it('follower ids that are not positive integers, including path escapes', async () => {
+    for (const id of ['../x', '0', '-1', '1.5', 'abc', '1/2', '/etc', '99999999999']) {
+      assertRefused(await runTool('follower-client', [id, '--data-root', root]), 2, 'INVALID_FOLLOWER_ID');
+      assertRefused(await runTool('get-data', [id, 'k', '--data-root', root]), 2, 'INVALID_FOLLOWER_ID');
+    }
+    assert.equal(fs.readdirSync(root).sort().join(','), 'follower-1,master');
+  });
+
+  it('a data directory already in use by another process', async () => {
+    const second = new ServerProcess('master-server', ['--data-dir', path.join(root, 'master'), '--listen', '127.0.0.1:0']);
+    const { code } = await second.exit;
+    assert.equal(code, 4);
+    assert.match(second.stderr, /is in use by another process \[DATA_DIR_LOCKED\]/);
+    assert.equal(second.stderr.trim().split('\n').length, 1);
+    const secondFollower = await runTool('follower-client', ['1', '--data-root', root, '--master', master.address]);
+    assertRefused(secondFollower, 4, 'DATA_DIR_LOCKED');
+    assert.equal(await digest(), digestBefore);
+  });
+
+  it('a port already in use', async () => {
+    const res = await runTool('master-server', ['--data-dir', path.join(root, 'other-master'), '--listen', master.address]);
+    assertRefused(res, 3, 'ADDRESS_IN_USE');
+    assert.equal(fs.existsSync(path.join(root, 'other-master')), false, 'a failed start leaves no new data directory');
+  });
+
+  it('bad addresses and numbers', async () => {
+    assertRefused(await push(['--master', 'nonsense', 'k', 'v']), 2, 'INVALID_ADDRESS');
+    assertRefused(await runTool('master-server', ['--listen', 'localhost:99999', '--data-dir', path.join(root, 'm2')]), 2, 'INVALID_ADDRESS');
+    assertRefused(await runTool('push-data', ['--stdin', '--batch-size', '0', '--master', master.address]), 2, 'INVALID_ARGUMENT');
+    assertRefused(await runTool('master-server', ['--no-such-flag']), 2, /Unknown argument/);
+  });
+
+  it('master unreachable: push-data fails within a few seconds', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    assertRefused(await runTool('push-data', ['k', 'v', '--master', `127.0.0.1:${port}`]), 3, 'MASTER_UNAVAILABLE');
+    assert.ok(Date.now() - started < 8_000, 'failed fast');
+    assertRefused(await runTool('replication-status', ['--master', `127.0.0.1:${port}`]), 3, 'MASTER_UNAVAILABLE');
+  });
+
+  it('a follower that does not exist', async () => {
+    assertRefused(await runTool('get-data', ['7', 'k', '--data-root', root]), 4, 'STORE_NOT_FOUND');
+    assert.equal(fs.existsSync(path.join(root, 'follower-7')), false, 'reading does not create a store');
+  });
+
+  it('stored data is unchanged by all of the above', async () => {
+    assert.equal(await digest(), digestBefore);
+  });
+});

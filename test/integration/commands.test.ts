@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
+
+describe('the four commands, as users type them', () => {
+  const root = tempDir();
+  const masterDir = path.join(root, 'master');
+  const f1Dir = path.join(root, 'follower-1');
+  let master: MasterHandle;
+  let f1: FollowerHandle | undefined;
+  const get = (id: string, key: string, extra: string[] = []) => runTool('get-data', [id, key, '--data-root', root, ...extra]);
+  const push = (args: string[], input?: string) => runTool('push-data', [...args, '--master', master.address], { input });
+
+  before(async () => {
+    master = await startMaster(masterDir);
+    f1 = await startFollower(1, f1Dir, master.address);
+  });
+  after(async () => {
+    await f1?.proc.kill('SIGKILL');
+    await master.proc.kill('SIGKILL');
+  });
+
+  it('push-data prints the seq; get-data reads a running follower', async () => {
+    const put = await push(['color', 'blue']);
+    assert.equal(put.code, 0, put.stderr);
+    assert.equal(put.stdout.trim(), '1');
+    const got = await waitFor(async () => {
+      const r = await get('1', 'color');
+      return r.code === 0 ? r : undefined;
+    }, 'follower 1 to have color');
+    assert.equal(got.stdout, 'blue\n');
+    const missing = await get('1', 'no-such-key');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /not found on follower 1/);
+    assert.equal(missing.stdout, '');
+  });
+
+  it('several pairs are one atomic write under one seq; --delete removes keys', async () => {
+    const put = await push(['a', '1', 'b', '2']);
+    assert.equal(put.stdout.trim(), '2');
+    const del = await push(['--delete', 'a']);
+    assert.equal(del.stdout.trim(), '3');
+    await waitFor(async () => (await get('1', 'a')).code === 1 && (await get('1', 'b')).stdout === '2\n', 'delete to replicate');
+  });
+
+  it('bulk loads key<TAB>value lines from stdin in batches, each pair its own seq', async () => {
+    const lines = Array.from({ length: 2_500 }, (_, i) => `bulk-${i}\tvalue-${i}`).join('\n') + '\n';
+    const res = await push(['--stdin', '--batch-size', '1000'], lines);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /loaded 2500 pairs, seqs 4\.\.2503/);
+    await waitFor(async () => (await get('1', 'bulk-2499')).stdout === 'value-2499\n', 'bulk load to replicate');
+  });
+
+  it('replication-status shows the master position and the follower, with lag', async () => {
+    const res = await runTool('replication-status', ['--master', master.address, '--json']);
+    assert.equal(res.code, 0, res.stderr);
+    const s = JSON.parse(res.stdout);
+    assert.equal(s.master.lastSeq, '2503');
+    const f = s.followers.find((x: { id: number }) => x.id === 1);
+    assert.equal(f.connected, true);
+    assert.equal(typeof f.lagMs, 'number');
+    assert.equal(BigInt(f.lagEntries), BigInt(s.master.lastSeq) - BigInt(f.appliedSeq));
+    const text = await runTool('replication-status', ['--master', master.address]);
+    assert.match(text.stdout, /lastSeq 2503/);
+    assert.match(text.stdout, /^1\s+connected/m);
+  });
+
+  it('get-data reads a stopped follower from its store, and after SIGKILL despite a stale endpoint file', async () => {
+    await waitFor(async () => (await get('1', 'bulk-2499', ['--seq'])).stderr.includes('appliedSeq=2503'), 'follower 1 caught up');
+    const { code } = await f1!.proc.kill('SIGTERM');
+    assert.equal(code, 0);
+    assert.equal(fs.existsSync(path.join(f1Dir, 'endpoint.json')), false, 'clean stop removes the endpoint file');
+    const stopped = await get('1', 'color', ['--seq']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.stdout, 'blue\n');
+    assert.match(stopped.stderr, /via=store/);
+
+    f1 = await startFollower(1, f1Dir, master.address);
+    const running = await get('1', 'color', ['--seq']);
+    assert.match(running.stderr, /via=rpc/);
+    await f1.proc.kill('SIGKILL');
+    assert.equal(fs.existsSync(path.join(f1Dir, 'endpoint.json')), true, 'SIGKILL leaves the endpoint file behind');
+    const afterKill = await get('1', 'color', ['--seq']);
+    assert.equal(afterKill.code, 0, afterKill.stderr);
+    assert.match(afterKill.stderr, /via=store/);
+    f1 = undefined;
+  });
+
+  it('a stopped follower catches up on restart, resuming from its applied seq', async () => {
+    await push(['late', 'write']);
+    f1 = await startFollower(1, f1Dir, master.address);
+    const subscribed = await f1.proc.waitForLog('connected to master; streaming');
+    assert.equal(subscribed.fromSeq, '2504');
+    await waitFor(async () => (await get('1', 'late')).stdout === 'write\n', 'late write to replicate');
+  });
+
+  it('every command has --help listing its options, defaults and environment variables', async () => {
+    for (const tool of ['master-server', 'follower-client', 'push-data', 'get-data', 'replication-status', 'store-digest']) {
+      const res = await runTool(tool, ['--help']);
+      assert.equal(res.code, 0, `${tool} --help: ${res.stderr}`);
+      assert.match(res.stdout, /\[env: LR_/, `${tool} --help names env vars`);
+      assert.match(res.stdout, /default/, `${tool} --help shows defaults`);
+    }
+  });
+});
