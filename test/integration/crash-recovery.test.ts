@@ -69,6 +69,12 @@ describe('crash recovery under concurrent load', () => {
     assert.equal(seqs.size, load.acked.length, 'two acknowledged writes share a seq');
 
     const lastSeq = await waitConverged(address, [1, 2]);
+
+    // Follower 2 lived through the master restart: it logged the state change once each
+    // way, however many reconnect attempts the restart took.
+    const f2Logs = live.f2.proc.logs.map((l) => l.msg);
+    assert.equal(f2Logs.filter((m) => m === 'disconnected from master; reconnecting with backoff').length, 1);
+    assert.equal(f2Logs.filter((m) => m === 'connected to master; streaming').length, 2);
     assert.ok(lastSeq >= BigInt(load.acked.length));
 
     // Digests of all three running nodes are equal, at the same seq.
