@@ -50,6 +50,14 @@ export function parsePositiveInt(raw: unknown, name: string): number {
   return n;
 }
 
+export function parseNonNegativeInt(raw: unknown, name: string): number {
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
 export function masterDataDir(dataRoot: string): string {
   return path.join(dataRoot, 'master');
 }

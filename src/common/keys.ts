@@ -60,4 +60,24 @@ export const MetaName = {
   APPLIED_CHECKSUM: 'appliedChecksum',
   /** Follower: u64 master commit time (ms) of the entry at APPLIED_SEQ. */
   APPLIED_COMMIT_TIME: 'appliedCommitTime',
+  /** u32 epoch of the history; bumped on promotion (a later issue). */
+  EPOCH: 'epoch',
+  /**
+   * Master: the entry just before the log's first entry (u64 seq, u32 checksum, u64 commit
+   * time), written in the same batch that trims it, so the chain stays verifiable.
+   */
+  LOG_BASE: 'logBase',
+  /** Follower: u32 generation that user data is read from. Switched atomically by a snapshot. */
+  DATA_GEN: 'dataGen',
+  /** Master: prefix of one record per registered follower (replication slot). */
+  SLOT_PREFIX: 'slot:',
 } as const;
+
+export function slotKey(followerId: number): Buffer {
+  return metaKey(`${MetaName.SLOT_PREFIX}${followerId}`);
+}
+
+/** [start, end) of all slot records. */
+export function slotRange(): { gte: Buffer; lt: Buffer } {
+  return { gte: metaKey(MetaName.SLOT_PREFIX), lt: metaKey('slot;') };
+}

@@ -10,8 +10,8 @@ import type { StoreHandlers } from './generated/levelreplicator/v1/Store.js';
 /** What the Store service needs to know about a node's store. */
 export interface StoreView {
   db: Store;
-  /** The generation of user data that reads are served from. */
-  dataGen(): number;
+  /** The generation of user data that reads are served from, as of snapshot. */
+  genAt(snapshot: StoreSnapshot): Promise<number>;
   /** The node's seq as of snapshot (master: last committed; follower: applied). */
   seqAt(snapshot: StoreSnapshot): Promise<bigint>;
 }
@@ -22,10 +22,11 @@ export function storeHandlers(view: StoreView): StoreHandlers {
     Get(call, callback) {
       void (async () => {
         checkKey(call.request.key);
-        // One snapshot for the value and the seq, so the answer names the state it came from.
+        // One snapshot for the generation, the value and the seq: the answer is one state's,
+        // even if a follower switches to a new snapshot generation meanwhile.
         const snapshot = view.db.snapshot();
         try {
-          const value = await view.db.get(dataKey(view.dataGen(), call.request.key), { snapshot });
+          const value = await view.db.get(dataKey(await view.genAt(snapshot), call.request.key), { snapshot });
           const seq = await view.seqAt(snapshot);
           return { found: value !== undefined, value: value ?? Buffer.alloc(0), appliedSeq: seqToWire(seq) };
         } finally {
@@ -40,7 +41,7 @@ export function storeHandlers(view: StoreView): StoreHandlers {
       void (async () => {
         const snapshot = view.db.snapshot();
         try {
-          const { digest, keys } = await digestData(view.db, snapshot, view.dataGen());
+          const { digest, keys } = await digestData(view.db, snapshot, await view.genAt(snapshot));
           const seq = await view.seqAt(snapshot);
           return { digest, seq: seqToWire(seq), keys: keys.toString() };
         } finally {

@@ -5,6 +5,8 @@ import { ErrorCode, ReplicatorError } from './errors.js';
 
 export type Store = ClassicLevel<Buffer, Buffer>;
 export type StoreSnapshot = ReturnType<Store['snapshot']>;
+/** One operation of an atomic LevelDB batch. */
+export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 /** The LevelDB directory inside a node's data directory. */
 export function storeDir(dataDir: string): string {

@@ -1,16 +1,26 @@
 import { chainsFrom, decodeEntry, GENESIS_CHECKSUM, MutationKind } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKey, metaKey, MetaName } from '../common/keys.js';
-import { u32, u64, type Store, type StoreSnapshot } from '../common/store.js';
+import { dataKey, dataRange, metaKey, MetaName } from '../common/keys.js';
+import { u32, u64, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
 
-export const FOLLOWER_DATA_GEN = 0;
-
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
-
+const DATA_START = dataRange(0).gte;
+const DATA_END = dataRange(0xffff_ffff).lt;
 const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
 const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
 const APPLIED_COMMIT_TIME_KEY = metaKey(MetaName.APPLIED_COMMIT_TIME);
 const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
+const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
+const EPOCH_KEY = metaKey(MetaName.EPOCH);
+
+/** Where a completed snapshot leaves the follower. */
+export interface SnapshotPosition {
+  gen: number;
+  seq: bigint;
+  checksum: number;
+  commitTimeMs: number;
+  historyId: Buffer;
+  epoch: number;
+}
 
 /**
  * Applies log entries to a follower's store. Each call writes the entries' data changes
@@ -22,6 +32,9 @@ const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
  * appliedChecksum is that entry's chained checksum.
  */
 export class Applier {
+  /** Background deletions of whole generations, by generation. */
+  private readonly clearing = new Map<number, Promise<void>>();
+
   private constructor(
     private readonly db: Store,
     private readonly sync: boolean,
@@ -29,27 +42,80 @@ export class Applier {
     public appliedChecksum: number,
     public appliedCommitTimeMs: number,
     public historyId: Buffer,
+    /** The generation reads and applies use. Invariant: switched only together with the applied position. */
+    public dataGen: number,
   ) {}
 
+  /**
+   * Opens the applier on a follower store and deletes any data generation other than the
+   * active one: leftovers of a snapshot that was interrupted (never made active) or of
+   * data a completed snapshot replaced.
+   */
   static async open(db: Store, { sync }: { sync: boolean }): Promise<Applier> {
-    const [seq, checksum, commitTime, historyId] = await db.getMany([
+    const [seq, checksum, commitTime, historyId, gen] = await db.getMany([
       APPLIED_SEQ_KEY,
       APPLIED_CHECKSUM_KEY,
       APPLIED_COMMIT_TIME_KEY,
       HISTORY_ID_KEY,
+      DATA_GEN_KEY,
     ]);
-    return new Applier(
+    const applier = new Applier(
       db,
       sync,
       seq ? seq.readBigUInt64BE() : 0n,
       checksum ? checksum.readUInt32BE() : GENESIS_CHECKSUM,
       commitTime ? Number(commitTime.readBigUInt64BE()) : 0,
       historyId ?? Buffer.alloc(0),
+      gen ? gen.readUInt32BE() : 0,
     );
+    const active = dataRange(applier.dataGen);
+    await db.clear({ gte: DATA_START, lt: active.gte });
+    await db.clear({ gte: active.lt, lt: DATA_END });
+    return applier;
   }
 
-  get dataGen(): number {
-    return FOLLOWER_DATA_GEN;
+  /** Deletes every key of a (non-active) generation; waits for a deletion already under way. */
+  async clearGeneration(gen: number): Promise<void> {
+    if (gen === this.dataGen) throw new Error(`refusing to clear the active generation ${gen}`);
+    await this.clearing.get(gen);
+    await this.db.clear(dataRange(gen));
+  }
+
+  /** clearGeneration in the background; a later clearGeneration(gen) waits for it. */
+  clearGenerationLater(gen: number, onError: (err: unknown) => void): void {
+    const p = this.clearGeneration(gen)
+      .catch(onError)
+      .finally(() => {
+        if (this.clearing.get(gen) === p) this.clearing.delete(gen);
+      });
+    this.clearing.set(gen, p);
+  }
+
+  /**
+   * Makes a fully received snapshot the follower's data, in one durable batch: the new
+   * generation and the position it corresponds to. Before this batch, reads and a
+   * restarted follower see the old data and old position; after it, the new ones. Never a mix.
+   */
+  async switchToSnapshot(pos: SnapshotPosition): Promise<number> {
+    const old = this.dataGen;
+    await this.db.batch(
+      [
+        { type: 'put', key: DATA_GEN_KEY, value: u32(pos.gen) },
+        { type: 'put', key: APPLIED_SEQ_KEY, value: u64(pos.seq) },
+        { type: 'put', key: APPLIED_CHECKSUM_KEY, value: u32(pos.checksum) },
+        { type: 'put', key: APPLIED_COMMIT_TIME_KEY, value: u64(BigInt(pos.commitTimeMs)) },
+        { type: 'put', key: HISTORY_ID_KEY, value: pos.historyId },
+        { type: 'put', key: EPOCH_KEY, value: u32(pos.epoch) },
+      ],
+      // Always durable: LevelDB persists earlier unsynced writes (the staged pairs) before a synced one.
+      { sync: true },
+    );
+    this.dataGen = pos.gen;
+    this.appliedSeq = pos.seq;
+    this.appliedChecksum = pos.checksum;
+    this.appliedCommitTimeMs = pos.commitTimeMs;
+    this.historyId = pos.historyId;
+    return old;
   }
 
   /**
@@ -101,4 +167,10 @@ export class Applier {
 export async function appliedSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
   const v = await db.get(APPLIED_SEQ_KEY, { snapshot });
   return v ? v.readBigUInt64BE() : 0n;
+}
+
+/** A follower's active data generation as seen by a snapshot. */
+export async function dataGenAt(db: Store, snapshot: StoreSnapshot): Promise<number> {
+  const v = await db.get(DATA_GEN_KEY, { snapshot });
+  return v ? v.readUInt32BE() : 0;
 }

@@ -7,7 +7,7 @@ import { replicatorProto } from '../common/proto.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
-import { Applier, appliedSeqAt } from './applier.js';
+import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
 import { Subscriber } from './subscriber.js';
 
 export interface FollowerOptions {
@@ -43,14 +43,14 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     server = new grpc.Server(SERVER_OPTIONS);
     server.addService(
       proto.Store.service,
-      storeHandlers({ db, dataGen: () => applier.dataGen, seqAt: (snapshot) => appliedSeqAt(db, snapshot) }),
+      storeHandlers({ db, genAt: (snapshot) => dataGenAt(db, snapshot), seqAt: (snapshot) => appliedSeqAt(db, snapshot) }),
     );
     const readAddress = await bindServer(server, opts.listen);
     writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, startedAt: new Date().toISOString() });
     log.info({ readAddress, masterAddress: opts.masterAddress }, 'follower serving reads');
 
     client = new proto.Master(opts.masterAddress, credentials(), CHANNEL_OPTIONS);
-    const subscriber = new Subscriber(client, applier, {
+    const subscriber = new Subscriber(client, db, applier, {
       followerId: opts.followerId,
       masterAddress: opts.masterAddress,
       readAddress,

@@ -4,17 +4,14 @@ import { ErrorCode, fromServiceError, isReplicatorError, ReplicatorError } from 
 import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
 import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
-import { seqFromWire, seqToWire } from '../common/seq.js';
+import { seqToWire } from '../common/seq.js';
+import type { Store } from '../common/store.js';
 import { AckReporter } from './ack-reporter.js';
 import type { Applier } from './applier.js';
+import { Progress } from './progress.js';
+import { runStreamSession } from './stream-session.js';
 
-/** Pause the stream (HTTP/2 flow control then holds the master back) above this many queued entries. */
-const PAUSE_ABOVE_ENTRIES = 20_000;
-const RESUME_BELOW_ENTRIES = 5_000;
-/** Entries applied per LevelDB batch. */
-const MAX_APPLY_ENTRIES = 10_000;
-
-export type FollowerState = 'connecting' | 'streaming' | 'disconnected' | 'stopped';
+export type FollowerState = 'connecting' | 'snapshot' | 'catching-up' | 'streaming' | 'disconnected' | 'stopped';
 
 export interface SubscriberOptions {
   followerId: number;
@@ -37,15 +34,18 @@ export class Subscriber {
   private wakeSleep: (() => void) | undefined;
   private readonly backoff = new Backoff();
   private readonly acks: AckReporter;
+  private readonly progress: Progress;
   private lastFailure = '';
   private loop: Promise<void> | undefined;
 
   constructor(
     private readonly client: MasterClient,
+    private readonly db: Store,
     private readonly applier: Applier,
     private readonly opts: SubscriberOptions,
   ) {
     this.acks = new AckReporter(client, opts.followerId, opts.log);
+    this.progress = new Progress(opts.log);
   }
 
   start(): void {
@@ -57,14 +57,18 @@ export class Subscriber {
     this.call?.cancel();
     this.wakeSleep?.();
     await this.loop;
-    this.setState('stopped');
+    this.progress.finish();
+    this.state = 'stopped';
   }
 
   private setState(state: FollowerState, details: Record<string, unknown> = {}): void {
-    if (state === this.state) return;
+    const was = this.state;
+    if (state === was) return;
     this.state = state;
     const { log } = this.opts;
-    if (state === 'streaming') log.info(details, 'connected to master; streaming');
+    if (state === 'snapshot') log.warn(details, 'master is sending a snapshot');
+    else if (state === 'streaming' && was !== 'catching-up') log.info(details, 'connected to master; streaming');
+    else if (state === 'catching-up' && was !== 'streaming') log.info(details, 'connected to master; catching up');
     else if (state === 'disconnected') log.warn(details, 'disconnected from master; reconnecting with backoff');
   }
 
@@ -84,8 +88,7 @@ export class Subscriber {
   private noteFailure(err: unknown): void {
     const e = isReplicatorError(err) ? err : fromServiceError(err, { role: 'master', address: this.opts.masterAddress });
     const summary = `${e.code}: ${e.message}`;
-    const wasStreaming = this.state === 'streaming' || this.state === 'connecting';
-    // Log each distinct failure once at warn; identical repeats (a master that stays down) at debug.
+    // Log each distinct failure once; identical repeats (a master that stays down) at debug.
     if (summary !== this.lastFailure) {
       const level = e.code === ErrorCode.MASTER_UNAVAILABLE || e.code === ErrorCode.DEADLINE_EXCEEDED ? 'warn' : 'error';
       this.opts.log[level]({ code: e.code, appliedSeq: this.applier.appliedSeq.toString() }, e.message);
@@ -93,7 +96,7 @@ export class Subscriber {
     } else {
       this.opts.log.debug({ code: e.code }, e.message);
     }
-    if (wasStreaming) this.setState('disconnected');
+    if (this.state !== 'connecting') this.setState('disconnected');
   }
 
   private sleep(ms: number): Promise<void> {
@@ -107,10 +110,9 @@ export class Subscriber {
   }
 
   /** One subscription: resolves when the stream ends, rejects with why it failed. */
-  private streamOnce(): Promise<void> {
+  private async streamOnce(): Promise<void> {
     const { applier, opts } = this;
     const fromSeq = applier.appliedSeq + 1n;
-    this.state = this.state === 'disconnected' ? 'disconnected' : 'connecting';
     const call = this.client.Subscribe({
       followerId: opts.followerId,
       fromSeq: seqToWire(fromSeq),
@@ -119,94 +121,35 @@ export class Subscriber {
       readAddress: opts.readAddress,
     });
     this.call = call;
-
-    return new Promise<void>((resolve, reject) => {
-      const queue: Buffer[] = [];
-      let historyId: Buffer | undefined;
-      let applying = false;
-      let paused = false;
-      let failure: unknown;
-      let ended = false;
-      let watchdog: NodeJS.Timeout | undefined;
-
-      const fail = (err: unknown) => {
-        failure ??= err;
-        call.cancel();
-      };
-      const armWatchdog = () => {
-        clearTimeout(watchdog);
-        watchdog = setTimeout(
-          () => fail(new ReplicatorError(ErrorCode.MASTER_UNAVAILABLE, `no message from the master for ${opts.heartbeatTimeoutMs} ms`)),
-          opts.heartbeatTimeoutMs,
-        );
-      };
-      const finish = () => {
-        if (!ended || applying) return;
-        clearTimeout(watchdog);
-        if (this.call === call) this.call = undefined;
-        if (failure) reject(failure);
-        else resolve();
-      };
-      const applyLoop = async () => {
-        if (applying) return;
-        applying = true;
-        try {
-          while (queue.length > 0 && !failure) {
-            const batch = queue.splice(0, MAX_APPLY_ENTRIES);
-            await applier.apply(batch, historyId!);
-            this.acks.report(applier.appliedSeq);
-            if (paused && queue.length < RESUME_BELOW_ENTRIES) {
-              paused = false;
-              call.resume();
-            }
-          }
-        } catch (err) {
-          queue.length = 0;
-          fail(err);
-        } finally {
-          applying = false;
-          finish();
-        }
-      };
-
-      armWatchdog();
-      call.on('data', (msg: SubscribeResponse__Output) => {
-        armWatchdog();
-        if (msg.start) {
-          if (seqFromWire(msg.start.fromSeq) !== fromSeq) {
-            fail(new ReplicatorError(ErrorCode.SEQ_GAP, `master offered to stream from seq ${msg.start.fromSeq}, we asked for ${fromSeq}`));
-            return;
-          }
-          historyId = msg.start.historyId;
-          this.masterLastSeq = seqFromWire(msg.start.masterLastSeq);
-          this.backoff.reset();
-          this.lastFailure = '';
-          this.setState('streaming', { fromSeq: fromSeq.toString(), masterLastSeq: this.masterLastSeq.toString() });
-          this.acks.report(applier.appliedSeq, true);
-        } else if (msg.entries) {
-          if (!historyId) return fail(new ReplicatorError(ErrorCode.INTERNAL, 'entries before the stream start'));
-          this.masterLastSeq = seqFromWire(msg.entries.masterLastSeq);
-          for (const e of msg.entries.entries) queue.push(e);
-          if (!paused && queue.length > PAUSE_ABOVE_ENTRIES) {
-            paused = true;
-            call.pause();
-          }
-          void applyLoop();
-        } else if (msg.heartbeat) {
-          this.masterLastSeq = seqFromWire(msg.heartbeat.masterLastSeq);
-          this.acks.report(applier.appliedSeq, true);
-        }
+    try {
+      await runStreamSession(call, {
+        db: this.db,
+        applier,
+        fromSeq,
+        heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+        progress: this.progress,
+        log: opts.log,
+        events: {
+          onStart: (mode, details) => {
+            this.backoff.reset();
+            this.lastFailure = '';
+            this.setState(mode === 'snapshot' ? 'snapshot' : this.caughtUpState(), details);
+            this.acks.report(applier.appliedSeq, true);
+          },
+          onApplied: (appliedSeq) => {
+            this.acks.report(appliedSeq);
+            this.setState(this.caughtUpState());
+          },
+          onHeartbeat: () => this.acks.report(applier.appliedSeq, true),
+          onMasterLastSeq: (seq) => (this.masterLastSeq = seq),
+        },
       });
-      call.on('error', (err: grpc.ServiceError) => {
-        // A cancel of ours surfaces here as CANCELLED; keep the reason we cancelled for.
-        failure ??= err;
-        ended = true;
-        finish();
-      });
-      call.on('end', () => {
-        ended = true;
-        finish();
-      });
-    });
+    } finally {
+      if (this.call === call) this.call = undefined;
+    }
+  }
+
+  private caughtUpState(): FollowerState {
+    return this.applier.appliedSeq >= this.masterLastSeq ? 'streaming' : 'catching-up';
   }
 }

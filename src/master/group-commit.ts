@@ -2,7 +2,7 @@ import { encodeEntry, entryChecksum, MutationKind, type Mutation } from '../comm
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, logKey } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
-import type { Store } from '../common/store.js';
+import type { BatchOp, Store } from '../common/store.js';
 import type { Wal } from './wal.js';
 
 /** The master's user data lives in generation 0. */
@@ -28,8 +28,6 @@ interface Pending {
   resolve: (r: CommitResult) => void;
   reject: (e: unknown) => void;
 }
-
-type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
 /**
  * The only writer of the master's store, and so the only place that assigns seqs.

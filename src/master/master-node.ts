@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
 import { FollowerRegistry } from './follower-registry.js';
 import { GroupCommitter, MASTER_DATA_GEN } from './group-commit.js';
+import { LogRetention, type RetentionPolicy } from './log-retention.js';
 import { masterHandlers } from './master-service.js';
 import { lastSeqAt, Wal } from './wal.js';
 
@@ -18,6 +19,9 @@ export interface MasterOptions {
   sync: boolean;
   maxGroupEntries: number;
   heartbeatIntervalMs: number;
+  retention: RetentionPolicy;
+  /** Drop the log from a corrupt entry on and start a new history, instead of refusing to start. */
+  repairLog: boolean;
   log: Logger;
 }
 
@@ -38,7 +42,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   let closing = false;
   let server: grpc.Server | undefined;
   try {
-    const wal = await Wal.open(db);
+    const wal = await Wal.open(db, { repairLog: opts.repairLog, log });
     log.info(
       { dataDir: opts.dataDir, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
       'master store opened',
@@ -52,7 +56,8 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
       log,
       reportFailure,
     );
-    const registry = new FollowerRegistry();
+    const registry = await FollowerRegistry.load(db);
+    const retention = new LogRetention(db, wal, registry, opts.retention, log);
     const proto = replicatorProto();
     server = new grpc.Server(SERVER_OPTIONS);
     server.addService(
@@ -61,10 +66,11 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     );
     server.addService(
       proto.Store.service,
-      storeHandlers({ db, dataGen: () => MASTER_DATA_GEN, seqAt: (snapshot) => lastSeqAt(db, snapshot) }),
+      storeHandlers({ db, genAt: async () => MASTER_DATA_GEN, seqAt: (snapshot) => lastSeqAt(db, snapshot) }),
     );
     const address = await bindServer(server, opts.listen);
     writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, startedAt: new Date().toISOString() });
+    retention.start();
     log.info({ address, sync: opts.sync }, 'master listening');
 
     const srv = server;
@@ -78,6 +84,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
         wal.wake(); // parked streams see `closing` and end
         await shutdownServer(srv);
         await committer.close();
+        await retention.stop();
         removeEndpoint(opts.dataDir);
         await db.close();
         log.info({ lastSeq: wal.lastSeq.toString() }, 'master stopped');

@@ -66,12 +66,15 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
           address: f.address,
           readAddress: f.readAddress,
           lastAckTimeMs: String(f.lastAckTimeMs),
+          slotLost: f.slotLost,
+          snapshotting: f.snapshotting,
         });
       }
       return {
         firstSeq: seqToWire(wal.firstSeq),
         lastSeq: seqToWire(lastSeq),
         historyId: wal.historyId,
+        epoch: wal.epoch,
         masterTimeMs: String(now),
         followers,
       };

@@ -1,12 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
-import { chainsFrom, GENESIS_CHECKSUM } from '../common/entry-codec.js';
+import { parseFollowerId } from '../common/config.js';
+import { chainsFrom, entryChecksum, GENESIS_CHECKSUM } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire, seqToWire } from '../common/seq.js';
-import { parseFollowerId } from '../common/config.js';
 import type { SubscribeRequest__Output } from '../common/generated/levelreplicator/v1/SubscribeRequest.js';
 import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { FollowerRegistry } from './follower-registry.js';
+import { streamSnapshot, takeSnapshot } from './snapshot-sender.js';
 import type { Wal } from './wal.js';
 
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
@@ -23,40 +24,40 @@ export interface SubscriptionContext {
   log: Logger;
 }
 
+export type StreamPlan = { mode: 'log' } | { mode: 'snapshot'; reason: string };
+
 /**
- * Decides whether the master can continue the follower's history from fromSeq. It can
- * only if fromSeq is in [firstSeq, lastSeq + 1] and the follower's history id and
- * checksum at fromSeq - 1 match the master's. Otherwise it refuses; it never streams
- * from any other position.
+ * Decides how to bring a follower, at (fromSeq, historyId, prevChecksum), to the master's
+ * history. The log is streamed only if the master can continue exactly that history from
+ * exactly fromSeq. A follower with nothing applied, whose position was trimmed, or whose
+ * entries are not the master's gets a snapshot (the reason is logged with both positions).
+ * A follower ahead of the master on the master's own history is refused: it is never
+ * silently rolled back or forward.
  */
-export async function checkPosition(wal: Wal, req: { fromSeq: bigint; historyId: Buffer; prevChecksum: number }): Promise<void> {
+export async function planStream(wal: Wal, req: { fromSeq: bigint; historyId: Buffer; prevChecksum: number }): Promise<StreamPlan> {
   const { fromSeq, historyId, prevChecksum } = req;
+  const appliedSeq = fromSeq - 1n;
   if (fromSeq < 1n) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'from_seq must be at least 1');
+  const masterPos = `master history ${wal.historyId.toString('hex')} at seq ${wal.lastSeq} (log ${wal.firstSeq}..${wal.lastSeq})`;
+  if (appliedSeq === 0n) {
+    if (prevChecksum !== GENESIS_CHECKSUM) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'a follower at seq 0 must send the genesis checksum 0');
+    if (wal.lastSeq === 0n) return { mode: 'log' };
+    return { mode: 'snapshot', reason: `new follower; ${masterPos}` };
+  }
+  const followerPos = `follower history ${historyId.toString('hex') || '(none)'} at seq ${appliedSeq}`;
+  if (!historyId.equals(wal.historyId)) return { mode: 'snapshot', reason: `history mismatch: ${followerPos}, ${masterPos}` };
   if (fromSeq > wal.lastSeq + 1n) {
     throw new ReplicatorError(
       ErrorCode.FOLLOWER_AHEAD,
-      `follower has applied up to seq ${fromSeq - 1n} but the master's last seq is ${wal.lastSeq}; refusing to roll it back or forward`,
+      `follower has applied up to seq ${appliedSeq} but the master's last seq is ${wal.lastSeq} on the same history; refusing to roll it back or forward`,
     );
   }
-  if (fromSeq === 1n) {
-    if (prevChecksum !== GENESIS_CHECKSUM) throw new ReplicatorError(ErrorCode.HISTORY_MISMATCH, 'a follower at seq 0 must send the genesis checksum 0');
-  } else if (!historyId.equals(wal.historyId)) {
-    throw new ReplicatorError(
-      ErrorCode.HISTORY_MISMATCH,
-      `follower's entries belong to history ${historyId.toString('hex') || '(none)'}, the master's history is ${wal.historyId.toString('hex')}`,
-    );
-  }
-  if (fromSeq < wal.firstSeq) {
-    throw new ReplicatorError(ErrorCode.LOG_TRIMMED, `seq ${fromSeq} is no longer in the master's log, which starts at seq ${wal.firstSeq}`);
-  }
-  const continues =
-    fromSeq === wal.lastSeq + 1n ? prevChecksum === wal.lastChecksum : chainsFrom((await wal.entryAt(fromSeq))!, prevChecksum);
-  if (!continues) {
-    throw new ReplicatorError(
-      ErrorCode.HISTORY_MISMATCH,
-      `follower's entry at seq ${fromSeq - 1n} (checksum ${prevChecksum.toString(16)}) differs from the master's`,
-    );
-  }
+  if (fromSeq < wal.firstSeq) return { mode: 'snapshot', reason: `log trimmed: ${followerPos}, ${masterPos}` };
+  const entry = fromSeq <= wal.lastSeq ? await wal.entryAt(fromSeq) : undefined;
+  if (fromSeq <= wal.lastSeq && !entry) return { mode: 'snapshot', reason: `log trimmed: ${followerPos}, ${masterPos}` };
+  const continues = entry ? chainsFrom(entry, prevChecksum) : prevChecksum === wal.lastChecksum;
+  if (!continues) return { mode: 'snapshot', reason: `diverged: ${followerPos} has checksum ${prevChecksum.toString(16)}, not the master's; ${masterPos}` };
+  return { mode: 'log' };
 }
 
 /** Serves one Subscribe stream until the follower goes away or the master shuts down. */
@@ -65,29 +66,61 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const req = call.request;
   const followerId = parseFollowerId(req.followerId);
   const fromSeq = seqFromWire(req.fromSeq);
-  await checkPosition(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
+  const plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
   const record = registry.attach(followerId, call.getPeer(), req.readAddress, fromSeq);
   const flog = log.child({ followerId, peer: record.address });
-  flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString() }, 'follower subscribed');
   let cancelled = false;
   const onCancel = () => {
     cancelled = true;
     wal.wake(); // a stream parked in waitForCommit notices at once
   };
   call.on('cancelled', onCancel);
+  const live = () => !cancelled && !ctx.isClosing();
+  const send = async (msg: SubscribeResponse): Promise<boolean> => {
+    // Backpressure: never queue more until the transport has taken what we gave it.
+    if (!call.write(msg) && live()) await drainedOrCancelled(call);
+    return live();
+  };
   try {
-    call.write({ start: { historyId: wal.historyId, fromSeq: seqToWire(fromSeq), masterLastSeq: seqToWire(wal.lastSeq) } });
     let next = fromSeq;
+    let prevChecksum = req.prevChecksum;
+    const start = { historyId: wal.historyId, epoch: wal.epoch, masterLastSeq: seqToWire(wal.lastSeq) };
+    if (plan.mode === 'snapshot') {
+      const taken = await takeSnapshot(wal.db);
+      try {
+        registry.beginSnapshot(record, taken.seq);
+        flog.warn({ reason: plan.reason, snapshotSeq: taken.seq.toString() }, 'sending a snapshot');
+        await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: taken.info, reason: plan.reason } });
+        const { keys, digest } = await streamSnapshot(wal.db, taken, (pairs) => send({ snapshotChunk: { pairs } }), flog);
+        if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
+          registry.endSnapshot(record);
+          flog.info({ keys: keys.toString(), snapshotSeq: taken.seq.toString() }, 'snapshot sent; streaming the log after it');
+        }
+      } finally {
+        await taken.snapshot.close();
+      }
+      next = taken.seq + 1n;
+      prevChecksum = taken.info.checksum!;
+    } else {
+      registry.restoreSlot(record);
+      flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString() }, 'follower subscribed');
+      await send({ start: { ...start, fromSeq: seqToWire(fromSeq) } });
+    }
     let lastSendMs = Date.now();
-    while (!cancelled && !ctx.isClosing()) {
-      let ok: boolean;
+    while (live()) {
       if (next <= wal.lastSeq) {
         const entries = await wal.read(next, MAX_ENTRIES_PER_MESSAGE, MAX_BYTES_PER_MESSAGE);
-        if (cancelled) break;
-        ok = call.write({ entries: { entries, masterLastSeq: seqToWire(wal.lastSeq) } });
+        // Never serve past a bad entry: each one must chain from the one before.
+        for (const e of entries) {
+          if (!chainsFrom(e, prevChecksum)) {
+            throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log entry ${next} does not chain from the entry before it; refusing to serve past it`);
+          }
+          prevChecksum = entryChecksum(e);
+          record.bytesSent += e.length;
+        }
         next += BigInt(entries.length);
         record.sentSeq = next - 1n;
-        for (const e of entries) record.bytesSent += e.length;
+        await send({ entries: { entries, masterLastSeq: seqToWire(wal.lastSeq) } });
       } else {
         // Caught up: park until the next commit, or send a heartbeat once idle long enough.
         const idleLeftMs = ctx.heartbeatIntervalMs - (Date.now() - lastSendMs);
@@ -95,11 +128,9 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
           await wal.waitForCommit(idleLeftMs);
           continue;
         }
-        ok = call.write({ heartbeat: { masterLastSeq: seqToWire(wal.lastSeq), masterTimeMs: String(Date.now()) } });
+        await send({ heartbeat: { masterLastSeq: seqToWire(wal.lastSeq), masterTimeMs: String(Date.now()) } });
       }
       lastSendMs = Date.now();
-      // Backpressure: never queue more until the transport has taken what we gave it.
-      if (!ok && !cancelled) await drainedOrCancelled(call);
     }
   } finally {
     call.off('cancelled', onCancel);
@@ -122,3 +153,4 @@ function drainedOrCancelled(call: SubscribeCall): Promise<void> {
     call.on('close', done);
   });
 }
+

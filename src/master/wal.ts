@@ -1,8 +1,10 @@
 import crypto from 'node:crypto';
-import { decodeEntry, entryChecksum, GENESIS_CHECKSUM } from '../common/entry-codec.js';
+import { entryChecksum } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
-import type { Store, StoreSnapshot } from '../common/store.js';
+import type { Logger } from '../common/logger.js';
+import { u32, type Store, type StoreSnapshot } from '../common/store.js';
+import { truncateLogFrom, verifyLog } from './log-verify.js';
 import { TailCache } from './tail-cache.js';
 
 export const HISTORY_ID_BYTES = 16;
@@ -22,28 +24,57 @@ export class Wal {
   private constructor(
     readonly db: Store,
     readonly historyId: Buffer,
+    readonly epoch: number,
     public firstSeq: bigint,
     public lastSeq: bigint,
     public lastChecksum: number,
     public lastCommitTimeMs: number,
   ) {}
 
-  /** Recovers positions from the store, creating a new history for a new store. */
-  static async open(db: Store): Promise<Wal> {
+  /**
+   * Recovers positions from the store, creating a new history for a new store. The whole
+   * log is verified first: a corrupt entry stops the start with CORRUPT_ENTRY (nothing is
+   * served past it), unless repairLog asks to drop the log from that entry on and start a
+   * new history (followers then resynchronise by snapshot).
+   */
+  static async open(db: Store, { repairLog = false, log }: { repairLog?: boolean; log?: Logger } = {}): Promise<Wal> {
     let historyId = await db.get(metaKey(MetaName.HISTORY_ID));
-    const first = await edgeEntry(db, false);
-    const last = await edgeEntry(db, true);
+    const epochBuf = await db.get(metaKey(MetaName.EPOCH));
+    let v = await verifyLog(db);
     if (!historyId) {
-      if (last) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'the store has log entries but no history id');
+      if (v.lastSeq > 0n) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'the store has log entries but no history id');
       historyId = crypto.randomBytes(HISTORY_ID_BYTES);
-      await db.put(metaKey(MetaName.HISTORY_ID), historyId, { sync: true });
+      await db.batch(
+        [
+          { type: 'put', key: metaKey(MetaName.HISTORY_ID), value: historyId },
+          { type: 'put', key: metaKey(MetaName.EPOCH), value: u32(1) },
+        ],
+        { sync: true },
+      );
     }
-    if (!first || !last) return new Wal(db, historyId, 1n, 0n, GENESIS_CHECKSUM, 0);
-    const decoded = decodeEntry(last.value);
-    if (decoded.seq !== last.seq) {
-      throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log key ${last.seq} holds the entry of seq ${decoded.seq}`);
+    if (v.corrupt) {
+      const { seq, reason } = v.corrupt;
+      if (!repairLog) {
+        throw new ReplicatorError(
+          ErrorCode.CORRUPT_ENTRY,
+          `log entry ${seq} is corrupt (${reason}); the log is intact up to seq ${v.lastSeq}. ` +
+            'Refusing to serve past it; start with --repair-log to drop the log from that entry and start a new history',
+        );
+      }
+      historyId = crypto.randomBytes(HISTORY_ID_BYTES);
+      await truncateLogFrom(db, seq, historyId);
+      log?.warn({ corruptSeq: seq.toString(), reason, historyId: historyId.toString('hex') }, 'log repaired: dropped the log from the corrupt entry and started a new history');
+      v = await verifyLog(db);
     }
-    return new Wal(db, historyId, first.seq, last.seq, decoded.checksum, decoded.commitTimeMs);
+    const epoch = epochBuf ? epochBuf.readUInt32BE() : 1;
+    return new Wal(db, historyId, epoch, v.firstSeq, v.lastSeq, v.lastChecksum, v.lastCommitTimeMs);
+  }
+
+  /** Called by the trimmer before it deletes entries below newFirstSeq. */
+  trimmedTo(newFirstSeq: bigint): void {
+    // Invariant: the newest entry is never trimmed, so lastSeq stays served.
+    if (newFirstSeq > this.lastSeq) throw new Error(`trim to ${newFirstSeq} past last seq ${this.lastSeq}`);
+    if (newFirstSeq > this.firstSeq) this.firstSeq = newFirstSeq;
   }
 
   /** Called by the single writer once entries [fromSeq, fromSeq + n) are durable. */
@@ -115,16 +146,6 @@ export class Wal {
 
 function logTrimmed(fromSeq: bigint, firstSeq: bigint): ReplicatorError {
   return new ReplicatorError(ErrorCode.LOG_TRIMMED, `seq ${fromSeq} is no longer in the master's log, which starts at seq ${firstSeq}`);
-}
-
-async function edgeEntry(db: Store, reverse: boolean): Promise<{ seq: bigint; value: Buffer } | undefined> {
-  const it = db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END, reverse, limit: 1 });
-  try {
-    const row = await it.next();
-    return row ? { seq: seqOfLogKey(row[0]), value: row[1] } : undefined;
-  } finally {
-    await it.close();
-  }
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

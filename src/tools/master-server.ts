@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
-import { DEFAULT_DATA_ROOT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MASTER_ADDRESS, masterDataDir, parseAddress, parsePositiveInt } from '../common/config.js';
+import { DEFAULT_DATA_ROOT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MASTER_ADDRESS, masterDataDir, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
 import { ExitCode } from '../common/errors.js';
 import { untilSignal } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
@@ -18,6 +18,13 @@ await runCli(NAME, async () => {
       sync: { type: 'boolean', default: true, env: 'LR_MASTER_SYNC', describe: 'fsync each group commit before acknowledging it; --no-sync is faster but a power loss can lose acknowledged writes' },
       'max-group-entries': { type: 'number', default: 10_000, env: 'LR_MAX_GROUP_ENTRIES', describe: 'Most writes (seqs) committed together in one batch and one fsync' },
       'heartbeat-interval-ms': { type: 'number', default: DEFAULT_HEARTBEAT_INTERVAL_MS, env: 'LR_HEARTBEAT_INTERVAL_MS', describe: 'Idle time after which a heartbeat is sent on each follower stream' },
+      'retain-entries': { type: 'number', default: 100_000, env: 'LR_RETAIN_ENTRIES', describe: 'Log retention: always keep at least the newest this many entries' },
+      'retain-age-ms': { type: 'number', default: 0, env: 'LR_RETAIN_AGE_MS', describe: 'Log retention: also keep entries younger than this (0: no age rule)' },
+      'retain-bytes': { type: 'number', default: 0, env: 'LR_RETAIN_BYTES', describe: 'Log retention: also keep the newest entries up to this many bytes on disk (0: no bytes rule)' },
+      'slot-max-lag-entries': { type: 'number', default: 10_000_000, env: 'LR_SLOT_MAX_LAG_ENTRIES', describe: 'Retention cap: the log stops waiting for a follower this many entries behind (it gets a snapshot later)' },
+      'slot-max-lag-bytes': { type: 'number', default: 1024 ** 3, env: 'LR_SLOT_MAX_LAG_BYTES', describe: 'Retention cap in bytes of log on disk (0: no bytes cap)' },
+      'trim-interval-ms': { type: 'number', default: 1_000, env: 'LR_TRIM_INTERVAL_MS', describe: 'How often the log is trimmed' },
+      'repair-log': { type: 'boolean', default: false, env: 'LR_REPAIR_LOG', describe: 'If a log entry is corrupt, drop the log from it on and start a new history (followers resync by snapshot) instead of refusing to start' },
       ...LOG_LEVEL_OPTION,
     },
   ).parse();
@@ -29,6 +36,15 @@ await runCli(NAME, async () => {
     sync: argv.sync as boolean,
     maxGroupEntries: parsePositiveInt(argv['max-group-entries'], '--max-group-entries'),
     heartbeatIntervalMs: parsePositiveInt(argv['heartbeat-interval-ms'], '--heartbeat-interval-ms'),
+    retention: {
+      retainEntries: BigInt(parsePositiveInt(argv['retain-entries'], '--retain-entries')),
+      retainAgeMs: parseNonNegativeInt(argv['retain-age-ms'], '--retain-age-ms'),
+      retainBytes: parseNonNegativeInt(argv['retain-bytes'], '--retain-bytes'),
+      slotMaxLagEntries: BigInt(parsePositiveInt(argv['slot-max-lag-entries'], '--slot-max-lag-entries')),
+      slotMaxLagBytes: parseNonNegativeInt(argv['slot-max-lag-bytes'], '--slot-max-lag-bytes'),
+      trimIntervalMs: parsePositiveInt(argv['trim-interval-ms'], '--trim-interval-ms'),
+    },
+    repairLog: argv['repair-log'] as boolean,
     log,
   });
   let fatal = false;

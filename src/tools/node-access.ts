@@ -8,7 +8,7 @@ import type { GetResponse__Output } from '../common/generated/levelreplicator/v1
 import { callUnary, storeClient, type Peer } from '../common/rpc-client.js';
 import { seqFromWire } from '../common/seq.js';
 import { openStore, type Store, type StoreSnapshot } from '../common/store.js';
-import { appliedSeqAt, FOLLOWER_DATA_GEN } from '../follower/applier.js';
+import { appliedSeqAt, dataGenAt } from '../follower/applier.js';
 import { MASTER_DATA_GEN } from '../master/group-commit.js';
 import { lastSeqAt } from '../master/wal.js';
 
@@ -36,7 +36,7 @@ function label(node: NodeRef): string {
 async function withNode<T>(
   node: NodeRef,
   online: (client: ReturnType<typeof storeClient>, peer: Peer) => Promise<T>,
-  offline: (db: Store, seqAt: (s: StoreSnapshot) => Promise<bigint>, gen: number) => Promise<T>,
+  offline: (db: Store, seqAt: (s: StoreSnapshot) => Promise<bigint>, genAt: (s: StoreSnapshot) => Promise<number>) => Promise<T>,
 ): Promise<T> {
   const endpoint = readEndpoint(node.dataDir);
   if (endpoint) {
@@ -67,8 +67,8 @@ async function withNode<T>(
   }
   try {
     return node.role === 'master'
-      ? await offline(db, (s) => lastSeqAt(db, s), MASTER_DATA_GEN)
-      : await offline(db, (s) => appliedSeqAt(db, s), FOLLOWER_DATA_GEN);
+      ? await offline(db, (s) => lastSeqAt(db, s), async () => MASTER_DATA_GEN)
+      : await offline(db, (s) => appliedSeqAt(db, s), (s) => dataGenAt(db, s));
   } finally {
     await db.close();
   }
@@ -87,10 +87,10 @@ export function readKey(node: NodeRef, key: Buffer, timeoutMs: number): Promise<
       const res = await callUnary<GetResponse__Output>((o, cb) => client.Get({ key }, o, cb), timeoutMs, peer);
       return { value: res.found ? res.value : undefined, seq: seqFromWire(res.appliedSeq), via: 'rpc' };
     },
-    async (db, seqAt, gen) => {
+    async (db, seqAt, genAt) => {
       const snapshot = db.snapshot();
       try {
-        const value = await db.get(dataKey(gen, key), { snapshot });
+        const value = await db.get(dataKey(await genAt(snapshot), key), { snapshot });
         return { value, seq: await seqAt(snapshot), via: 'store' };
       } finally {
         await snapshot.close();
@@ -106,10 +106,10 @@ export function digestNode(node: NodeRef, timeoutMs: number): Promise<StoreDiges
       const res = await callUnary<DigestResponse__Output>((o, cb) => client.Digest({}, o, cb), timeoutMs, peer);
       return { digest: res.digest, seq: seqFromWire(res.seq), keys: seqFromWire(res.keys), via: 'rpc' as const };
     },
-    async (db, seqAt, gen) => {
+    async (db, seqAt, genAt) => {
       const snapshot = db.snapshot();
       try {
-        const { digest, keys } = await digestData(db, snapshot, gen);
+        const { digest, keys } = await digestData(db, snapshot, await genAt(snapshot));
         return { digest, keys, seq: await seqAt(snapshot), via: 'store' as const };
       } finally {
         await snapshot.close();

@@ -103,10 +103,11 @@ export class ServerProcess {
   }
 
   /** Waits for a log line with this msg; fails fast if the process exits first. */
-  async waitForLog(msg: string, timeoutMs = 20_000, from = 0): Promise<LogLine> {
+  async waitForLog(msg: string | RegExp, timeoutMs = 20_000, from = 0): Promise<LogLine> {
+    const matches = (l: LogLine) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg ?? ''));
     return waitFor(
       () => {
-        const hit = this.logs.slice(from).find((l) => l.msg === msg);
+        const hit = this.logs.slice(from).find(matches);
         if (hit) return hit;
         if (this.exited) throw new Error(`process exited before logging "${msg}"; stderr: ${this.stderr}; logs: ${JSON.stringify(this.logs.slice(-5))}`);
         return undefined;

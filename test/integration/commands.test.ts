@@ -91,7 +91,7 @@ describe('the four commands, as users type them', () => {
   it('a stopped follower catches up on restart, resuming from its applied seq', async () => {
     await push(['late', 'write']);
     f1 = await startFollower(1, f1Dir, master.address);
-    const subscribed = await f1.proc.waitForLog('connected to master; streaming');
+    const subscribed = await f1.proc.waitForLog(/^connected to master/);
     assert.equal(subscribed.fromSeq, '2504');
     await waitFor(async () => (await get('1', 'late')).stdout === 'write\n', 'late write to replicate');
   });

@@ -74,7 +74,7 @@ describe('crash recovery under concurrent load', () => {
     // way, however many reconnect attempts the restart took.
     const f2Logs = live.f2.proc.logs.map((l) => l.msg);
     assert.equal(f2Logs.filter((m) => m === 'disconnected from master; reconnecting with backoff').length, 1);
-    assert.equal(f2Logs.filter((m) => m === 'connected to master; streaming').length, 2);
+    assert.equal(f2Logs.filter((m) => m?.startsWith('connected to master')).length, 2);
     assert.ok(lastSeq >= BigInt(load.acked.length));
 
     // Digests of all three running nodes are equal, at the same seq.

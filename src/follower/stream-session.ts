@@ -1,0 +1,182 @@
+import type * as grpc from '@grpc/grpc-js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
+import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1/SnapshotEnd.js';
+import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
+import type { Logger } from '../common/logger.js';
+import { seqFromWire } from '../common/seq.js';
+import type { Store } from '../common/store.js';
+import type { Applier } from './applier.js';
+import type { Progress } from './progress.js';
+import { SnapshotReceiver } from './snapshot-receiver.js';
+
+/** Pause the stream (HTTP/2 flow control then holds the master back) above this many queued entries/pairs. */
+const PAUSE_ABOVE = 20_000;
+const RESUME_BELOW = 5_000;
+/** Entries applied per LevelDB batch. */
+const MAX_APPLY_ENTRIES = 10_000;
+
+type Item =
+  | { kind: 'entries'; entries: Buffer[] }
+  | { kind: 'chunk'; pairs: KeyValue__Output[] }
+  | { kind: 'snapshot-end'; end: SnapshotEnd__Output };
+
+export interface SessionEvents {
+  /** The master accepted the stream (log or snapshot). */
+  onStart(mode: 'log' | 'snapshot', details: Record<string, unknown>): void;
+  onApplied(appliedSeq: bigint): void;
+  onHeartbeat(): void;
+  onMasterLastSeq(seq: bigint): void;
+}
+
+/**
+ * One Subscribe stream, from the request to its end. Messages are queued and applied
+ * strictly in order by one loop: snapshot chunks into the staging generation, then the
+ * snapshot switch, then log entries (many per batch). Resolves when the stream ended
+ * and everything received was applied; rejects with why it failed.
+ */
+export function runStreamSession(
+  call: grpc.ClientReadableStream<SubscribeResponse__Output>,
+  ctx: { db: Store; applier: Applier; fromSeq: bigint; heartbeatTimeoutMs: number; progress: Progress; log: Logger; events: SessionEvents },
+): Promise<void> {
+  const { applier, events, log, progress } = ctx;
+  return new Promise<void>((resolve, reject) => {
+    const queue: Item[] = [];
+    let queued = 0;
+    let historyId: Buffer | undefined;
+    let snapshot: SnapshotReceiver | undefined;
+    let applying = false;
+    let paused = false;
+    let failure: unknown;
+    let ended = false;
+    let watchdog: NodeJS.Timeout | undefined;
+    let masterLastSeq = 0n;
+
+    const fail = (err: unknown) => {
+      failure ??= err;
+      call.cancel();
+    };
+    const armWatchdog = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(
+        () => fail(new ReplicatorError(ErrorCode.MASTER_UNAVAILABLE, `no message from the master for ${ctx.heartbeatTimeoutMs} ms`)),
+        ctx.heartbeatTimeoutMs,
+      );
+    };
+    const finish = () => {
+      if (!ended || applying) return;
+      clearTimeout(watchdog);
+      if (snapshot) {
+        // Interrupted: the staging generation is garbage; the live data is untouched.
+        applier.clearGenerationLater(snapshot.gen, (err) => log.warn({ err: (err as Error).message }, 'could not clear an interrupted snapshot'));
+        progress.finish();
+      }
+      if (failure) reject(failure);
+      else resolve();
+    };
+    const push = (item: Item, weight: number) => {
+      queue.push(item);
+      queued += weight;
+      if (!paused && queued > PAUSE_ABOVE) {
+        paused = true;
+        call.pause();
+      }
+      void applyLoop();
+    };
+
+    const applyOne = async (): Promise<void> => {
+      const head = queue[0];
+      if (head.kind === 'entries') {
+        // Coalesce consecutive entry messages into one batch.
+        const batch: Buffer[] = [];
+        while (queue.length > 0 && queue[0].kind === 'entries' && batch.length < MAX_APPLY_ENTRIES) {
+          batch.push(...(queue.shift() as Extract<Item, { kind: 'entries' }>).entries);
+        }
+        await applier.apply(batch, historyId!);
+        queued -= batch.length;
+        events.onApplied(applier.appliedSeq);
+        progress.applied(applier.appliedSeq, masterLastSeq);
+        return;
+      }
+      queue.shift();
+      if (!snapshot) throw new ReplicatorError(ErrorCode.INTERNAL, 'snapshot data outside a snapshot');
+      await snapshot.begin();
+      if (head.kind === 'chunk') {
+        await snapshot.add(head.pairs);
+        queued -= head.pairs.length;
+        progress.snapshotProgress(snapshot.keys, snapshot.bytes);
+        return;
+      }
+      const replaced = await snapshot.finish(head.end);
+      log.info({ snapshotSeq: snapshot.seq.toString(), keys: snapshot.keys.toString(), bytes: snapshot.bytes }, 'snapshot installed; streaming the log after it');
+      progress.finish();
+      snapshot = undefined;
+      applier.clearGenerationLater(replaced, (err) => log.warn({ err: (err as Error).message }, 'could not clear replaced data'));
+      events.onApplied(applier.appliedSeq);
+    };
+
+    const applyLoop = async () => {
+      if (applying) return;
+      applying = true;
+      try {
+        while (queue.length > 0 && !failure) {
+          await applyOne();
+          if (paused && queued < RESUME_BELOW) {
+            paused = false;
+            call.resume();
+          }
+        }
+      } catch (err) {
+        queue.length = 0;
+        fail(err);
+      } finally {
+        applying = false;
+        finish();
+      }
+    };
+
+    armWatchdog();
+    call.on('data', (msg: SubscribeResponse__Output) => {
+      armWatchdog();
+      if (msg.start) {
+        const start = msg.start;
+        if (!start.snapshot && seqFromWire(start.fromSeq) !== ctx.fromSeq) {
+          return fail(new ReplicatorError(ErrorCode.SEQ_GAP, `master offered to stream from seq ${start.fromSeq}, we asked for ${ctx.fromSeq}`));
+        }
+        historyId = start.historyId;
+        masterLastSeq = seqFromWire(start.masterLastSeq);
+        events.onMasterLastSeq(masterLastSeq);
+        if (start.snapshot) {
+          snapshot = new SnapshotReceiver(ctx.db, applier, start.snapshot, start.historyId, start.epoch);
+          progress.snapshotStarted(snapshot.approxBytes);
+          events.onStart('snapshot', { reason: start.reason, snapshotSeq: start.snapshot.seq, appliedSeq: applier.appliedSeq.toString() });
+        } else {
+          events.onStart('log', { fromSeq: ctx.fromSeq.toString(), masterLastSeq: start.masterLastSeq });
+        }
+      } else if (msg.entries) {
+        if (!historyId) return fail(new ReplicatorError(ErrorCode.INTERNAL, 'entries before the stream start'));
+        masterLastSeq = seqFromWire(msg.entries.masterLastSeq);
+        events.onMasterLastSeq(masterLastSeq);
+        push({ kind: 'entries', entries: msg.entries.entries }, msg.entries.entries.length);
+      } else if (msg.snapshotChunk) {
+        push({ kind: 'chunk', pairs: msg.snapshotChunk.pairs }, msg.snapshotChunk.pairs.length);
+      } else if (msg.snapshotEnd) {
+        push({ kind: 'snapshot-end', end: msg.snapshotEnd }, 0);
+      } else if (msg.heartbeat) {
+        masterLastSeq = seqFromWire(msg.heartbeat.masterLastSeq);
+        events.onMasterLastSeq(masterLastSeq);
+        events.onHeartbeat();
+      }
+    });
+    call.on('error', (err: grpc.ServiceError) => {
+      // A cancel of ours surfaces here as CANCELLED; keep the reason we cancelled for.
+      failure ??= err;
+      ended = true;
+      finish();
+    });
+    call.on('end', () => {
+      ended = true;
+      finish();
+    });
+  });
+}

@@ -1,0 +1,145 @@
+import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
+import { LOG_PREFIX_END, logKey, metaKey, MetaName } from '../common/keys.js';
+import type { Logger } from '../common/logger.js';
+import type { BatchOp, Store } from '../common/store.js';
+import type { FollowerRegistry } from './follower-registry.js';
+import { encodeLogBase } from './log-verify.js';
+import type { Wal } from './wal.js';
+
+export interface RetentionPolicy {
+  /** Always keep at least the newest this many entries. */
+  retainEntries: bigint;
+  /** Also keep entries younger than this (0: no age rule). */
+  retainAgeMs: number;
+  /** Also keep the newest entries up to this many bytes on disk (0: no bytes rule). */
+  retainBytes: number;
+  /** A follower further behind than this many entries loses its slot. */
+  slotMaxLagEntries: bigint;
+  /** ... or further behind than this many bytes of log on disk (0: no bytes cap). */
+  slotMaxLagBytes: number;
+  trimIntervalMs: number;
+}
+
+/** Entries deleted per batch: small batches keep each LevelDB write short, so writes never stall behind a trim. */
+export const TRIM_CHUNK_ENTRIES = 1_000n;
+
+/**
+ * Trims the master's log. An entry is kept while any rule wants it: it is among the newest
+ * retainEntries, younger than retainAgeMs, within the newest retainBytes, or not yet
+ * applied by a follower whose slot holds. A slot stops holding (is lost, loudly) once its
+ * follower is more than slotMaxLagEntries / slotMaxLagBytes behind, so one dead follower
+ * cannot fill the disk; that follower gets a snapshot when it returns.
+ * The newest entry is never trimmed.
+ */
+export class LogRetention {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Store,
+    private readonly wal: Wal,
+    private readonly registry: FollowerRegistry,
+    private readonly policy: RetentionPolicy,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    const tick = () => {
+      this.running = this.runOnce()
+        .catch((err) => this.log.error({ err: (err as Error).message }, 'log trim failed; will retry'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.policy.trimIntervalMs);
+        });
+    };
+    this.timer = setTimeout(tick, this.policy.trimIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    // Keep the slots' latest positions across a clean restart.
+    const ops = this.registry.persistOps();
+    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+  }
+
+  /** One pass: enforce the slot cap, then trim in chunks up to the first entry to keep. */
+  async runOnce(): Promise<void> {
+    const { wal } = this;
+    const lastSeq = wal.lastSeq;
+    if (lastSeq === 0n) return;
+    await this.enforceSlotCap(lastSeq);
+    const keepFrom = await this.firstSeqToKeep(lastSeq);
+    while (wal.firstSeq < keepFrom && !this.stopped) {
+      const from = wal.firstSeq;
+      const to = from + TRIM_CHUNK_ENTRIES < keepFrom ? from + TRIM_CHUNK_ENTRIES : keepFrom; // exclusive
+      const boundary = await wal.entryAt(to - 1n);
+      if (!boundary) break; // already gone (a concurrent repair); the next pass recomputes
+      const ops: BatchOp[] = [];
+      for (let s = from; s < to; s++) ops.push({ type: 'del', key: logKey(s) });
+      ops.push({
+        type: 'put',
+        key: metaKey(MetaName.LOG_BASE),
+        value: encodeLogBase({ seq: to - 1n, checksum: entryChecksum(boundary), commitTimeMs: entryCommitTimeMs(boundary) }),
+      });
+      ops.push(...this.registry.persistOps());
+      // Readers learn the new first seq before the entries go, so nobody is offered a
+      // position that is about to disappear.
+      wal.trimmedTo(to);
+      await this.db.batch(ops, { sync: false });
+    }
+    const slotOps = this.registry.persistOps();
+    if (slotOps.length > 0) await this.db.batch(slotOps, { sync: false });
+  }
+
+  private async enforceSlotCap(lastSeq: bigint): Promise<void> {
+    const { policy } = this;
+    for (const r of this.registry.list()) {
+      if (r.slotLost) continue;
+      const lagEntries = lastSeq - r.appliedSeq;
+      let over = lagEntries > policy.slotMaxLagEntries;
+      let lagBytes = 0;
+      if (!over && policy.slotMaxLagBytes > 0 && lagEntries > 0n) {
+        lagBytes = await this.db.approximateSize(logKey(r.appliedSeq + 1n), LOG_PREFIX_END);
+        over = lagBytes > policy.slotMaxLagBytes;
+      }
+      if (over) {
+        this.registry.markSlotLost(r);
+        this.log.error(
+          { followerId: r.id, appliedSeq: r.appliedSeq.toString(), lastSeq: lastSeq.toString(), lagEntries: lagEntries.toString(), lagBytes },
+          `follower ${r.id} fell behind the retention cap; its slot is lost and the log no longer waits for it. It will be resynchronised by snapshot when it returns`,
+        );
+      }
+    }
+  }
+
+  private async firstSeqToKeep(lastSeq: bigint): Promise<bigint> {
+    const { policy, wal } = this;
+    let keep = lastSeq - policy.retainEntries + 1n;
+    for (const r of this.registry.list()) if (!r.slotLost && r.appliedSeq + 1n < keep) keep = r.appliedSeq + 1n;
+    if (policy.retainAgeMs > 0 && keep > wal.firstSeq) {
+      const cutoff = Date.now() - policy.retainAgeMs;
+      const byAge = await this.search(wal.firstSeq, keep, async (s) => entryCommitTimeMs((await wal.entryAt(s))!) >= cutoff);
+      if (byAge < keep) keep = byAge;
+    }
+    if (policy.retainBytes > 0 && keep > wal.firstSeq) {
+      // The first entry whose suffix fits in retainBytes, and one more so at least that many bytes stay.
+      const fits = await this.search(wal.firstSeq, keep, async (s) => (await this.db.approximateSize(logKey(s), LOG_PREFIX_END)) <= policy.retainBytes);
+      const byBytes = fits > wal.firstSeq ? fits - 1n : fits;
+      if (byBytes < keep) keep = byBytes;
+    }
+    if (keep > lastSeq) keep = lastSeq;
+    return keep < wal.firstSeq ? wal.firstSeq : keep;
+  }
+
+  /** The smallest s in [lo, hi) with wanted(s), assuming wanted is monotone; hi if none. */
+  private async search(lo: bigint, hi: bigint, wanted: (s: bigint) => Promise<boolean>): Promise<bigint> {
+    while (lo < hi) {
+      const mid = lo + (hi - lo) / 2n;
+      if (await wanted(mid)) hi = mid;
+      else lo = mid + 1n;
+    }
+    return lo;
+  }
+}
