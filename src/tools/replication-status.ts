@@ -25,7 +25,7 @@ await runCli(NAME, async () => {
       process.stdout.write(
         JSON.stringify(
           {
-            master: { address, historyId: s.historyId.toString('hex'), firstSeq: s.firstSeq, lastSeq: s.lastSeq, timeMs: now },
+            master: { address, historyId: s.historyId.toString('hex'), epoch: s.epoch, firstSeq: s.firstSeq, lastSeq: s.lastSeq, timeMs: now },
             followers: s.followers.map((f) => ({
               id: f.followerId,
               connected: f.connected,
@@ -35,6 +35,8 @@ await runCli(NAME, async () => {
               address: f.address,
               readAddress: f.readAddress,
               lastAckTimeMs: Number(f.lastAckTimeMs),
+              slotLost: f.slotLost,
+              snapshotting: f.snapshotting,
             })),
           },
           null,
@@ -44,18 +46,18 @@ await runCli(NAME, async () => {
       return;
     }
     const lines = [
-      `master ${address}  history ${s.historyId.toString('hex')}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}`,
+      `master ${address}  history ${s.historyId.toString('hex')} epoch ${s.epoch}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}`,
       '',
     ];
     if (s.followers.length === 0) {
-      lines.push('no followers have connected since the master started');
+      lines.push('no followers are registered');
     } else {
       const rows = [['FOLLOWER', 'STATE', 'APPLIED', 'LAG', 'LAG_MS', 'LAST_ACK', 'READ_ADDRESS']];
       for (const f of s.followers) {
         const ack = Number(f.lastAckTimeMs);
         rows.push([
           String(f.followerId),
-          f.connected ? 'connected' : 'disconnected',
+          [f.connected ? (f.snapshotting ? 'snapshot' : 'connected') : 'disconnected', f.slotLost ? 'SLOT-LOST' : ''].filter(Boolean).join(','),
           f.appliedSeq,
           f.lagEntries,
           f.lagMs,

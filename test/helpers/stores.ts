@@ -7,14 +7,18 @@ export interface StoreContents {
   appliedSeq?: bigint;
 }
 
-/** Reads every user key and value of a stopped node's store (generation gen). */
-export async function readStore(dataDir: string, gen = 0): Promise<StoreContents> {
+/** Reads every user key and value of a stopped node's store (its active data generation). */
+export async function readStore(dataDir: string): Promise<StoreContents & { gen: number; otherGenKeys: number }> {
   const db = await openStore(dataDir, { create: false });
   try {
+    const gen = (await db.get(metaKey(MetaName.DATA_GEN)))?.readUInt32BE() ?? 0;
     const data = new Map<string, string>();
     for await (const [k, v] of db.iterator(dataRange(gen))) data.set(k.subarray(5).toString('latin1'), v.toString('latin1'));
+    // Keys of any other generation: leftovers of an interrupted or replaced snapshot.
+    let otherGenKeys = 0;
+    for await (const k of db.keys({ gte: dataRange(0).gte, lt: dataRange(0xffffffff).lt })) if (k.readUInt32BE(1) !== gen) otherGenKeys++;
     const applied = await db.get(metaKey(MetaName.APPLIED_SEQ));
-    return { data, appliedSeq: applied?.readBigUInt64BE() };
+    return { data, appliedSeq: applied?.readBigUInt64BE(), gen, otherGenKeys };
   } finally {
     await db.close();
   }

@@ -1,35 +1,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { callUnary, masterClient } from '../../src/common/rpc-client.js';
-import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
+import { waitConverged } from '../helpers/cluster.js';
 import { LoadGenerator } from '../helpers/load.js';
-import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
+import { runTool, startFollower, startMaster, tempDir, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 import { diffStores, readStore } from '../helpers/stores.js';
-
-async function status(address: string): Promise<StatusResponse__Output> {
-  const client = masterClient(address);
-  try {
-    return await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), 2_000, { role: 'master', address });
-  } finally {
-    client.close();
-  }
-}
-
-/** Polls until every listed follower reports the master's last seq as applied. */
-async function waitConverged(address: string, ids: number[]): Promise<bigint> {
-  const s = await waitFor(
-    async () => {
-      const s = await status(address);
-      const done = ids.every((id) => s.followers.some((f) => f.followerId === id && f.connected && f.appliedSeq === s.lastSeq));
-      return done ? s : undefined;
-    },
-    `followers ${ids.join(', ')} to apply everything`,
-    60_000,
-    100,
-  );
-  return BigInt(s.lastSeq);
-}
 
 describe('crash recovery under concurrent load', () => {
   const root = tempDir();
