@@ -17,6 +17,7 @@ export interface FollowerOptions {
   listen: string;
   sync: boolean;
   heartbeatTimeoutMs: number;
+  progressIntervalMs: number;
   log: Logger;
 }
 
@@ -55,6 +56,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       masterAddress: opts.masterAddress,
       readAddress,
       heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
+      progressIntervalMs: opts.progressIntervalMs,
       log,
     });
     subscriber.start();

@@ -1,8 +1,8 @@
 import cliProgress from 'cli-progress';
 import type { Logger } from '../common/logger.js';
 
-/** Progress lines go to the log this often when stderr is not a terminal. */
-const LOG_EVERY_MS = 5_000;
+/** Progress lines go to the log this often (by default) when stderr is not a terminal. */
+export const DEFAULT_PROGRESS_INTERVAL_MS = 5_000;
 /** Catch-up progress is shown only when the follower is at least this far behind. */
 const CATCH_UP_MIN_ENTRIES = 10_000n;
 
@@ -19,6 +19,7 @@ export class Progress {
 
   constructor(
     private readonly log: Logger,
+    private readonly intervalMs = DEFAULT_PROGRESS_INTERVAL_MS,
     private readonly tty = Boolean(process.stderr.isTTY),
   ) {}
 
@@ -86,7 +87,7 @@ export class Progress {
       return;
     }
     const now = Date.now();
-    if (now - this.lastLogMs < LOG_EVERY_MS) return;
+    if (now - this.lastLogMs < this.intervalMs) return;
     this.lastLogMs = now;
     this.log.info({ phase: this.phase!.kind, ...logFields() }, 'progress');
   }

@@ -18,6 +18,7 @@ export interface SubscriberOptions {
   masterAddress: string;
   readAddress: string;
   heartbeatTimeoutMs: number;
+  progressIntervalMs: number;
   log: Logger;
 }
 
@@ -45,7 +46,7 @@ export class Subscriber {
     private readonly opts: SubscriberOptions,
   ) {
     this.acks = new AckReporter(client, opts.followerId, opts.log);
-    this.progress = new Progress(opts.log);
+    this.progress = new Progress(opts.log, opts.progressIntervalMs);
   }
 
   start(): void {

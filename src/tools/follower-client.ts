@@ -13,6 +13,7 @@ import {
 import { untilSignal } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { startFollower } from '../follower/follower-node.js';
+import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
 
 const NAME = 'follower-client';
 
@@ -30,6 +31,7 @@ await runCli(NAME, async () => {
       'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)' },
       sync: { type: 'boolean', default: true, env: 'LR_FOLLOWER_SYNC', describe: 'fsync each applied batch; --no-sync is faster, and after a power loss the follower resumes from an earlier seq' },
       'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long' },
+      'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)' },
       ...LOG_LEVEL_OPTION,
     },
   ).parse();
@@ -42,6 +44,7 @@ await runCli(NAME, async () => {
     listen: parseAddress(argv.listen, { allowPortZero: true }),
     sync: argv.sync as boolean,
     heartbeatTimeoutMs: parsePositiveInt(argv['heartbeat-timeout-ms'], '--heartbeat-timeout-ms'),
+    progressIntervalMs: parsePositiveInt(argv['progress-interval-ms'], '--progress-interval-ms'),
     log,
   });
   await untilSignal(log, () => node.close());

@@ -62,10 +62,14 @@ describe('log retention and snapshot bootstrap', () => {
   it('a brand-new follower joins a master with 100,000 keys by snapshot, then goes live', { timeout: 240_000 }, async () => {
     const load = await push(['--stdin', '--concurrency', '2'], tsv(100_000, (i) => `bulk-${String(i).padStart(6, '0')}`, (i) => `value-${i}-${'x'.repeat(40)}`));
     assert.equal(load.code, 0, load.stderr);
-    const f2 = await start(2);
+    const f2 = await startFollower(2, dir('follower-2'), master.address, ['--progress-interval-ms', '100']);
+    followers.set(2, f2);
     const snap = await f2.proc.waitForLog('master is sending a snapshot');
     assert.match(String(snap.reason), /new follower/);
     await f2.proc.waitForLog('snapshot installed; streaming the log after it', 180_000);
+    const progress = f2.proc.logs.filter((l) => l.msg === 'progress' && l.phase === 'snapshot');
+    assert.ok(progress.length > 0, 'periodic progress lines while the snapshot streams');
+    assert.ok(progress.every((l) => typeof l.keys === 'string' && typeof l.keysPerSecond === 'number'));
     assert.equal((await push(['live', 'write'])).code, 0);
     await waitFor(async () => (await readVia(f2.readAddress, 'live')).value === 'write', 'live write on follower 2');
     await waitConverged(master.address, [1, 2], 120_000);
