@@ -31,8 +31,10 @@ export async function takeSnapshot(db: Store): Promise<TakenSnapshot> {
     const seq = await lastSeqAt(db, snapshot);
     const entry = seq === 0n ? undefined : await db.get(logKey(seq), { snapshot });
     if (seq > 0n && !entry) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `snapshot at seq ${seq} has no log entry for it`);
+    // A progress estimate only: table files (compressed) plus the memtable, which
+    // approximateSize does not see and which holds all of a young store's data.
     const range = dataRange(MASTER_DATA_GEN);
-    const approxBytes = await db.approximateSize(range.gte, range.lt);
+    const approxBytes = (await db.approximateSize(range.gte, range.lt)) + Number(db.getProperty('leveldb.approximate-memory-usage') || 0);
     return {
       snapshot,
       seq,
