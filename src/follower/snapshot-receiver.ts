@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import { PairHasher } from '../common/digest.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey } from '../common/keys.js';
 import { seqFromWire } from '../common/seq.js';
@@ -19,8 +19,7 @@ export class SnapshotReceiver {
   readonly seq: bigint;
   keys = 0n;
   bytes = 0;
-  private readonly hash = crypto.createHash('sha256');
-  private readonly len = Buffer.allocUnsafe(4);
+  private readonly hash = new PairHasher();
   private lastKey: Buffer | undefined;
   private begun = false;
 
@@ -54,12 +53,7 @@ export class SnapshotReceiver {
         throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'snapshot pairs out of order');
       }
       this.lastKey = key;
-      this.len.writeUInt32BE(key.length);
-      this.hash.update(this.len);
-      this.hash.update(key);
-      this.len.writeUInt32BE(value.length);
-      this.hash.update(this.len);
-      this.hash.update(value);
+      this.hash.update(key, value);
       this.bytes += key.length + value.length;
       ops[i] = { type: 'put', key: dataKey(this.gen, key), value };
     }
@@ -71,7 +65,7 @@ export class SnapshotReceiver {
 
   /** Verifies the snapshot and makes it the follower's data; returns the replaced generation. */
   async finish(end: SnapshotEnd__Output): Promise<number> {
-    const digest = this.hash.digest('hex');
+    const digest = this.hash.digest();
     if (seqFromWire(end.keys) !== this.keys || end.digest !== digest) {
       throw new ReplicatorError(
         ErrorCode.CORRUPT_ENTRY,

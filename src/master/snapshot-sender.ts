@@ -1,7 +1,7 @@
-import crypto from 'node:crypto';
 import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataRange, logKey } from '../common/keys.js';
+import { PairHasher } from '../common/digest.js';
+import { dataRange, logKey, userKeyOf } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
 import { seqToWire } from '../common/seq.js';
 import type { Store, StoreSnapshot } from '../common/store.js';
@@ -62,8 +62,7 @@ export async function streamSnapshot(
   send: (pairs: KeyValue[]) => Promise<boolean>,
   log: Logger,
 ): Promise<{ keys: bigint; digest: string }> {
-  const hash = crypto.createHash('sha256');
-  const len = Buffer.allocUnsafe(4);
+  const hash = new PairHasher();
   let keys = 0n;
   const it = db.iterator({ ...dataRange(MASTER_DATA_GEN), snapshot: taken.snapshot });
   try {
@@ -72,13 +71,8 @@ export async function streamSnapshot(
     for (;;) {
       const rows = await it.nextv(SNAPSHOT_CHUNK_PAIRS);
       for (const [k, v] of rows) {
-        const key = k.subarray(5);
-        len.writeUInt32BE(key.length);
-        hash.update(len);
-        hash.update(key);
-        len.writeUInt32BE(v.length);
-        hash.update(len);
-        hash.update(v);
+        const key = userKeyOf(k);
+        hash.update(key, v);
         pairs.push({ key, value: v });
         bytes += key.length + v.length;
         if (pairs.length >= SNAPSHOT_CHUNK_PAIRS || bytes >= SNAPSHOT_CHUNK_BYTES) {
@@ -98,5 +92,5 @@ export async function streamSnapshot(
     await it.close();
   }
   log.debug({ keys: keys.toString(), seq: taken.seq.toString() }, 'snapshot streamed');
-  return { keys, digest: hash.digest('hex') };
+  return { keys, digest: hash.digest() };
 }
