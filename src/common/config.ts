@@ -36,7 +36,7 @@ export function parseAddress(raw: unknown, { allowPortZero = false } = {}): stri
   if (!m || port > 65535 || (port === 0 && !allowPortZero)) {
     throw new ReplicatorError(
       ErrorCode.INVALID_ADDRESS,
-      `address must be host:port${allowPortZero ? ' (port 0 picks a free port)' : ''}, got ${JSON.stringify(s)}`,
+      `address must be host:port${allowPortZero ? ' (port 0 picks a free port)' : ''}, got ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)}`,
     );
   }
   return s;

@@ -11,6 +11,8 @@ export interface Endpoint {
   role: 'master' | 'follower';
   address: string;
   startedAt: string;
+  /** The server speaks TLS there (absent in files of older versions: plaintext). */
+  tls?: boolean;
 }
 
 function fileOf(dataDir: string): string {

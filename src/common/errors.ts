@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { lastConnectionError, tlsFailureHint } from './transport-errors.js';
 
 /**
  * Stable error codes. Messages may change between versions; codes do not.
@@ -28,6 +29,11 @@ export const ErrorCode = {
   CORRUPT_ENTRY: 'CORRUPT_ENTRY',
   STORE_FAILED: 'STORE_FAILED',
   SHUTTING_DOWN: 'SHUTTING_DOWN',
+  MALFORMED_REQUEST: 'MALFORMED_REQUEST',
+  NOT_A_DATA_DIR: 'NOT_A_DATA_DIR',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  PERMISSION_DENIED: 'PERMISSION_DENIED',
+  TLS_FAILED: 'TLS_FAILED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -55,6 +61,11 @@ const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   CORRUPT_ENTRY: grpc.status.DATA_LOSS,
   STORE_FAILED: grpc.status.INTERNAL,
   SHUTTING_DOWN: grpc.status.UNAVAILABLE,
+  MALFORMED_REQUEST: grpc.status.INVALID_ARGUMENT,
+  NOT_A_DATA_DIR: grpc.status.FAILED_PRECONDITION,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
+  PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  TLS_FAILED: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };
 
@@ -66,6 +77,7 @@ export const ExitCode = {
   UNAVAILABLE: 3,
   STORE: 4,
   REFUSED: 5,
+  NOT_AUTHORIZED: 6,
   INTERNAL: 70,
 } as const;
 
@@ -92,6 +104,11 @@ const EXIT_CODE: Record<ErrorCode, number> = {
   CORRUPT_ENTRY: ExitCode.STORE,
   STORE_FAILED: ExitCode.STORE,
   SHUTTING_DOWN: ExitCode.UNAVAILABLE,
+  MALFORMED_REQUEST: ExitCode.USAGE,
+  NOT_A_DATA_DIR: ExitCode.STORE,
+  UNAUTHENTICATED: ExitCode.NOT_AUTHORIZED,
+  PERMISSION_DENIED: ExitCode.NOT_AUTHORIZED,
+  TLS_FAILED: ExitCode.NOT_AUTHORIZED,
   INTERNAL: ExitCode.INTERNAL,
 };
 
@@ -141,8 +158,17 @@ export function fromServiceError(err: unknown, peer: { role: 'master' | 'followe
   }
   const unavailable = peer.role === 'master' ? ErrorCode.MASTER_UNAVAILABLE : ErrorCode.FOLLOWER_UNAVAILABLE;
   switch (se.code) {
-    case grpc.status.UNAVAILABLE:
-      return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${se.details}`, { cause: err });
+    case grpc.status.UNAVAILABLE: {
+      const reason = lastConnectionError(se.details);
+      const tlsHint = tlsFailureHint(se.details);
+      if (tlsHint) return new ReplicatorError(ErrorCode.TLS_FAILED, `TLS with the ${peer.role} at ${peer.address} failed: ${reason}; ${tlsHint}`, { cause: err });
+      const hint = /Failed to connect/i.test(reason) ? ' (it closed the connection: a TLS/plaintext mismatch, or a client certificate it does not accept?)' : '';
+      return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${reason}${hint}`, { cause: err });
+    }
+    case grpc.status.UNAUTHENTICATED:
+      return new ReplicatorError(ErrorCode.UNAUTHENTICATED, `${peer.role} at ${peer.address} refused the call: ${se.details}`, { cause: err });
+    case grpc.status.PERMISSION_DENIED:
+      return new ReplicatorError(ErrorCode.PERMISSION_DENIED, `${peer.role} at ${peer.address} refused the call: ${se.details}`, { cause: err });
     case grpc.status.DEADLINE_EXCEEDED:
       return new ReplicatorError(ErrorCode.DEADLINE_EXCEEDED, `${peer.role} at ${peer.address} did not answer in time`, { cause: err });
     case grpc.status.RESOURCE_EXHAUSTED:

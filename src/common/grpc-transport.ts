@@ -39,9 +39,9 @@ export function deadlineIn(ms: number): Date {
 }
 
 /** Binds and starts a server; resolves to the bound address (with the real port if 0 was asked). */
-export function bindServer(server: grpc.Server, address: string): Promise<string> {
+export function bindServer(server: grpc.Server, address: string, creds = grpc.ServerCredentials.createInsecure()): Promise<string> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(address, creds, (err, port) => {
       if (err) {
         const inUse = /EADDRINUSE|address already in use/i.test(err.message);
         reject(
@@ -73,6 +73,7 @@ export function shutdownServer(server: grpc.Server, graceMs = 2_000): Promise<vo
   });
 }
 
+/** Plaintext channel credentials (secured channels come from security.ts channelSetup). */
 export function credentials(): grpc.ChannelCredentials {
   return grpc.credentials.createInsecure();
 }

@@ -1,9 +1,10 @@
 import type * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from './errors.js';
-import { CHANNEL_OPTIONS, credentials, deadlineIn } from './grpc-transport.js';
+import { deadlineIn } from './grpc-transport.js';
 import type { MasterClient } from './generated/levelreplicator/v1/Master.js';
 import type { StoreClient } from './generated/levelreplicator/v1/Store.js';
 import { replicatorProto } from './proto.js';
+import { channelSetup, NO_CLIENT_SECURITY, type ClientSecurity } from './security.js';
 
 export interface Peer {
   role: 'master' | 'follower';
@@ -27,12 +28,13 @@ export function callUnary<Res>(
   });
 }
 
-export function masterClient(address: string): MasterClient {
-  const proto = replicatorProto();
-  return new proto.Master(address, credentials(), CHANNEL_OPTIONS);
+export function masterClient(address: string, security: ClientSecurity = NO_CLIENT_SECURITY): MasterClient {
+  const { credentials, options } = channelSetup(security);
+  return new (replicatorProto().Master)(address, credentials, options);
 }
 
-export function storeClient(address: string): StoreClient {
-  const proto = replicatorProto();
-  return new proto.Store(address, credentials(), CHANNEL_OPTIONS);
+/** tls: what the server speaks, when its endpoint file says so; otherwise the client's choice. */
+export function storeClient(address: string, security: ClientSecurity = NO_CLIENT_SECURITY, tls?: boolean): StoreClient {
+  const { credentials, options } = channelSetup(security, tls);
+  return new (replicatorProto().Store)(address, credentials, options);
 }

@@ -2,6 +2,7 @@ import { ErrorCode, ReplicatorError } from './errors.js';
 import { MutationKind, type Mutation } from './entry-codec.js';
 import {
   MAX_KEY_BYTES,
+  MAX_MUTATIONS_PER_REQUEST,
   MAX_MUTATIONS_PER_WRITE,
   MAX_REQUEST_BYTES,
   MAX_VALUE_BYTES,
@@ -33,12 +34,17 @@ export function validateWrites(writes: readonly Write__Output[]): { writes: Muta
     throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `${writes.length} writes in one request; the limit is ${MAX_WRITES_PER_REQUEST}`);
   }
   let bytes = 0;
+  let mutations = 0;
   const out: Mutation[][] = new Array(writes.length);
   for (let i = 0; i < writes.length; i++) {
     const ms = writes[i].mutations;
     if (ms.length === 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `write ${i} has no mutations`);
     if (ms.length > MAX_MUTATIONS_PER_WRITE) {
       throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `write ${i} has ${ms.length} mutations; the limit is ${MAX_MUTATIONS_PER_WRITE}`);
+    }
+    mutations += ms.length;
+    if (mutations > MAX_MUTATIONS_PER_REQUEST) {
+      throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `more than ${MAX_MUTATIONS_PER_REQUEST} mutations in one request`);
     }
     const muts: Mutation[] = new Array(ms.length);
     for (let j = 0; j < ms.length; j++) {

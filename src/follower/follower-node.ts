@@ -1,9 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
-import { bindServer, CHANNEL_OPTIONS, credentials, SERVER_OPTIONS, shutdownServer } from '../common/grpc-transport.js';
+import { bindServer, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { replicatorProto } from '../common/proto.js';
+import { masterClient } from '../common/rpc-client.js';
+import type { ClientSecurity, ServerSecurity } from '../common/security.js';
+import { createServer } from '../common/server-guard.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
@@ -19,6 +22,10 @@ export interface FollowerOptions {
   heartbeatTimeoutMs: number;
   progressIntervalMs: number;
   log: Logger;
+  /** TLS and tokens of the read service; plaintext and open when absent. */
+  security?: ServerSecurity;
+  /** How to connect to the master; plaintext without a token when absent. */
+  masterSecurity?: ClientSecurity;
 }
 
 export interface FollowerNode {
@@ -41,16 +48,17 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       'follower store opened',
     );
     const proto = replicatorProto();
-    server = new grpc.Server(SERVER_OPTIONS);
+    server = createServer(opts.security?.tokens, log);
     server.addService(
       proto.Store.service,
       storeHandlers({ db, genAt: (snapshot) => dataGenAt(db, snapshot), seqAt: (snapshot) => appliedSeqAt(db, snapshot) }),
     );
-    const readAddress = await bindServer(server, opts.listen);
-    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, startedAt: new Date().toISOString() });
-    log.info({ readAddress, masterAddress: opts.masterAddress }, 'follower serving reads');
+    const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);
+    const tls = opts.security?.tls ?? false;
+    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, startedAt: new Date().toISOString(), tls });
+    log.info({ readAddress, masterAddress: opts.masterAddress, tls, masterTls: Boolean(opts.masterSecurity?.tls) }, 'follower serving reads');
 
-    client = new proto.Master(opts.masterAddress, credentials(), CHANNEL_OPTIONS);
+    client = masterClient(opts.masterAddress, opts.masterSecurity);
     const subscriber = new Subscriber(client, db, applier, {
       followerId: opts.followerId,
       masterAddress: opts.masterAddress,

@@ -1,9 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { ReplicatorError } from '../common/errors.js';
-import { bindServer, SERVER_OPTIONS, shutdownServer } from '../common/grpc-transport.js';
+import { bindServer, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { replicatorProto } from '../common/proto.js';
+import type { ServerSecurity } from '../common/security.js';
+import { createServer } from '../common/server-guard.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
@@ -23,6 +25,8 @@ export interface MasterOptions {
   /** Drop the log from a corrupt entry on and start a new history, instead of refusing to start. */
   repairLog: boolean;
   log: Logger;
+  /** TLS and tokens; plaintext and open when absent. */
+  security?: ServerSecurity;
 }
 
 export interface MasterNode {
@@ -59,7 +63,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const registry = await FollowerRegistry.load(db);
     const retention = new LogRetention(db, wal, registry, opts.retention, log);
     const proto = replicatorProto();
-    server = new grpc.Server(SERVER_OPTIONS);
+    server = createServer(opts.security?.tokens, log);
     server.addService(
       proto.Master.service,
       masterHandlers({ wal, committer, registry, heartbeatIntervalMs: opts.heartbeatIntervalMs, isClosing: () => closing, log }),
@@ -68,10 +72,11 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
       proto.Store.service,
       storeHandlers({ db, genAt: async () => MASTER_DATA_GEN, seqAt: (snapshot) => lastSeqAt(db, snapshot) }),
     );
-    const address = await bindServer(server, opts.listen);
-    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, startedAt: new Date().toISOString() });
+    const address = await bindServer(server, opts.listen, opts.security?.credentials);
+    const tls = opts.security?.tls ?? false;
+    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, startedAt: new Date().toISOString(), tls });
     retention.start();
-    log.info({ address, sync: opts.sync }, 'master listening');
+    log.info({ address, sync: opts.sync, tls, clientAuth: opts.security?.clientAuth ?? false, tokens: Boolean(opts.security?.tokens) }, 'master listening');
 
     const srv = server;
     return {

@@ -42,7 +42,8 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
 
     Subscribe(call) {
       serveSubscription(call, ctx).catch((err) => {
-        log.warn({ followerId: call.request.followerId, code: err?.code, err: err?.message }, 'subscription refused or failed');
+        // debug: the server guard already logs every refused call once, at warn.
+        log.debug({ followerId: call.request.followerId, code: err?.code, err: err?.message }, 'subscription refused or failed');
         call.emit('error', toServiceError(err));
       });
     },

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { parseFollowerId } from '../common/config.js';
+import { parseAddress, parseFollowerId } from '../common/config.js';
 import { chainsFrom, entryChecksum, GENESIS_CHECKSUM } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -66,8 +66,10 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const req = call.request;
   const followerId = parseFollowerId(req.followerId);
   const fromSeq = seqFromWire(req.fromSeq);
+  // Shown by replication-status: only a plain host:port (or nothing) from the network.
+  const readAddress = req.readAddress === '' ? '' : parseAddress(req.readAddress);
   const plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
-  const record = registry.attach(followerId, call.getPeer(), req.readAddress, fromSeq);
+  const record = registry.attach(followerId, call.getPeer(), readAddress, fromSeq);
   const flog = log.child({ followerId, peer: record.address });
   let cancelled = false;
   const onCancel = () => {

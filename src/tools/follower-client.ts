@@ -1,5 +1,14 @@
 #!/usr/bin/env node
 import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
+import { checkDataDir } from '../common/data-dir.js';
+import {
+  CLIENT_SECURITY_OPTIONS,
+  clientSecurityFromArgv,
+  SERVER_SECURITY_OPTIONS,
+  serverSecurityFromArgv,
+  warnIfExposed,
+  withSecurityOptions,
+} from '../common/security.js';
 import {
   DEFAULT_DATA_ROOT,
   DEFAULT_FOLLOWER_LISTEN,
@@ -16,9 +25,11 @@ import { startFollower } from '../follower/follower-node.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
 
 const NAME = 'follower-client';
+/** The read service is a server (TLS files, client auth, token table); toward the master it is a client. */
+const FOLLOWER_SECURITY_OPTIONS = { ...SERVER_SECURITY_OPTIONS, ...CLIENT_SECURITY_OPTIONS };
 
 await runCli(NAME, async () => {
-  const argv = await addOptions(
+  const argv = await withSecurityOptions(addOptions(
     cli(NAME, '$0 <id> [options]\n\nRuns follower <id>: keeps its own store in step with the master and serves reads from it.').command(
       '$0 <id>',
       false,
@@ -34,18 +45,25 @@ await runCli(NAME, async () => {
       'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)' },
       ...LOG_LEVEL_OPTION,
     },
-  ).parse();
+  ), FOLLOWER_SECURITY_OPTIONS).parse();
   const followerId = parseFollowerId(argv.id);
   const log = createLogger(NAME, argv['log-level'] as string).child({ followerId });
+  const security = serverSecurityFromArgv(argv, log);
+  const masterSecurity = clientSecurityFromArgv(argv);
+  const dataDir = (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId);
+  checkDataDir(dataDir);
   const node = await startFollower({
     followerId,
-    dataDir: (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId),
+    dataDir,
     masterAddress: parseAddress(argv.master),
     listen: parseAddress(argv.listen, { allowPortZero: true }),
     sync: argv.sync as boolean,
     heartbeatTimeoutMs: parsePositiveInt(argv['heartbeat-timeout-ms'], '--heartbeat-timeout-ms'),
     progressIntervalMs: parsePositiveInt(argv['progress-interval-ms'], '--progress-interval-ms'),
     log,
+    security,
+    masterSecurity,
   });
+  warnIfExposed(NAME, node.readAddress, security, log);
   await untilSignal(log, () => node.close());
 });

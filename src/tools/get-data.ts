@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { addOptions, cli, runCli } from '../common/cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
 import { DEFAULT_DATA_ROOT, DEFAULT_TIMEOUT_MS, parseFollowerId, parsePositiveInt } from '../common/config.js';
 import { ExitCode } from '../common/errors.js';
 import { checkKey } from '../common/write-validation.js';
@@ -8,7 +9,7 @@ import { nodeRef, readKey } from './node-access.js';
 const NAME = 'get-data';
 
 await runCli(NAME, async () => {
-  const argv = await addOptions(
+  const argv = await withSecurityOptions(addOptions(
     cli(NAME, '$0 <id> <key> [options]\n\nPrints follower <id>\'s value for <key> (exit 0), or says it is not found (exit 1).\nAsks the running follower over its read service; reads its store directly when it is stopped.')
       .command('$0 <id> <key>', false, (y) =>
         y.positional('id', { type: 'string', describe: 'Follower id' }).positional('key', { type: 'string', describe: 'Key to read (UTF-8)' }),
@@ -19,12 +20,12 @@ await runCli(NAME, async () => {
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the read call' },
       seq: { type: 'boolean', default: false, env: 'LR_SHOW_SEQ', describe: 'Also print the follower\'s applied seq the answer was read at (on stderr)' },
     },
-  ).parse();
+  ), CLIENT_SECURITY_OPTIONS).parse();
   const followerId = parseFollowerId(argv.id);
   const key = Buffer.from(String(argv.key ?? ''), 'utf8');
   checkKey(key);
   const node = nodeRef(followerId, argv['data-root'] as string, argv['data-dir'] as string | undefined);
-  const res = await readKey(node, key, parsePositiveInt(argv['timeout-ms'], '--timeout-ms'));
+  const res = await readKey(node, key, parsePositiveInt(argv['timeout-ms'], '--timeout-ms'), clientSecurityFromArgv(argv));
   if (argv.seq) process.stderr.write(`appliedSeq=${res.seq} via=${res.via}\n`);
   if (res.value === undefined) {
     process.stderr.write(`${NAME}: key ${JSON.stringify(String(argv.key))} not found on follower ${followerId}\n`);

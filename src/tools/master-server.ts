@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
+import { checkDataDir } from '../common/data-dir.js';
+import { SERVER_SECURITY_OPTIONS, serverSecurityFromArgv, warnIfExposed, withSecurityOptions } from '../common/security.js';
 import { DEFAULT_DATA_ROOT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MASTER_ADDRESS, masterDataDir, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
 import { ExitCode } from '../common/errors.js';
 import { untilSignal } from '../common/lifecycle.js';
@@ -9,7 +11,7 @@ import { startMaster } from '../master/master-node.js';
 const NAME = 'master-server';
 
 await runCli(NAME, async () => {
-  const argv = await addOptions(
+  const argv = await withSecurityOptions(addOptions(
     cli(NAME, '$0 [options]\n\nRuns the master: owns the master store, takes writes, and streams its log to followers.'),
     {
       listen: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_LISTEN', describe: 'gRPC address to serve on (host:port; port 0 picks a free port)' },
@@ -27,11 +29,14 @@ await runCli(NAME, async () => {
       'repair-log': { type: 'boolean', default: false, env: 'LR_REPAIR_LOG', describe: 'If a log entry is corrupt, drop the log from it on and start a new history (followers resync by snapshot) instead of refusing to start' },
       ...LOG_LEVEL_OPTION,
     },
-  ).parse();
+  ), SERVER_SECURITY_OPTIONS).parse();
 
   const log = createLogger(NAME, argv['log-level'] as string);
+  const security = serverSecurityFromArgv(argv, log);
+  const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
+  checkDataDir(dataDir);
   const node = await startMaster({
-    dataDir: (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string),
+    dataDir,
     listen: parseAddress(argv.listen, { allowPortZero: true }),
     sync: argv.sync as boolean,
     maxGroupEntries: parsePositiveInt(argv['max-group-entries'], '--max-group-entries'),
@@ -46,7 +51,9 @@ await runCli(NAME, async () => {
     },
     repairLog: argv['repair-log'] as boolean,
     log,
+    security,
   });
+  warnIfExposed(NAME, node.address, security, log);
   let fatal = false;
   await Promise.race([
     untilSignal(log, () => node.close()),

@@ -6,6 +6,7 @@ import { dataKey } from '../common/keys.js';
 import type { DigestResponse__Output } from '../common/generated/levelreplicator/v1/DigestResponse.js';
 import type { GetResponse__Output } from '../common/generated/levelreplicator/v1/GetResponse.js';
 import { callUnary, storeClient, type Peer } from '../common/rpc-client.js';
+import type { ClientSecurity } from '../common/security.js';
 import { seqFromWire } from '../common/seq.js';
 import { openStore, type Store, type StoreSnapshot } from '../common/store.js';
 import { appliedSeqAt, dataGenAt } from '../follower/applier.js';
@@ -35,18 +36,21 @@ function label(node: NodeRef): string {
  */
 async function withNode<T>(
   node: NodeRef,
+  security: ClientSecurity,
   online: (client: ReturnType<typeof storeClient>, peer: Peer) => Promise<T>,
   offline: (db: Store, seqAt: (s: StoreSnapshot) => Promise<bigint>, genAt: (s: StoreSnapshot) => Promise<number>) => Promise<T>,
 ): Promise<T> {
   const endpoint = readEndpoint(node.dataDir);
+  let rpcFailure = '';
   if (endpoint) {
     const peer: Peer = { role: node.role, address: endpoint.address };
-    const client = storeClient(endpoint.address);
+    const client = storeClient(endpoint.address, security, endpoint.tls ?? false);
     try {
       return await online(client, peer);
     } catch (err) {
       const down = isReplicatorError(err) && (err.code === ErrorCode.MASTER_UNAVAILABLE || err.code === ErrorCode.FOLLOWER_UNAVAILABLE);
       if (!down) throw err;
+      rpcFailure = `: ${err.message}`;
       // Stale endpoint file (the process died): fall through to the store.
     } finally {
       client.close();
@@ -61,7 +65,7 @@ async function withNode<T>(
     }
     if (isReplicatorError(err, ErrorCode.DATA_DIR_LOCKED)) {
       const unavailable = node.role === 'master' ? ErrorCode.MASTER_UNAVAILABLE : ErrorCode.FOLLOWER_UNAVAILABLE;
-      throw new ReplicatorError(unavailable, `${label(node)} is running (its store is locked) but does not answer at ${endpoint?.address ?? 'any published address'}`);
+      throw new ReplicatorError(unavailable, `${label(node)} is running (its store is locked) but does not answer at ${endpoint?.address ?? 'any published address'}${rpcFailure}`);
     }
     throw err;
   }
@@ -80,9 +84,10 @@ export interface ReadResult {
   via: 'rpc' | 'store';
 }
 
-export function readKey(node: NodeRef, key: Buffer, timeoutMs: number): Promise<ReadResult> {
+export function readKey(node: NodeRef, key: Buffer, timeoutMs: number, security: ClientSecurity): Promise<ReadResult> {
   return withNode<ReadResult>(
     node,
+    security,
     async (client, peer) => {
       const res = await callUnary<GetResponse__Output>((o, cb) => client.Get({ key }, o, cb), timeoutMs, peer);
       return { value: res.found ? res.value : undefined, seq: seqFromWire(res.appliedSeq), via: 'rpc' };
@@ -99,9 +104,10 @@ export function readKey(node: NodeRef, key: Buffer, timeoutMs: number): Promise<
   );
 }
 
-export function digestNode(node: NodeRef, timeoutMs: number): Promise<StoreDigest & { via: 'rpc' | 'store' }> {
+export function digestNode(node: NodeRef, timeoutMs: number, security: ClientSecurity): Promise<StoreDigest & { via: 'rpc' | 'store' }> {
   return withNode<StoreDigest & { via: 'rpc' | 'store' }>(
     node,
+    security,
     async (client, peer) => {
       const res = await callUnary<DigestResponse__Output>((o, cb) => client.Digest({}, o, cb), timeoutMs, peer);
       return { digest: res.digest, seq: seqFromWire(res.seq), keys: seqFromWire(res.keys), via: 'rpc' as const };

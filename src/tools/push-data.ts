@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { addOptions, cli, runCli } from '../common/cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { Write } from '../common/generated/levelreplicator/v1/Write.js';
@@ -13,7 +14,7 @@ import { readPairBatches } from './bulk-reader.js';
 const NAME = 'push-data';
 
 await runCli(NAME, async () => {
-  const argv = await addOptions(
+  const argv = await withSecurityOptions(addOptions(
     cli(
       NAME,
       [
@@ -34,13 +35,13 @@ await runCli(NAME, async () => {
       concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)' },
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of each write call' },
     },
-  ).parse();
+  ), CLIENT_SECURITY_OPTIONS).parse();
   const address = parseAddress(argv.master);
   const peer: Peer = { role: 'master', address };
   const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
   const args = ((argv.args as string[] | undefined) ?? []).map(String);
 
-  const client = masterClient(address);
+  const client = masterClient(address, clientSecurityFromArgv(argv));
   const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes }, o, cb), timeoutMs, peer);
   try {
     const file = argv.file as string | undefined;

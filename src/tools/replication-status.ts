@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { addOptions, cli, runCli } from '../common/cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
 import type { StatusResponse__Output } from '../common/generated/levelreplicator/v1/StatusResponse.js';
 import { callUnary, masterClient } from '../common/rpc-client.js';
@@ -7,16 +8,16 @@ import { callUnary, masterClient } from '../common/rpc-client.js';
 const NAME = 'replication-status';
 
 await runCli(NAME, async () => {
-  const argv = await addOptions(
+  const argv = await withSecurityOptions(addOptions(
     cli(NAME, '$0 [options]\n\nShows the master\'s log position and, per follower: connected or not, applied seq, lag in entries and ms.'),
     {
       master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call' },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON' },
     },
-  ).parse();
+  ), CLIENT_SECURITY_OPTIONS).parse();
   const address = parseAddress(argv.master);
-  const client = masterClient(address);
+  const client = masterClient(address, clientSecurityFromArgv(argv));
   try {
     const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
     const s = await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), timeoutMs, { role: 'master', address });
