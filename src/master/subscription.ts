@@ -13,6 +13,13 @@ import type { Wal } from './wal.js';
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 1_000;
 export const MAX_BYTES_PER_MESSAGE = 1024 * 1024;
+/**
+ * Payload bytes (log entries, snapshot pairs) written to a stream but not yet taken by the
+ * transport. grpc-js queues up to
+ * 16 messages before write() returns false, i.e. up to 16 MiB per stream; a follower that
+ * stops reading (or a hostile client that never reads) holds at most this much instead.
+ */
+export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 export type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest__Output, SubscribeResponse>;
 
@@ -72,15 +79,25 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const record = registry.attach(followerId, call.getPeer(), readAddress, fromSeq);
   const flog = log.child({ followerId, peer: record.address });
   let cancelled = false;
+  let wakeWriter: (() => void) | undefined;
   const onCancel = () => {
     cancelled = true;
+    wakeWriter?.();
     wal.wake(); // a stream parked in waitForCommit notices at once
   };
   call.on('cancelled', onCancel);
   const live = () => !cancelled && !ctx.isClosing();
-  const send = async (msg: SubscribeResponse): Promise<boolean> => {
+  let unsent = 0; // Invariant: the payload bytes of messages whose write callback has not run yet.
+  const send = async (msg: SubscribeResponse, bytes = 0): Promise<boolean> => {
+    unsent += bytes;
+    const written = call.write(msg, () => {
+      unsent -= bytes;
+      wakeWriter?.();
+    });
     // Backpressure: never queue more until the transport has taken what we gave it.
-    if (!call.write(msg) && live()) await drainedOrCancelled(call);
+    if (!written && live()) await drainedOrCancelled(call);
+    // grpc-js skips write callbacks once a call is cancelled: onCancel wakes this wait too.
+    while (unsent > MAX_UNSENT_BYTES && live()) await new Promise<void>((resolve) => (wakeWriter = resolve));
     return live();
   };
   try {
@@ -93,7 +110,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         registry.beginSnapshot(record, taken.seq);
         flog.warn({ reason: plan.reason, snapshotSeq: taken.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: taken.info, reason: plan.reason } });
-        const { keys, digest } = await streamSnapshot(wal.db, taken, (pairs) => send({ snapshotChunk: { pairs } }), flog);
+        const { keys, digest } = await streamSnapshot(wal.db, taken, (pairs) => send({ snapshotChunk: { pairs } }, pairBytes(pairs)), flog);
         if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
           registry.endSnapshot(record);
           flog.info({ keys: keys.toString(), snapshotSeq: taken.seq.toString() }, 'snapshot sent; streaming the log after it');
@@ -113,16 +130,18 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       if (next <= wal.lastSeq) {
         const entries = await wal.read(next, MAX_ENTRIES_PER_MESSAGE, MAX_BYTES_PER_MESSAGE);
         // Never serve past a bad entry: each one must chain from the one before.
+        let bytes = 0;
         for (const e of entries) {
           if (!chainsFrom(e, prevChecksum)) {
             throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log entry ${next} does not chain from the entry before it; refusing to serve past it`);
           }
           prevChecksum = entryChecksum(e);
-          record.bytesSent += e.length;
+          bytes += e.length;
         }
+        record.bytesSent += bytes;
         next += BigInt(entries.length);
         record.sentSeq = next - 1n;
-        await send({ entries: { entries, masterLastSeq: seqToWire(wal.lastSeq) } });
+        await send({ entries: { entries, masterLastSeq: seqToWire(wal.lastSeq) } }, bytes);
       } else {
         // Caught up: park until the next commit, or send a heartbeat once idle long enough.
         const idleLeftMs = ctx.heartbeatIntervalMs - (Date.now() - lastSendMs);
@@ -140,6 +159,12 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
     flog.info({ sentSeq: record.sentSeq.toString(), cancelled }, 'follower stream ended');
   }
   if (!cancelled) call.end();
+}
+
+function pairBytes(pairs: readonly { key?: Buffer | Uint8Array | string | null; value?: Buffer | Uint8Array | string | null }[]): number {
+  let n = 0;
+  for (const p of pairs) n += (p.key?.length ?? 0) + (p.value?.length ?? 0);
+  return n;
 }
 
 function drainedOrCancelled(call: SubscribeCall): Promise<void> {
