@@ -5,7 +5,9 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { MAX_KEY_BYTES, MAX_MUTATIONS_PER_REQUEST, MAX_MUTATIONS_PER_WRITE, MAX_VALUE_BYTES, MAX_WRITES_PER_REQUEST } from '../../src/common/limits.js';
 import { MAX_SEQ } from '../../src/common/seq.js';
-import { encodeMaster, encodeStore, frame, MASTER, RawClient, rawHttp2Call, STORE } from '../helpers/raw-client.js';
+import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
+import type { SubscribeResponse__Output } from '../../src/common/generated/levelreplicator/v1/SubscribeResponse.js';
+import { decodeMasterResponse, encodeMaster, encodeStore, frame, MASTER, RawClient, rawHttp2Call, STORE } from '../helpers/raw-client.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
 /**
@@ -137,22 +139,29 @@ describe('hostile and malformed input', () => {
   });
 
   it('subscribe from seq 0, from 2^64-1, far ahead, with a foreign history, or with a bad id or read address', async () => {
+    const status = decodeMasterResponse('Status', (await raw.unary(MASTER.Status, Buffer.alloc(0))).res!) as StatusResponse__Output;
     const subscribe = (req: object) => raw.stream(MASTER.Subscribe, encodeMaster('Subscribe', { followerId: 77, readAddress: '127.0.0.1:1', ...req }));
+    const mine = { historyId: status.historyId, prevChecksum: 1 };
     const cases: [object, grpc.status, string][] = [
       [{ fromSeq: '0' }, grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT'],
-      [{ fromSeq: MAX_SEQ.toString() }, grpc.status.OUT_OF_RANGE, 'FOLLOWER_AHEAD'],
-      [{ fromSeq: '1000000' }, grpc.status.OUT_OF_RANGE, 'FOLLOWER_AHEAD'],
-      [{ fromSeq: '2', historyId: Buffer.alloc(16, 7), prevChecksum: 1 }, grpc.status.FAILED_PRECONDITION, 'HISTORY_MISMATCH'],
-      [{ fromSeq: '1', prevChecksum: 5 }, grpc.status.FAILED_PRECONDITION, 'HISTORY_MISMATCH'],
+      [{ fromSeq: MAX_SEQ.toString(), ...mine }, grpc.status.OUT_OF_RANGE, 'FOLLOWER_AHEAD'],
+      [{ fromSeq: '1000000', ...mine }, grpc.status.OUT_OF_RANGE, 'FOLLOWER_AHEAD'],
+      [{ fromSeq: '1', prevChecksum: 5 }, grpc.status.INVALID_ARGUMENT, 'INVALID_ARGUMENT'],
       [{ fromSeq: '1', followerId: 0 }, grpc.status.INVALID_ARGUMENT, 'INVALID_FOLLOWER_ID'],
       [{ fromSeq: '1', readAddress: `\u001b[2J${'x'.repeat(10_000)}` }, grpc.status.INVALID_ARGUMENT, 'INVALID_ADDRESS'],
     ];
-    for (const [req, status, code] of cases) {
-      const { err, messages } = await loggedOnce(master.proc, code, () => subscribe(req));
+    for (const [req, code, errorCode] of cases) {
+      const { err, messages } = await loggedOnce(master.proc, errorCode, () => subscribe(req));
       assert.equal(messages.length, 0, 'nothing streamed');
-      expectStatus(err, status, code);
+      expectStatus(err, code, errorCode);
       assert.ok(err!.details.length < 300, 'the message does not echo hostile input at length');
     }
+    // 2^64-1 on a history that is not the master's: never streamed from there; a snapshot is offered.
+    const foreign = await subscribe({ fromSeq: MAX_SEQ.toString(), historyId: Buffer.alloc(16, 7), prevChecksum: 1 });
+    assert.equal(foreign.err, null);
+    const start = (decodeMasterResponse('Subscribe', foreign.messages[0]) as SubscribeResponse__Output).start!;
+    assert.ok(start.snapshot, 'a snapshot, not the log from 2^64-1');
+    assert.match(start.reason, /history mismatch/);
     const ack = await raw.unary(MASTER.Ack, encodeMaster('Ack', { followerId: 77, appliedSeq: MAX_SEQ.toString() }));
     expectStatus(ack.err, grpc.status.OUT_OF_RANGE, 'FOLLOWER_AHEAD');
   });
