@@ -82,7 +82,9 @@ function str(argv: Args, name: string): string | undefined {
 
 export function serverSecurityFromArgv(argv: Args, log?: Logger): ServerSecurity {
   refuseTokenFlag(argv);
-  const material = loadTls({ ca: str(argv, 'tls-ca'), cert: str(argv, 'tls-cert'), key: str(argv, 'tls-key') });
+  const keyFile = str(argv, 'tls-key');
+  const material = loadTls({ ca: str(argv, 'tls-ca'), cert: str(argv, 'tls-cert'), key: keyFile });
+  if (keyFile && isGroupOrWorldReadable(keyFile)) log?.warn({ file: keyFile }, 'the TLS private key can be read by other users; chmod 600 it');
   const clientAuth = argv['tls-client-auth'] === true;
   const credentials = serverCredentials(material, clientAuth);
   let tokens: TokenTable | undefined;
