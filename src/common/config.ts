@@ -50,12 +50,23 @@ export function parsePositiveInt(raw: unknown, name: string): number {
   return n;
 }
 
-export function parseNonNegativeInt(raw: unknown, name: string): number {
+export function parseNonNegativeInt(raw: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  if (raw === '' || raw === null || !Number.isSafeInteger(n) || n < 0 || n > max) {
+    throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer from 0 to ${max}, got ${JSON.stringify(raw)}`);
   }
   return n;
+}
+
+/** Default metrics listener: loopback, a free port (several nodes share a host); the address is logged and in endpoint.json. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:0';
+const METRICS_OFF = /^(off|none|false|no|0)$/i;
+
+/** A metrics listen address, or undefined when metrics are switched off (`off`, `none`, empty). */
+export function parseMetricsListen(raw: unknown): string | undefined {
+  const s = String(raw ?? '').trim();
+  if (s === '' || METRICS_OFF.test(s)) return undefined;
+  return parseAddress(s, { allowPortZero: true });
 }
 
 export function masterDataDir(dataRoot: string): string {

@@ -10,6 +10,8 @@ export interface Endpoint {
   pid: number;
   role: 'master' | 'follower';
   address: string;
+  /** Where the node serves Prometheus metrics (GET /metrics), when it does. */
+  metricsAddress?: string;
   startedAt: string;
   /** The server speaks TLS there (absent in files of older versions: plaintext). */
   tls?: boolean;

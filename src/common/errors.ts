@@ -34,6 +34,10 @@ export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   PERMISSION_DENIED: 'PERMISSION_DENIED',
   TLS_FAILED: 'TLS_FAILED',
+  NOT_MASTER: 'NOT_MASTER',
+  NOT_ENOUGH_FOLLOWERS: 'NOT_ENOUGH_FOLLOWERS',
+  REPLICATION_TIMEOUT: 'REPLICATION_TIMEOUT',
+  SEQ_NOT_APPLIED: 'SEQ_NOT_APPLIED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -66,6 +70,13 @@ const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   TLS_FAILED: grpc.status.UNAVAILABLE,
+  NOT_MASTER: grpc.status.FAILED_PRECONDITION,
+  // Nothing was written, so retrying later is safe.
+  NOT_ENOUGH_FOLLOWERS: grpc.status.UNAVAILABLE,
+  // Never sent as a status: the write IS committed, so the master answers OK with
+  // ack_status REPLICATION_TIMEOUT (an error status would invite a retry that writes twice).
+  REPLICATION_TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
+  SEQ_NOT_APPLIED: grpc.status.DEADLINE_EXCEEDED,
   INTERNAL: grpc.status.INTERNAL,
 };
 
@@ -78,6 +89,8 @@ export const ExitCode = {
   STORE: 4,
   REFUSED: 5,
   NOT_AUTHORIZED: 6,
+  /** The write is committed on the master but fewer followers than asked acknowledged it in time. */
+  NOT_REPLICATED: 7,
   INTERNAL: 70,
 } as const;
 
@@ -109,18 +122,27 @@ const EXIT_CODE: Record<ErrorCode, number> = {
   UNAUTHENTICATED: ExitCode.NOT_AUTHORIZED,
   PERMISSION_DENIED: ExitCode.NOT_AUTHORIZED,
   TLS_FAILED: ExitCode.NOT_AUTHORIZED,
+  NOT_MASTER: ExitCode.REFUSED,
+  NOT_ENOUGH_FOLLOWERS: ExitCode.UNAVAILABLE,
+  REPLICATION_TIMEOUT: ExitCode.NOT_REPLICATED,
+  SEQ_NOT_APPLIED: ExitCode.UNAVAILABLE,
   INTERNAL: ExitCode.INTERNAL,
 };
 
 /** The metadata key that carries our error code next to the gRPC status. */
 const CODE_METADATA_KEY = 'lr-error-code';
+/** Prefix of the other trailing metadata an error may carry (e.g. lr-master-address with NOT_MASTER). */
+const DETAIL_METADATA_PREFIX = 'lr-';
 
 export class ReplicatorError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** Machine-readable details, sent as `lr-<name>` trailing metadata (e.g. masterAddress → lr-master-address). */
+  readonly details: Record<string, string>;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, string> }) {
     super(message, options);
     this.name = 'ReplicatorError';
     this.code = code;
+    this.details = options?.details ?? {};
   }
   get grpcStatus(): grpc.status {
     return GRPC_STATUS[this.code];
@@ -141,6 +163,7 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
     : new ReplicatorError(ErrorCode.INTERNAL, `internal error: ${(err as Error)?.message ?? String(err)}`);
   const metadata = new grpc.Metadata();
   metadata.set(CODE_METADATA_KEY, e.code);
+  for (const [name, value] of Object.entries(e.details)) metadata.set(DETAIL_METADATA_PREFIX + kebab(name), value);
   return { code: e.grpcStatus, details: e.message, metadata };
 }
 
@@ -154,7 +177,11 @@ export function fromServiceError(err: unknown, peer: { role: 'master' | 'followe
   const se = err as Partial<grpc.ServiceError>;
   const sent = se.metadata?.get(CODE_METADATA_KEY)?.[0];
   if (typeof sent === 'string' && sent in GRPC_STATUS) {
-    return new ReplicatorError(sent as ErrorCode, se.details ?? String(err), { cause: err });
+    const details: Record<string, string> = {};
+    for (const [key, values] of Object.entries(se.metadata?.getMap() ?? {})) {
+      if (key.startsWith(DETAIL_METADATA_PREFIX) && key !== CODE_METADATA_KEY) details[camel(key.slice(DETAIL_METADATA_PREFIX.length))] = String(values);
+    }
+    return new ReplicatorError(sent as ErrorCode, se.details ?? String(err), { cause: err, details });
   }
   const unavailable = peer.role === 'master' ? ErrorCode.MASTER_UNAVAILABLE : ErrorCode.FOLLOWER_UNAVAILABLE;
   switch (se.code) {
@@ -176,4 +203,12 @@ export function fromServiceError(err: unknown, peer: { role: 'master' | 'followe
     default:
       return new ReplicatorError(ErrorCode.INTERNAL, `${peer.role} at ${peer.address} failed: ${se.details ?? String(err)}`, { cause: err });
   }
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ProtoGrpcType } from './generated/replicator.js';
 
 /** Must match the flags of the `gen` npm script so runtime objects match the generated types. */
@@ -25,4 +26,9 @@ export function replicatorProto(): ProtoGrpcType['levelreplicator']['v1'] {
     cached = (grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType).levelreplicator.v1;
   }
   return cached;
+}
+
+/** Our services and the health service, described for server reflection. */
+export function reflectionPackageDefinition(): protoLoader.PackageDefinition {
+  return protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);
 }

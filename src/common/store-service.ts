@@ -1,8 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
+import { waitBudgetMs } from './deadline.js';
 import { digestData } from './digest.js';
-import { toServiceError } from './errors.js';
+import { ErrorCode, isReplicatorError, ReplicatorError, toServiceError } from './errors.js';
 import { dataKey } from './keys.js';
-import { seqToWire } from './seq.js';
+import { seqFromWire, seqToWire } from './seq.js';
 import type { Store, StoreSnapshot } from './store.js';
 import { checkKey } from './write-validation.js';
 import type { StoreHandlers } from './generated/levelreplicator/v1/Store.js';
@@ -14,6 +15,13 @@ export interface StoreView {
   genAt(snapshot: StoreSnapshot): Promise<number>;
   /** The node's seq as of snapshot (master: last committed; follower: applied). */
   seqAt(snapshot: StoreSnapshot): Promise<bigint>;
+  /** Read-your-writes: resolves true once the node's seq is at least seq, false after timeoutMs. */
+  waitForSeq(seq: bigint, timeoutMs: number): Promise<boolean>;
+  /** The node's seq now, and what to call the node, for the SEQ_NOT_APPLIED message. */
+  currentSeq(): bigint;
+  name: string;
+  /** Told the outcome of each Get (for metrics): found, not_found, or an error code. */
+  onGet?(outcome: string): void;
 }
 
 /** Get and Digest, served the same way by the master and by followers. */
@@ -22,6 +30,16 @@ export function storeHandlers(view: StoreView): StoreHandlers {
     Get(call, callback) {
       void (async () => {
         checkKey(call.request.key);
+        const minSeq = seqFromWire(call.request.minSeq);
+        if (minSeq > 0n) {
+          const budget = waitBudgetMs(call);
+          if (!(await view.waitForSeq(minSeq, budget))) {
+            throw new ReplicatorError(
+              ErrorCode.SEQ_NOT_APPLIED,
+              `${view.name} has applied up to seq ${view.currentSeq()}, not yet seq ${minSeq} (waited ${budget} ms)`,
+            );
+          }
+        }
         // One snapshot for the generation, the value and the seq: the answer is one state's,
         // even if a follower switches to a new snapshot generation meanwhile.
         const snapshot = view.db.snapshot();
@@ -33,8 +51,14 @@ export function storeHandlers(view: StoreView): StoreHandlers {
           await snapshot.close();
         }
       })().then(
-        (res) => callback(null, res),
-        (err) => callback(toServiceError(err) as grpc.ServiceError),
+        (res) => {
+          view.onGet?.(res.found ? 'found' : 'not_found');
+          callback(null, res);
+        },
+        (err) => {
+          view.onGet?.(isReplicatorError(err) ? err.code : ErrorCode.INTERNAL);
+          callback(toServiceError(err) as grpc.ServiceError);
+        },
       );
     },
     Digest(_call, callback) {

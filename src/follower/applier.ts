@@ -1,6 +1,7 @@
 import { chainsFrom, decodeEntry, GENESIS_CHECKSUM, MutationKind } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, dataRange, metaKey, MetaName } from '../common/keys.js';
+import { SeqWaiters } from '../common/seq-waiters.js';
 import { u32, u64, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
 
 const DATA_START = dataRange(0).gte;
@@ -34,6 +35,8 @@ export interface SnapshotPosition {
 export class Applier {
   /** Background deletions of whole generations, by generation. */
   private readonly clearing = new Map<number, Promise<void>>();
+  /** Readers waiting for a seq to be applied (read-your-writes); moved after each durable apply or snapshot switch. */
+  readonly progress: SeqWaiters;
 
   private constructor(
     private readonly db: Store,
@@ -44,7 +47,9 @@ export class Applier {
     public historyId: Buffer,
     /** The generation reads and applies use. Invariant: switched only together with the applied position. */
     public dataGen: number,
-  ) {}
+  ) {
+    this.progress = new SeqWaiters(appliedSeq);
+  }
 
   /**
    * Opens the applier on a follower store and deletes any data generation other than the
@@ -115,6 +120,9 @@ export class Applier {
     this.appliedChecksum = pos.checksum;
     this.appliedCommitTimeMs = pos.commitTimeMs;
     this.historyId = pos.historyId;
+    // A snapshot of another history may put the follower at a lower seq than before.
+    if (pos.seq >= this.progress.position) this.progress.advance(pos.seq);
+    else this.progress.reset(pos.seq);
     return old;
   }
 
@@ -160,6 +168,7 @@ export class Applier {
     this.appliedChecksum = checksum;
     this.appliedCommitTimeMs = commitTimeMs;
     this.historyId = historyId;
+    this.progress.advance(seq);
   }
 }
 

@@ -3,14 +3,18 @@ import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
 import { bindServer, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
+import { startMetricsServer, type MetricsServer } from '../common/metrics-server.js';
 import { replicatorProto } from '../common/proto.js';
 import { masterClient } from '../common/rpc-client.js';
 import type { ClientSecurity, ServerSecurity } from '../common/security.js';
 import { createServer } from '../common/server-guard.js';
+import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/standard-services.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
 import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
+import { FollowerMetrics } from './metrics.js';
+import { readOnlyMasterHandlers } from './read-only-master.js';
 import { Subscriber } from './subscriber.js';
 
 export interface FollowerOptions {
@@ -21,6 +25,8 @@ export interface FollowerOptions {
   sync: boolean;
   heartbeatTimeoutMs: number;
   progressIntervalMs: number;
+  /** Where to serve Prometheus metrics; undefined: no metrics listener. */
+  metricsListen: string | undefined;
   log: Logger;
   /** TLS and tokens of the read service; plaintext and open when absent. */
   security?: ServerSecurity;
@@ -30,8 +36,10 @@ export interface FollowerOptions {
 
 export interface FollowerNode {
   readAddress: string;
+  metricsAddress: string | undefined;
   applier: Applier;
   subscriber: Subscriber;
+  metrics: FollowerMetrics;
   close(): Promise<void>;
 }
 
@@ -41,22 +49,35 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
   const db = await openStore(opts.dataDir, { create: true });
   let server: grpc.Server | undefined;
   let client: MasterClient | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     const applier = await Applier.open(db, { sync: opts.sync });
     log.info(
       { dataDir: opts.dataDir, appliedSeq: applier.appliedSeq.toString(), historyId: applier.historyId.toString('hex') },
       'follower store opened',
     );
+    const metrics = new FollowerMetrics();
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
       proto.Store.service,
-      storeHandlers({ db, genAt: (snapshot) => dataGenAt(db, snapshot), seqAt: (snapshot) => appliedSeqAt(db, snapshot) }),
+      storeHandlers({
+        db,
+        name: `follower ${opts.followerId}`,
+        genAt: (snapshot) => dataGenAt(db, snapshot),
+        seqAt: (snapshot) => appliedSeqAt(db, snapshot),
+        currentSeq: () => applier.appliedSeq,
+        waitForSeq: (seq, timeoutMs) => applier.progress.wait(seq, timeoutMs),
+        onGet: (outcome) => metrics.reads.inc({ result: outcome }),
+      }),
     );
+    server.addService(
+      proto.Master.service,
+      readOnlyMasterHandlers(opts.followerId, opts.masterAddress, () => metrics.errors.inc({ code: 'NOT_MASTER' })),
+    );
+    const health = new StandardServices(server, [STORE_SERVICE, MASTER_SERVICE]);
     const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);
     const tls = opts.security?.tls ?? false;
-    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, startedAt: new Date().toISOString(), tls });
-    log.info({ readAddress, masterAddress: opts.masterAddress, tls, masterTls: Boolean(opts.masterSecurity?.tls) }, 'follower serving reads');
 
     client = masterClient(opts.masterAddress, opts.masterSecurity);
     const subscriber = new Subscriber(client, db, applier, {
@@ -65,23 +86,40 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       readAddress,
       heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
       progressIntervalMs: opts.progressIntervalMs,
+      durable: opts.sync,
+      metrics,
       log,
     });
+    metrics.bind(applier, subscriber);
+    if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
+    const metricsAddress = metricsServer?.address;
+    health.setAll('SERVING');
+    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, metricsAddress, startedAt: new Date().toISOString(), tls });
+    log.info(
+      { readAddress, metricsAddress, masterAddress: opts.masterAddress, sync: opts.sync, tls, masterTls: Boolean(opts.masterSecurity?.tls) },
+      'follower serving reads',
+    );
     subscriber.start();
 
     const srv = server;
     const cli = client;
+    const msrv = metricsServer;
     let closed = false;
     return {
       readAddress,
+      metricsAddress,
       applier,
       subscriber,
+      metrics,
       async close() {
         if (closed) return;
         closed = true;
+        health.setAll('NOT_SERVING');
         await subscriber.stop(); // waits for the batch being applied, if any
+        applier.progress.cancelAll(); // readers waiting for a seq get SEQ_NOT_APPLIED now
         cli.close();
         await shutdownServer(srv);
+        await msrv?.close();
         removeEndpoint(opts.dataDir);
         await db.close();
         log.info({ appliedSeq: applier.appliedSeq.toString() }, 'follower stopped');
@@ -90,6 +128,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
   } catch (err) {
     client?.close();
     server?.forceShutdown();
+    await metricsServer?.close();
     await db.close();
     if (isNew) removeNewDataDir(opts.dataDir);
     throw err;

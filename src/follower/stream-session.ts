@@ -25,6 +25,8 @@ export interface SessionEvents {
   /** The master accepted the stream (log or snapshot). */
   onStart(mode: 'log' | 'snapshot', details: Record<string, unknown>): void;
   onApplied(appliedSeq: bigint): void;
+  /** One batch of log entries was applied (for metrics). */
+  onBatchApplied?(entries: number, bytes: number, seconds: number): void;
   onHeartbeat(): void;
   onMasterLastSeq(seq: bigint): void;
 }
@@ -92,7 +94,13 @@ export function runStreamSession(
         while (queue.length > 0 && queue[0].kind === 'entries' && batch.length < MAX_APPLY_ENTRIES) {
           batch.push(...(queue.shift() as Extract<Item, { kind: 'entries' }>).entries);
         }
+        const started = process.hrtime.bigint();
         await applier.apply(batch, historyId!);
+        if (events.onBatchApplied) {
+          let bytes = 0;
+          for (const e of batch) bytes += e.length;
+          events.onBatchApplied(batch.length, bytes, Number(process.hrtime.bigint() - started) / 1e9);
+        }
         queued -= batch.length;
         events.onApplied(applier.appliedSeq);
         progress.applied(applier.appliedSeq, masterLastSeq);

@@ -8,10 +8,12 @@ import { seqToWire } from '../common/seq.js';
 import type { Store } from '../common/store.js';
 import { AckReporter } from './ack-reporter.js';
 import type { Applier } from './applier.js';
+import type { FollowerMetrics } from './metrics.js';
 import { Progress } from './progress.js';
 import { runStreamSession } from './stream-session.js';
 
-export type FollowerState = 'connecting' | 'snapshot' | 'catching-up' | 'streaming' | 'disconnected' | 'stopped';
+export const FOLLOWER_NODE_STATES = ['connecting', 'snapshot', 'catching-up', 'streaming', 'disconnected', 'stopped'] as const;
+export type FollowerState = (typeof FOLLOWER_NODE_STATES)[number];
 
 export interface SubscriberOptions {
   followerId: number;
@@ -19,6 +21,9 @@ export interface SubscriberOptions {
   readAddress: string;
   heartbeatTimeoutMs: number;
   progressIntervalMs: number;
+  /** The applier fsyncs each batch (--sync): tells the master our acks count as durable. */
+  durable: boolean;
+  metrics?: FollowerMetrics;
   log: Logger;
 }
 
@@ -30,6 +35,8 @@ export interface SubscriberOptions {
 export class Subscriber {
   state: FollowerState = 'disconnected';
   masterLastSeq = 0n;
+  /** Follower clock (ms) since when it has known it is behind the master; undefined while caught up. */
+  private behindSinceMs: number | undefined;
   private call: grpc.ClientReadableStream<SubscribeResponse__Output> | undefined;
   private stopped = false;
   private wakeSleep: (() => void) | undefined;
@@ -73,8 +80,26 @@ export class Subscriber {
     else if (state === 'disconnected') log.warn(details, 'disconnected from master; reconnecting with backoff');
   }
 
+  /**
+   * How far behind the master we are in time: 0 when caught up; otherwise the time since
+   * the newer of the commit time of the last applied entry (master clock) and the moment
+   * we learned we were behind (our clock), so an idle follower receiving a new write does
+   * not report the whole idle time as lag.
+   */
+  lagMs(now = Date.now()): number {
+    if (this.behindSinceMs === undefined || this.applier.appliedSeq >= this.masterLastSeq) return 0;
+    return Math.max(0, now - Math.max(this.behindSinceMs, this.applier.appliedCommitTimeMs));
+  }
+
+  private noteProgress(): void {
+    if (this.applier.appliedSeq >= this.masterLastSeq) this.behindSinceMs = undefined;
+    else this.behindSinceMs ??= Date.now();
+  }
+
   private async run(): Promise<void> {
+    let attempt = 0;
     while (!this.stopped) {
+      if (attempt++ > 0) this.opts.metrics?.reconnects.inc();
       try {
         await this.streamOnce();
         if (!this.stopped) this.noteFailure(new ReplicatorError(ErrorCode.MASTER_UNAVAILABLE, 'the master ended the stream'));
@@ -89,6 +114,7 @@ export class Subscriber {
   private noteFailure(err: unknown): void {
     const e = isReplicatorError(err) ? err : fromServiceError(err, { role: 'master', address: this.opts.masterAddress });
     const summary = `${e.code}: ${e.message}`;
+    this.opts.metrics?.errors.inc({ code: e.code });
     // Log each distinct failure once; identical repeats (a master that stays down) at debug.
     if (summary !== this.lastFailure) {
       const level = e.code === ErrorCode.MASTER_UNAVAILABLE || e.code === ErrorCode.DEADLINE_EXCEEDED ? 'warn' : 'error';
@@ -120,6 +146,7 @@ export class Subscriber {
       historyId: applier.historyId,
       prevChecksum: applier.appliedChecksum,
       readAddress: opts.readAddress,
+      durable: opts.durable,
     });
     this.call = call;
     try {
@@ -134,20 +161,41 @@ export class Subscriber {
           onStart: (mode, details) => {
             this.backoff.reset();
             this.lastFailure = '';
+            if (mode === 'snapshot') opts.metrics?.snapshots.inc();
             this.setState(mode === 'snapshot' ? 'snapshot' : this.caughtUpState(), details);
-            this.acks.report(applier.appliedSeq, true);
+            this.reportAck(true);
           },
-          onApplied: (appliedSeq) => {
-            this.acks.report(appliedSeq);
+          onApplied: () => {
+            this.noteProgress();
             this.setState(this.caughtUpState());
+            this.reportAck(false);
           },
-          onHeartbeat: () => this.acks.report(applier.appliedSeq, true),
-          onMasterLastSeq: (seq) => (this.masterLastSeq = seq),
+          onBatchApplied: (entries, bytes, seconds) => {
+            const m = opts.metrics;
+            if (!m) return;
+            m.appliedEntries.inc(entries);
+            m.appliedBytes.inc(bytes);
+            m.applyDuration.observe(seconds);
+          },
+          onHeartbeat: () => this.reportAck(true),
+          onMasterLastSeq: (seq) => {
+            this.masterLastSeq = seq;
+            this.noteProgress();
+          },
         },
       });
     } finally {
       if (this.call === call) this.call = undefined;
     }
+  }
+
+  /**
+   * Tells the master our applied seq. Never while a snapshot is being received: until it
+   * is installed, our applied seq is the old data's, which may not even be the master's
+   * history, and the master must not count it as holding anything of the snapshot.
+   */
+  private reportAck(force: boolean): void {
+    if (this.state !== 'snapshot') this.acks.report(this.applier.appliedSeq, force);
   }
 
   private caughtUpState(): FollowerState {

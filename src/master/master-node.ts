@@ -3,17 +3,24 @@ import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { ReplicatorError } from '../common/errors.js';
 import { bindServer, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
+import { startMetricsServer, type MetricsServer } from '../common/metrics-server.js';
 import { replicatorProto } from '../common/proto.js';
 import type { ServerSecurity } from '../common/security.js';
 import { createServer } from '../common/server-guard.js';
+import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/standard-services.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
+import type { AckPolicy } from './ack-policy.js';
+import { AckWaiters } from './ack-waiters.js';
 import { FollowerRegistry } from './follower-registry.js';
 import { GroupCommitter, MASTER_DATA_GEN } from './group-commit.js';
 import { LogRetention, type RetentionPolicy } from './log-retention.js';
 import { masterHandlers } from './master-service.js';
+import { MasterMetrics } from './metrics.js';
 import { lastSeqAt, Wal } from './wal.js';
+import { WriteGate, type WriteGateOptions } from './write-gate.js';
+import { WriteRate } from './write-rate.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -24,6 +31,12 @@ export interface MasterOptions {
   retention: RetentionPolicy;
   /** Drop the log from a corrupt entry on and start a new history, instead of refusing to start. */
   repairLog: boolean;
+  /** Default acknowledgement policy of writes that do not name one. */
+  ack: AckPolicy;
+  /** --min-followers / --min-followers-max-lag-ms. */
+  gate: WriteGateOptions;
+  /** Where to serve Prometheus metrics; undefined: no metrics listener. */
+  metricsListen: string | undefined;
   log: Logger;
   /** TLS and tokens; plaintext and open when absent. */
   security?: ServerSecurity;
@@ -31,7 +44,10 @@ export interface MasterOptions {
 
 export interface MasterNode {
   address: string;
+  metricsAddress: string | undefined;
   wal: Wal;
+  registry: FollowerRegistry;
+  metrics: MasterMetrics;
   /** Resolves when the node has stopped on its own (fatal store error). */
   failed: Promise<ReplicatorError>;
   close(): Promise<void>;
@@ -45,12 +61,14 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   const db = await openStore(opts.dataDir, { create: true });
   let closing = false;
   let server: grpc.Server | undefined;
+  let metricsServer: MetricsServer | undefined;
   try {
     const wal = await Wal.open(db, { repairLog: opts.repairLog, log });
     log.info(
       { dataDir: opts.dataDir, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
       'master store opened',
     );
+    let standard: StandardServices | undefined;
     let reportFailure!: (err: ReplicatorError) => void;
     const failed = new Promise<ReplicatorError>((resolve) => (reportFailure = resolve));
     const committer = new GroupCommitter(
@@ -58,38 +76,87 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
       wal,
       { sync: opts.sync, maxGroupEntries: opts.maxGroupEntries, maxGroupBytes: MAX_GROUP_BYTES },
       log,
-      reportFailure,
+      (err) => {
+        standard?.setAll('NOT_SERVING');
+        reportFailure(err);
+      },
     );
     const registry = await FollowerRegistry.load(db);
     const retention = new LogRetention(db, wal, registry, opts.retention, log);
+    const acks = new AckWaiters(registry);
+    const gate = new WriteGate(opts.gate, registry, wal);
+    const metrics = new MasterMetrics({ wal, followers: registry, gate, acks });
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
       proto.Master.service,
-      masterHandlers({ wal, committer, registry, heartbeatIntervalMs: opts.heartbeatIntervalMs, isClosing: () => closing, log }),
+      masterHandlers({
+        wal,
+        committer,
+        registry,
+        acks,
+        gate,
+        ackDefaults: opts.ack,
+        metrics,
+        writeRate: new WriteRate(),
+        heartbeatIntervalMs: opts.heartbeatIntervalMs,
+        isClosing: () => closing,
+        log,
+      }),
     );
     server.addService(
       proto.Store.service,
-      storeHandlers({ db, genAt: async () => MASTER_DATA_GEN, seqAt: (snapshot) => lastSeqAt(db, snapshot) }),
+      storeHandlers({
+        db,
+        name: 'the master',
+        genAt: async () => MASTER_DATA_GEN,
+        seqAt: (snapshot) => lastSeqAt(db, snapshot),
+        currentSeq: () => wal.lastSeq,
+        waitForSeq: (seq, timeoutMs) => waitForCommitted(wal, seq, timeoutMs, () => closing),
+      }),
     );
+    const health = new StandardServices(server, [MASTER_SERVICE, STORE_SERVICE]);
+    standard = health;
     const address = await bindServer(server, opts.listen, opts.security?.credentials);
     const tls = opts.security?.tls ?? false;
-    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, startedAt: new Date().toISOString(), tls });
+    if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
+    const metricsAddress = metricsServer?.address;
+    health.setAll('SERVING');
     retention.start();
-    log.info({ address, sync: opts.sync, tls, clientAuth: opts.security?.clientAuth ?? false, tokens: Boolean(opts.security?.tokens) }, 'master listening');
+    writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, metricsAddress, startedAt: new Date().toISOString(), tls });
+    log.info(
+      {
+        address,
+        metricsAddress,
+        sync: opts.sync,
+        tls,
+        clientAuth: opts.security?.clientAuth ?? false,
+        tokens: Boolean(opts.security?.tokens),
+        ackFollowers: opts.ack.followers,
+        minFollowers: opts.gate.minFollowers,
+      },
+      'master listening',
+    );
 
     const srv = server;
+    const msrv = metricsServer;
     return {
       address,
+      metricsAddress,
       wal,
+      registry,
+      metrics,
       failed,
       async close() {
         if (closing) return;
         closing = true;
+        health.setAll('NOT_SERVING');
+        acks.releaseAll(); // waiting writes are committed: answer them with the counts so far
         wal.wake(); // parked streams see `closing` and end
         await shutdownServer(srv);
         await committer.close();
         await retention.stop();
+        await msrv?.close();
         removeEndpoint(opts.dataDir);
         await db.close();
         log.info({ lastSeq: wal.lastSeq.toString() }, 'master stopped');
@@ -97,8 +164,20 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     };
   } catch (err) {
     server?.forceShutdown();
+    await metricsServer?.close();
     await db.close();
     if (isNew) removeNewDataDir(opts.dataDir);
     throw err;
   }
+}
+
+/** Read-your-writes on the master: waits until seq is committed (it may not be yet). */
+async function waitForCommitted(wal: Wal, seq: bigint, timeoutMs: number, isClosing: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (wal.lastSeq < seq) {
+    const left = deadline - Date.now();
+    if (left <= 0 || isClosing()) return false;
+    await wal.waitForCommit(left);
+  }
+  return true;
 }

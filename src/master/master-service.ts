@@ -1,47 +1,100 @@
 import type * as grpc from '@grpc/grpc-js';
 import { parseFollowerId } from '../common/config.js';
-import { entryCommitTimeMs } from '../common/entry-codec.js';
-import { toServiceError } from '../common/errors.js';
+import { waitBudgetMs } from '../common/deadline.js';
+import { ErrorCode, isReplicatorError, toServiceError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire, seqToWire } from '../common/seq.js';
 import { validateWrites } from '../common/write-validation.js';
 import type { MasterHandlers } from '../common/generated/levelreplicator/v1/Master.js';
 import type { FollowerStatus } from '../common/generated/levelreplicator/v1/FollowerStatus.js';
-import type { FollowerRegistry } from './follower-registry.js';
+import type { WriteResponse } from '../common/generated/levelreplicator/v1/WriteResponse.js';
+import { resolveAckPolicy, type AckPolicy } from './ack-policy.js';
+import type { AckWaiters } from './ack-waiters.js';
+import type { FollowerRegistry, FollowerState } from './follower-registry.js';
 import type { GroupCommitter } from './group-commit.js';
+import type { MasterMetrics } from './metrics.js';
+import { lagEntries, lagMs } from './replication-lag.js';
 import { serveSubscription } from './subscription.js';
 import type { Wal } from './wal.js';
+import type { WriteGate } from './write-gate.js';
+import type { WriteRate } from './write-rate.js';
 
 export interface MasterServiceContext {
   wal: Wal;
   committer: GroupCommitter;
   registry: FollowerRegistry;
+  acks: AckWaiters;
+  gate: WriteGate;
+  ackDefaults: AckPolicy;
+  metrics: MasterMetrics;
+  writeRate: WriteRate;
   heartbeatIntervalMs: number;
   isClosing: () => boolean;
   log: Logger;
 }
 
-/** Answers a unary call from an async body; every error goes through toServiceError. */
-function unary<Req, Res>(body: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    body(call.request).then(
-      (res) => callback(null, res),
-      (err) => callback(toServiceError(err) as grpc.ServiceError),
-    );
-  };
-}
+const WIRE_STATE: Record<FollowerState, FollowerStatus['state']> = {
+  connecting: 'CONNECTING',
+  snapshot: 'SNAPSHOT',
+  catching_up: 'CATCHING_UP',
+  streaming: 'STREAMING',
+  disconnected: 'DISCONNECTED',
+};
 
 export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
-  const { wal, committer, registry, log } = ctx;
+  const { wal, committer, registry, acks, gate, metrics, log } = ctx;
+
+  /** Answers a unary call from an async body; every error goes through toServiceError and is counted. */
+  function unary<Req, Res>(body: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      body(call.request, call).then(
+        (res) => callback(null, res),
+        (err) => {
+          metrics.errors.inc({ code: isReplicatorError(err) ? err.code : ErrorCode.INTERNAL });
+          callback(toServiceError(err) as grpc.ServiceError);
+        },
+      );
+    };
+  }
+
   return {
-    Write: unary(async (req) => {
-      const { writes, bytes } = validateWrites(req.writes);
-      const { firstSeq, lastSeq } = await committer.submit(writes, bytes);
-      return { firstSeq: seqToWire(firstSeq), lastSeq: seqToWire(lastSeq) };
+    Write: unary(async (req, call) => {
+      const started = process.hrtime.bigint();
+      let waited = false;
+      try {
+        const { writes, bytes } = validateWrites(req.writes);
+        await gate.check(); // --min-followers: refuse before anything is written
+        const { firstSeq, lastSeq } = await committer.submit(writes, bytes);
+        metrics.writes.inc(writes.length);
+        metrics.writeBytes.inc(bytes);
+        ctx.writeRate.record(writes.length);
+        // The commit is done and the committer is free: waiting here holds up only this call.
+        const policy = resolveAckPolicy(req.ack, ctx.ackDefaults, waitBudgetMs(call));
+        const requested = policy.followers;
+        let ackStatus: WriteResponse['ackStatus'] = 'COMMITTED';
+        let acked = registry.durableAckCount(lastSeq);
+        if (requested > 0) {
+          waited = true;
+          const outcome = await acks.wait(lastSeq, requested, policy.timeoutMs);
+          acked = outcome.acked;
+          ackStatus = outcome.reached ? 'REPLICATED' : 'REPLICATION_TIMEOUT';
+          if (!outcome.reached) {
+            log.debug({ lastSeq: lastSeq.toString(), requested, acked, timeoutMs: policy.timeoutMs }, 'write committed but not acknowledged by enough followers in time');
+          }
+        }
+        metrics.writeRequests.inc({ result: ackStatus.toLowerCase() });
+        return { firstSeq: seqToWire(firstSeq), lastSeq: seqToWire(lastSeq), ackStatus, followersRequested: requested, followersAcked: acked };
+      } catch (err) {
+        metrics.writeRequests.inc({ result: 'error' });
+        throw err;
+      } finally {
+        metrics.writeDuration.observe({ ack: waited ? 'followers' : 'master' }, Number(process.hrtime.bigint() - started) / 1e9);
+      }
     }),
 
     Subscribe(call) {
       serveSubscription(call, ctx).catch((err) => {
+        metrics.errors.inc({ code: isReplicatorError(err) ? err.code : ErrorCode.INTERNAL });
         // debug: the server guard already logs every refused call once, at warn.
         log.debug({ followerId: call.request.followerId, code: err?.code, err: err?.message }, 'subscription refused or failed');
         call.emit('error', toServiceError(err));
@@ -61,16 +114,22 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
         followers.push({
           followerId: f.id,
           connected: f.connected,
-          appliedSeq: seqToWire(f.appliedSeq),
-          lagEntries: seqToWire(lastSeq > f.appliedSeq ? lastSeq - f.appliedSeq : 0n),
-          lagMs: String(await lagMs(wal, f.appliedSeq, now)),
+          state: WIRE_STATE[f.state],
+          appliedSeq: seqToWire(f.ackedSeq),
+          sentSeq: seqToWire(f.sentSeq),
+          lagEntries: seqToWire(lagEntries(wal, f.ackedSeq)),
+          lagMs: String(await lagMs(wal, f.ackedSeq, now)),
           address: f.address,
           readAddress: f.readAddress,
           lastAckTimeMs: String(f.lastAckTimeMs),
           slotLost: f.slotLost,
           snapshotting: f.snapshotting,
+          bytesSent: String(f.bytesSent),
+          durable: f.durable,
+          lastError: f.lastError,
         });
       }
+      const g = await gate.state(now);
       return {
         firstSeq: seqToWire(wal.firstSeq),
         lastSeq: seqToWire(lastSeq),
@@ -78,18 +137,14 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
         epoch: wal.epoch,
         masterTimeMs: String(now),
         followers,
+        writeRate: ctx.writeRate.rate(now),
+        minFollowers: gate.options.minFollowers,
+        minFollowersMaxLagMs: String(gate.options.maxLagMs),
+        goodFollowers: g.good,
+        acceptingWrites: gate.options.minFollowers === 0 || g.accepting,
+        defaultAckFollowers: ctx.ackDefaults.followers,
+        defaultAckTimeoutMs: ctx.ackDefaults.timeoutMs,
       };
     }),
   };
-}
-
-/**
- * Replication lag in ms: how long ago the oldest entry the follower has not applied was
- * committed on the master; 0 when it has applied everything.
- */
-async function lagMs(wal: Wal, appliedSeq: bigint, now: number): Promise<number> {
-  if (appliedSeq >= wal.lastSeq) return 0;
-  const oldest = appliedSeq + 1n < wal.firstSeq ? wal.firstSeq : appliedSeq + 1n;
-  const entry = await wal.entryAt(oldest);
-  return entry ? Math.max(0, now - entryCommitTimeMs(entry)) : 0;
 }

@@ -7,6 +7,7 @@ import { seqFromWire, seqToWire } from '../common/seq.js';
 import type { SubscribeRequest__Output } from '../common/generated/levelreplicator/v1/SubscribeRequest.js';
 import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { FollowerRegistry } from './follower-registry.js';
+import type { MasterMetrics } from './metrics.js';
 import { streamSnapshot, takeSnapshot } from './snapshot-sender.js';
 import type { Wal } from './wal.js';
 
@@ -26,6 +27,7 @@ export type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest__Output, 
 export interface SubscriptionContext {
   wal: Wal;
   registry: FollowerRegistry;
+  metrics: MasterMetrics;
   heartbeatIntervalMs: number;
   isClosing: () => boolean;
   log: Logger;
@@ -75,9 +77,20 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const fromSeq = seqFromWire(req.fromSeq);
   // Shown by replication-status: only a plain host:port (or nothing) from the network.
   const readAddress = req.readAddress === '' ? '' : parseAddress(req.readAddress);
-  const plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
-  const record = registry.attach(followerId, call.getPeer(), readAddress, fromSeq);
+  const record = registry.attach(followerId, call.getPeer(), readAddress, req.durable);
+  let plan: StreamPlan;
+  try {
+    plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
+  } catch (err) {
+    ctx.metrics.subscriptions.inc({ result: 'refused' });
+    registry.detach(record, err);
+    throw err;
+  }
+  ctx.metrics.subscriptions.inc({ result: 'accepted' });
+  const streamedEntries = ctx.metrics.streamedEntries.labels(String(followerId));
+  const streamedBytes = ctx.metrics.streamedBytes.labels(String(followerId));
   const flog = log.child({ followerId, peer: record.address });
+  let failure: unknown;
   let cancelled = false;
   let wakeWriter: (() => void) | undefined;
   const onCancel = () => {
@@ -108,6 +121,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       const taken = await takeSnapshot(wal.db);
       try {
         registry.beginSnapshot(record, taken.seq);
+        ctx.metrics.snapshotsSent.inc();
         flog.warn({ reason: plan.reason, snapshotSeq: taken.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: taken.info, reason: plan.reason } });
         const { keys, digest } = await streamSnapshot(wal.db, taken, (pairs) => send({ snapshotChunk: { pairs } }, pairBytes(pairs)), flog);
@@ -122,7 +136,8 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       prevChecksum = taken.info.checksum!;
     } else {
       registry.restoreSlot(record);
-      flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString() }, 'follower subscribed');
+      registry.startStream(record, fromSeq, wal.lastSeq);
+      flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString(), durable: req.durable }, 'follower subscribed');
       await send({ start: { ...start, fromSeq: seqToWire(fromSeq) } });
     }
     let lastSendMs = Date.now();
@@ -139,11 +154,15 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
           bytes += e.length;
         }
         record.bytesSent += bytes;
+        streamedEntries.inc(entries.length);
+        streamedBytes.inc(bytes);
         next += BigInt(entries.length);
         record.sentSeq = next - 1n;
         await send({ entries: { entries, masterLastSeq: seqToWire(wal.lastSeq) } }, bytes);
       } else {
-        // Caught up: park until the next commit, or send a heartbeat once idle long enough.
+        // Caught up: everything committed so far has been sent at least once.
+        if (record.state === 'catching_up') registry.setState(record, 'streaming');
+        // Park until the next commit, or send a heartbeat once idle long enough.
         const idleLeftMs = ctx.heartbeatIntervalMs - (Date.now() - lastSendMs);
         if (idleLeftMs > 0) {
           await wal.waitForCommit(idleLeftMs);
@@ -153,9 +172,12 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       }
       lastSendMs = Date.now();
     }
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     call.off('cancelled', onCancel);
-    registry.detach(record);
+    registry.detach(record, failure);
     flog.info({ sentSeq: record.sentSeq.toString(), cancelled }, 'follower stream ended');
   }
   if (!cancelled) call.end();

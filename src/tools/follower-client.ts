@@ -14,9 +14,11 @@ import {
   DEFAULT_FOLLOWER_LISTEN,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_MASTER_ADDRESS,
+  DEFAULT_METRICS_LISTEN,
   followerDataDir,
   parseAddress,
   parseFollowerId,
+  parseMetricsListen,
   parsePositiveInt,
 } from '../common/config.js';
 import { untilSignal } from '../common/lifecycle.js';
@@ -40,9 +42,10 @@ await runCli(NAME, async () => {
       listen: { type: 'string', default: DEFAULT_FOLLOWER_LISTEN, env: 'LR_FOLLOWER_LISTEN', describe: 'Address to serve reads on (port 0 picks a free port; get-data finds it through the data directory)' },
       'data-root': { type: 'string', default: DEFAULT_DATA_ROOT, env: 'LR_DATA_ROOT', describe: 'Directory holding every node\'s data directory' },
       'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)' },
-      sync: { type: 'boolean', default: true, env: 'LR_FOLLOWER_SYNC', describe: 'fsync each applied batch; --no-sync is faster, and after a power loss the follower resumes from an earlier seq' },
+      sync: { type: 'boolean', default: true, env: 'LR_FOLLOWER_SYNC', describe: 'fsync each applied batch; --no-sync is faster, after a power loss the follower resumes from an earlier seq, and its acknowledgements do not count for writes that wait for followers' },
       'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long' },
       'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)' },
+      'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables' },
       ...LOG_LEVEL_OPTION,
     },
   ), FOLLOWER_SECURITY_OPTIONS).parse();
@@ -60,6 +63,7 @@ await runCli(NAME, async () => {
     sync: argv.sync as boolean,
     heartbeatTimeoutMs: parsePositiveInt(argv['heartbeat-timeout-ms'], '--heartbeat-timeout-ms'),
     progressIntervalMs: parsePositiveInt(argv['progress-interval-ms'], '--progress-interval-ms'),
+    metricsListen: parseMetricsListen(argv['metrics-listen']),
     log,
     security,
     masterSecurity,

@@ -2,13 +2,27 @@
 import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurityFromArgv, warnIfExposed, withSecurityOptions } from '../common/security.js';
-import { DEFAULT_DATA_ROOT, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MASTER_ADDRESS, masterDataDir, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
+import {
+  DEFAULT_DATA_ROOT,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_MASTER_ADDRESS,
+  DEFAULT_METRICS_LISTEN,
+  masterDataDir,
+  parseAddress,
+  parseMetricsListen,
+  parseNonNegativeInt,
+  parsePositiveInt,
+} from '../common/config.js';
 import { ExitCode } from '../common/errors.js';
 import { untilSignal } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
+import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';
 import { startMaster } from '../master/master-node.js';
+import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS } from '../master/write-gate.js';
 
 const NAME = 'master-server';
+/** A sanity bound for follower counts in options (uint32 on the wire). */
+const MAX_FOLLOWER_COUNT = 10_000;
 
 await runCli(NAME, async () => {
   const argv = await withSecurityOptions(addOptions(
@@ -27,6 +41,11 @@ await runCli(NAME, async () => {
       'slot-max-lag-bytes': { type: 'number', default: 1024 ** 3, env: 'LR_SLOT_MAX_LAG_BYTES', describe: 'Retention cap in bytes of log on disk (0: no bytes cap)' },
       'trim-interval-ms': { type: 'number', default: 1_000, env: 'LR_TRIM_INTERVAL_MS', describe: 'How often the log is trimmed' },
       'repair-log': { type: 'boolean', default: false, env: 'LR_REPAIR_LOG', describe: 'If a log entry is corrupt, drop the log from it on and start a new history (followers resync by snapshot) instead of refusing to start' },
+      'ack-followers': { type: 'number', default: 0, env: 'LR_MASTER_ACK_FOLLOWERS', describe: 'Default for writes that do not say: answer once this many followers durably applied the write (0: once committed on the master)' },
+      'ack-timeout-ms': { type: 'number', default: DEFAULT_ACK_TIMEOUT_MS, env: 'LR_MASTER_ACK_TIMEOUT_MS', describe: 'Default longest wait for those followers; on timeout the write stays committed and the answer says REPLICATION_TIMEOUT' },
+      'min-followers': { type: 'number', default: 0, env: 'LR_MASTER_MIN_FOLLOWERS', describe: 'Refuse writes (NOT_ENOUGH_FOLLOWERS) while fewer than this many followers are connected with lag <= --min-followers-max-lag-ms (0: never refuse)' },
+      'min-followers-max-lag-ms': { type: 'number', default: DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS, env: 'LR_MASTER_MIN_FOLLOWERS_MAX_LAG_MS', describe: 'Lag (and time since the last acknowledgement) above which a follower does not count for --min-followers' },
+      'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_MASTER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables' },
       ...LOG_LEVEL_OPTION,
     },
   ), SERVER_SECURITY_OPTIONS).parse();
@@ -50,6 +69,15 @@ await runCli(NAME, async () => {
       trimIntervalMs: parsePositiveInt(argv['trim-interval-ms'], '--trim-interval-ms'),
     },
     repairLog: argv['repair-log'] as boolean,
+    ack: {
+      followers: parseNonNegativeInt(argv['ack-followers'], '--ack-followers', MAX_FOLLOWER_COUNT),
+      timeoutMs: parsePositiveInt(argv['ack-timeout-ms'], '--ack-timeout-ms'),
+    },
+    gate: {
+      minFollowers: parseNonNegativeInt(argv['min-followers'], '--min-followers', MAX_FOLLOWER_COUNT),
+      maxLagMs: parsePositiveInt(argv['min-followers-max-lag-ms'], '--min-followers-max-lag-ms'),
+    },
+    metricsListen: parseMetricsListen(argv['metrics-listen']),
     log,
     security,
   });

@@ -7,7 +7,7 @@ import type { DigestResponse__Output } from '../common/generated/levelreplicator
 import type { GetResponse__Output } from '../common/generated/levelreplicator/v1/GetResponse.js';
 import { callUnary, storeClient, type Peer } from '../common/rpc-client.js';
 import type { ClientSecurity } from '../common/security.js';
-import { seqFromWire } from '../common/seq.js';
+import { seqFromWire, seqToWire } from '../common/seq.js';
 import { openStore, type Store, type StoreSnapshot } from '../common/store.js';
 import { appliedSeqAt, dataGenAt } from '../follower/applier.js';
 import { MASTER_DATA_GEN } from '../master/group-commit.js';
@@ -84,19 +84,28 @@ export interface ReadResult {
   via: 'rpc' | 'store';
 }
 
-export function readKey(node: NodeRef, key: Buffer, timeoutMs: number, security: ClientSecurity): Promise<ReadResult> {
+/**
+ * Reads key on a node. With minSeq > 0 (read-your-writes) a running node answers only
+ * once it has applied minSeq, waiting up to about timeoutMs; a stopped node cannot
+ * catch up, so its store answers only if it already holds minSeq. Otherwise: SEQ_NOT_APPLIED.
+ */
+export function readKey(node: NodeRef, key: Buffer, timeoutMs: number, security: ClientSecurity, minSeq = 0n): Promise<ReadResult> {
   return withNode<ReadResult>(
     node,
     security,
     async (client, peer) => {
-      const res = await callUnary<GetResponse__Output>((o, cb) => client.Get({ key }, o, cb), timeoutMs, peer);
+      const res = await callUnary<GetResponse__Output>((o, cb) => client.Get({ key, minSeq: seqToWire(minSeq) }, o, cb), timeoutMs, peer);
       return { value: res.found ? res.value : undefined, seq: seqFromWire(res.appliedSeq), via: 'rpc' };
     },
     async (db, seqAt, genAt) => {
       const snapshot = db.snapshot();
       try {
+        const seq = await seqAt(snapshot);
+        if (seq < minSeq) {
+          throw new ReplicatorError(ErrorCode.SEQ_NOT_APPLIED, `${label(node)} is not running and has applied up to seq ${seq}, not seq ${minSeq}`);
+        }
         const value = await db.get(dataKey(await genAt(snapshot), key), { snapshot });
-        return { value, seq: await seqAt(snapshot), via: 'store' };
+        return { value, seq, via: 'store' };
       } finally {
         await snapshot.close();
       }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { addOptions, cli, runCli } from '../common/cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
-import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
+import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import type { AckPolicy } from '../common/generated/levelreplicator/v1/AckPolicy.js';
 import type { Write } from '../common/generated/levelreplicator/v1/Write.js';
 import type { WriteResponse__Output } from '../common/generated/levelreplicator/v1/WriteResponse.js';
 import { MAX_WRITES_PER_REQUEST } from '../common/limits.js';
@@ -23,7 +24,10 @@ await runCli(NAME, async () => {
         '$0 --file <pairs.tsv>                   bulk load key<TAB>value lines, each under its own seq',
         '$0 --stdin                              bulk load key<TAB>value lines from standard input',
         '',
-        'Writes through the master and prints the seq the write got (for bulk loads, the seq range).',
+        'Writes through the master and prints the seq the write got (for bulk loads, the seq range);',
+        'pass it to `get-data --min-seq` to read your write on a follower.',
+        'With --ack-followers N the answer waits until N followers durably applied the write; if they',
+        'do not in time, the write stays committed, the seq is still printed, and the exit code is 7.',
       ].join('\n'),
     ).command('$0 [args..]', false, (y) => y.positional('args', { type: 'string', array: true, describe: 'key value pairs, or keys with --delete' })),
     {
@@ -33,7 +37,10 @@ await runCli(NAME, async () => {
       stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
       'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})` },
       concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)' },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of each write call' },
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of each write call (--ack-timeout-ms is added to it)' },
+      'ack-followers': { type: 'number', env: 'LR_PUSH_ACK_FOLLOWERS', describe: 'Answer once this many followers durably applied the write; 0: once committed on the master  (default: the master\'s --ack-followers)' },
+      'ack-timeout-ms': { type: 'number', env: 'LR_PUSH_ACK_TIMEOUT_MS', describe: 'Longest wait for those followers; needs --ack-followers  (default: the master\'s --ack-timeout-ms)' },
+      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON: seqs, acknowledgement status and follower counts' },
     },
   ), CLIENT_SECURITY_OPTIONS).parse();
   const address = parseAddress(argv.master);
@@ -41,8 +48,11 @@ await runCli(NAME, async () => {
   const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
   const args = ((argv.args as string[] | undefined) ?? []).map(String);
 
+  const ack = ackPolicy(argv['ack-followers'], argv['ack-timeout-ms']);
+  const callTimeoutMs = timeoutMs + (ack?.timeoutMs ?? 0);
+
   const client = masterClient(address, clientSecurityFromArgv(argv));
-  const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes }, o, cb), timeoutMs, peer);
+  const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes, ack }, o, cb), callTimeoutMs, peer);
   try {
     const file = argv.file as string | undefined;
     if (file !== undefined || argv.stdin) {
@@ -50,7 +60,7 @@ await runCli(NAME, async () => {
         throw usage('a bulk load takes either --file or --stdin, and no keys, values or --delete');
       }
       if (file === '') throw usage('--file needs a path');
-      return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send);
+      return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send, argv.json as boolean);
     }
     let write: Write;
     if (argv.delete) {
@@ -71,7 +81,9 @@ await runCli(NAME, async () => {
       write = { mutations };
     }
     const res = await send([write]);
-    process.stdout.write(`${res.firstSeq}\n`);
+    if (argv.json) process.stdout.write(JSON.stringify(answerJson(res)) + '\n');
+    else process.stdout.write(`${res.firstSeq}\n`);
+    if (res.ackStatus === 'REPLICATION_TIMEOUT') throw notReplicated(`seq ${res.lastSeq}`, res);
   } finally {
     client.close();
   }
@@ -81,11 +93,41 @@ function usage(message: string): ReplicatorError {
   return new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${message} (see --help)`);
 }
 
+/** The request's acknowledgement policy; undefined leaves it to the master's default. */
+function ackPolicy(followersRaw: unknown, timeoutRaw: unknown): (AckPolicy & { timeoutMs: number }) | undefined {
+  if (followersRaw === undefined) {
+    if (timeoutRaw !== undefined) throw usage('--ack-timeout-ms needs --ack-followers');
+    return undefined;
+  }
+  const followers = parseNonNegativeInt(followersRaw, '--ack-followers', 0xffff_ffff);
+  const timeoutMs = timeoutRaw === undefined ? 0 : parsePositiveInt(timeoutRaw, '--ack-timeout-ms');
+  return { followers, timeoutMs };
+}
+
+function answerJson(res: WriteResponse__Output) {
+  return {
+    firstSeq: res.firstSeq,
+    lastSeq: res.lastSeq,
+    ackStatus: res.ackStatus,
+    followersRequested: res.followersRequested,
+    followersAcked: res.followersAcked,
+  };
+}
+
+/** Exit 6: committed on the master, acknowledged by fewer followers than asked. */
+function notReplicated(what: string, res: WriteResponse__Output): ReplicatorError {
+  return new ReplicatorError(
+    ErrorCode.REPLICATION_TIMEOUT,
+    `${what} is committed on the master, but only ${res.followersAcked} of ${res.followersRequested} followers acknowledged it before the timeout`,
+  );
+}
+
 async function bulkLoad(
   source: string,
   batchSizeRaw: number,
   concurrencyRaw: number,
-  send: (writes: Write[]) => Promise<{ firstSeq: string; lastSeq: string }>,
+  send: (writes: Write[]) => Promise<WriteResponse__Output>,
+  json: boolean,
 ): Promise<void> {
   const batchSize = parsePositiveInt(batchSizeRaw, '--batch-size');
   const concurrency = parsePositiveInt(concurrencyRaw, '--concurrency');
@@ -106,6 +148,8 @@ async function bulkLoad(
           if (firstSeq === undefined || f < firstSeq) firstSeq = f;
           if (l > lastSeq) lastSeq = l;
           pairs += batch.length;
+          // Committed, but not on enough followers: stop rather than pile up more of the same.
+          if (res.ackStatus === 'REPLICATION_TIMEOUT') failure ??= notReplicated(`the batch of seqs ${f}..${l}`, res);
         },
         (err) => {
           failure ??= err;
@@ -126,5 +170,7 @@ async function bulkLoad(
     const e = isReplicatorError(failure) ? failure : new ReplicatorError(ErrorCode.INTERNAL, String((failure as Error)?.message ?? failure));
     throw new ReplicatorError(e.code, `${e.message} (after committing ${pairs} pairs, ${range})`, { cause: failure });
   }
-  process.stdout.write(`loaded ${pairs} pairs, ${range}, in ${seconds.toFixed(2)} s (${Math.round(pairs / Math.max(seconds, 0.001))}/s)\n`);
+  const rate = Math.round(pairs / Math.max(seconds, 0.001));
+  if (json) process.stdout.write(JSON.stringify({ pairs, firstSeq: firstSeq?.toString(), lastSeq: lastSeq.toString(), seconds, rate }) + '\n');
+  else process.stdout.write(`loaded ${pairs} pairs, ${range}, in ${seconds.toFixed(2)} s (${rate}/s)\n`);
 }

@@ -2,6 +2,7 @@
 import { addOptions, cli, runCli } from '../common/cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
+import type { FollowerStatus__Output } from '../common/generated/levelreplicator/v1/FollowerStatus.js';
 import type { StatusResponse__Output } from '../common/generated/levelreplicator/v1/StatusResponse.js';
 import { callUnary, masterClient } from '../common/rpc-client.js';
 
@@ -9,7 +10,10 @@ const NAME = 'replication-status';
 
 await runCli(NAME, async () => {
   const argv = await withSecurityOptions(addOptions(
-    cli(NAME, '$0 [options]\n\nShows the master\'s log position and, per follower: connected or not, applied seq, lag in entries and ms.'),
+    cli(
+      NAME,
+      '$0 [options]\n\nShows the master\'s log position, write rate and write policy and, per follower: state, applied seq,\nlag in entries and ms, time of the last acknowledgement, bytes sent, and whether its acks are durable.',
+    ),
     {
       master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call' },
@@ -21,56 +25,88 @@ await runCli(NAME, async () => {
   try {
     const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
     const s = await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), timeoutMs, { role: 'master', address });
-    const now = Number(s.masterTimeMs);
-    if (argv.json) {
-      process.stdout.write(
-        JSON.stringify(
-          {
-            master: { address, historyId: s.historyId.toString('hex'), epoch: s.epoch, firstSeq: s.firstSeq, lastSeq: s.lastSeq, timeMs: now },
-            followers: s.followers.map((f) => ({
-              id: f.followerId,
-              connected: f.connected,
-              appliedSeq: f.appliedSeq,
-              lagEntries: f.lagEntries,
-              lagMs: Number(f.lagMs),
-              address: f.address,
-              readAddress: f.readAddress,
-              lastAckTimeMs: Number(f.lastAckTimeMs),
-              slotLost: f.slotLost,
-              snapshotting: f.snapshotting,
-            })),
-          },
-          null,
-          2,
-        ) + '\n',
-      );
-      return;
-    }
-    const lines = [
-      `master ${address}  history ${s.historyId.toString('hex')} epoch ${s.epoch}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}`,
-      '',
-    ];
-    if (s.followers.length === 0) {
-      lines.push('no followers are registered');
-    } else {
-      const rows = [['FOLLOWER', 'STATE', 'APPLIED', 'LAG', 'LAG_MS', 'LAST_ACK', 'READ_ADDRESS']];
-      for (const f of s.followers) {
-        const ack = Number(f.lastAckTimeMs);
-        rows.push([
-          String(f.followerId),
-          [f.connected ? (f.snapshotting ? 'snapshot' : 'connected') : 'disconnected', f.slotLost ? 'SLOT-LOST' : ''].filter(Boolean).join(','),
-          f.appliedSeq,
-          f.lagEntries,
-          f.lagMs,
-          ack ? `${((now - ack) / 1000).toFixed(1)}s ago` : 'never',
-          f.readAddress || '-',
-        ]);
-      }
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
-    }
-    process.stdout.write(lines.join('\n') + '\n');
+    process.stdout.write(argv.json ? JSON.stringify(toJson(address, s), null, 2) + '\n' : toText(address, s));
   } finally {
     client.close();
   }
 });
+
+function stateName(f: FollowerStatus__Output): string {
+  return f.state.toLowerCase().replace('_', ' ');
+}
+
+function toJson(address: string, s: StatusResponse__Output) {
+  return {
+    master: {
+      address,
+      historyId: s.historyId.toString('hex'),
+      epoch: s.epoch,
+      firstSeq: s.firstSeq,
+      lastSeq: s.lastSeq,
+      timeMs: Number(s.masterTimeMs),
+      writeRate: s.writeRate,
+      acceptingWrites: s.acceptingWrites,
+      minFollowers: s.minFollowers,
+      minFollowersMaxLagMs: Number(s.minFollowersMaxLagMs),
+      goodFollowers: s.goodFollowers,
+      defaultAckFollowers: s.defaultAckFollowers,
+      defaultAckTimeoutMs: s.defaultAckTimeoutMs,
+    },
+    followers: s.followers.map((f) => ({
+      id: f.followerId,
+      state: stateName(f),
+      connected: f.connected,
+      appliedSeq: f.appliedSeq,
+      sentSeq: f.sentSeq,
+      lagEntries: f.lagEntries,
+      lagMs: Number(f.lagMs),
+      lastAckTimeMs: Number(f.lastAckTimeMs),
+      bytesSent: Number(f.bytesSent),
+      durable: f.durable,
+      address: f.address,
+      readAddress: f.readAddress,
+      lastError: f.lastError,
+      slotLost: f.slotLost,
+      snapshotting: f.snapshotting,
+    })),
+  };
+}
+
+function toText(address: string, s: StatusResponse__Output): string {
+  const now = Number(s.masterTimeMs);
+  const lines = [
+    `master ${address}  history ${s.historyId.toString('hex')} epoch ${s.epoch}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}  writes/s ${s.writeRate.toFixed(1)}`,
+    `acks: ${s.defaultAckFollowers === 0 ? 'async (committed on the master)' : `wait for ${s.defaultAckFollowers} followers, up to ${s.defaultAckTimeoutMs} ms`}` +
+      (s.minFollowers > 0
+        ? `  min-followers ${s.minFollowers} (lag <= ${s.minFollowersMaxLagMs} ms): ${s.goodFollowers} good, ${s.acceptingWrites ? 'accepting writes' : 'REFUSING WRITES'}`
+        : ''),
+    '',
+  ];
+  if (s.followers.length === 0) {
+    lines.push('no followers are registered');
+  } else {
+    const rows = [['FOLLOWER', 'STATE', 'APPLIED', 'LAG', 'LAG_MS', 'LAST_ACK', 'SENT_BYTES', 'SYNC', 'ADDRESS', 'READ_ADDRESS']];
+    for (const f of s.followers) {
+      const ack = Number(f.lastAckTimeMs);
+      rows.push([
+        String(f.followerId),
+        stateName(f) + (f.slotLost ? ',SLOT-LOST' : ''),
+        f.appliedSeq,
+        f.lagEntries,
+        f.lagMs,
+        ack ? `${((now - ack) / 1000).toFixed(1)}s ago` : 'never',
+        f.bytesSent,
+        f.durable ? 'yes' : 'no',
+        f.address || '-',
+        f.readAddress || '-',
+      ]);
+    }
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+    for (const f of s.followers) {
+      if (f.slotLost) lines.push(`follower ${f.followerId}: fell behind the log retention cap; it gets a snapshot when it returns`);
+      if (f.lastError) lines.push(`follower ${f.followerId}: ${f.lastError}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}

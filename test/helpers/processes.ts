@@ -134,17 +134,20 @@ export class ServerProcess {
 export interface MasterHandle {
   proc: ServerProcess;
   address: string;
+  /** Where it serves Prometheus metrics (undefined with --metrics-listen off). */
+  metricsAddress?: string;
 }
 
 export async function startMaster(dataDir: string, listen = '127.0.0.1:0', extra: string[] = []): Promise<MasterHandle> {
   const proc = new ServerProcess('master-server', ['--data-dir', dataDir, '--listen', listen, '--heartbeat-interval-ms', '200', ...extra]);
   const line = await proc.waitForLog('master listening');
-  return { proc, address: line.address as string };
+  return { proc, address: line.address as string, metricsAddress: line.metricsAddress as string | undefined };
 }
 
 export interface FollowerHandle {
   proc: ServerProcess;
   readAddress: string;
+  metricsAddress?: string;
 }
 
 export async function startFollower(id: number, dataDir: string, master: string, extra: string[] = []): Promise<FollowerHandle> {
@@ -161,5 +164,5 @@ export async function startFollower(id: number, dataDir: string, master: string,
     ...extra,
   ]);
   const line = await proc.waitForLog('follower serving reads');
-  return { proc, readAddress: line.readAddress as string };
+  return { proc, readAddress: line.readAddress as string, metricsAddress: line.metricsAddress as string | undefined };
 }

@@ -47,7 +47,8 @@ describe('log retention', () => {
 
   it('a slot holds the log for its follower until the cap, then is lost', async () => {
     const { db, wal, registry } = await setup(100);
-    const f = registry.attach(7, 'peer', '', 31n); // applied 30
+    const f = registry.attach(7, 'peer', '', true);
+    registry.startStream(f, 31n, wal.lastSeq); // applied 30
     registry.detach(f);
     await new LogRetention(db, wal, registry, POLICY, log).runOnce();
     assert.equal(wal.firstSeq, 31n, 'the slot keeps seq 31 on');

@@ -1,0 +1,26 @@
+import type * as grpc from '@grpc/grpc-js';
+import { ErrorCode, ReplicatorError, toServiceError } from '../common/errors.js';
+import type { MasterHandlers } from '../common/generated/levelreplicator/v1/Master.js';
+
+/**
+ * Followers are read-only. A follower serves the Master service only to refuse every
+ * call with NOT_MASTER, naming the master's address in the message and in the
+ * `lr-master-address` trailing metadata, so a client pointed at a follower by mistake
+ * is told where to go instead of getting UNIMPLEMENTED. Nothing is ever written.
+ */
+export function readOnlyMasterHandlers(followerId: number, masterAddress: string, onRefuse: () => void): MasterHandlers {
+  const refusal = (what: string) => {
+    onRefuse();
+    return toServiceError(
+      new ReplicatorError(ErrorCode.NOT_MASTER, `follower ${followerId} is read-only and cannot ${what}; the master is at ${masterAddress}`, {
+        details: { masterAddress },
+      }),
+    ) as grpc.ServiceError;
+  };
+  return {
+    Write: (_call, callback) => callback(refusal('take writes')),
+    Ack: (_call, callback) => callback(refusal('take acknowledgements')),
+    Status: (_call, callback) => callback(refusal('report replication status')),
+    Subscribe: (call) => call.emit('error', refusal('stream its log (followers do not cascade)')),
+  };
+}

@@ -1,0 +1,75 @@
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
+
+/** Scrapes GET /metrics and returns each sample as `name{labels}` -> value (labels as printed). */
+export async function scrapeMetrics(address: string): Promise<Map<string, number>> {
+  const res = await fetch(`http://${address}/metrics`);
+  if (res.status !== 200) throw new Error(`GET /metrics on ${address}: HTTP ${res.status}`);
+  const samples = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const sp = line.lastIndexOf(' ');
+    samples.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return samples;
+}
+
+/** The value of one sample, e.g. metric(samples, 'lr_master_follower_lag_entries', { follower: '2' }). */
+export function metric(samples: Map<string, number>, name: string, labels: Record<string, string> = {}): number | undefined {
+  const entries = Object.entries(labels);
+  const key = entries.length === 0 ? name : `${name}{${entries.map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+  return samples.get(key);
+}
+
+/** Metric names (without _bucket/_sum/_count suffixes of histograms) present in a scrape. */
+export function metricNames(samples: Map<string, number>): Set<string> {
+  const names = new Set<string>();
+  for (const key of samples.keys()) {
+    const name = key.split('{')[0];
+    names.add(name);
+    names.add(name.replace(/_(bucket|sum|count)$/, ''));
+  }
+  return names;
+}
+
+/** grpc.health.v1.Health/Check through the standard health client definition. */
+export function healthCheck(address: string, service = ''): Promise<string> {
+  const Client = grpc.makeGenericClientConstructor(healthService, 'Health');
+  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    Check(req: { service: string }, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void): void;
+  };
+  return new Promise((resolve, reject) => {
+    client.Check({ service }, { deadline: new Date(Date.now() + 5_000) }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res!.status);
+    });
+  });
+}
+
+/** Lists the services a server advertises over grpc.reflection.v1 (what `grpcurl list` shows). */
+export function reflectionServices(address: string): Promise<string[]> {
+  const require = createRequire(import.meta.url);
+  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection')), '../proto/grpc/reflection/v1/reflection.proto');
+  const def = protoLoader.loadSync(protoFile, { keepCase: true, defaults: true, oneofs: true });
+  type Reflection = grpc.ServiceClientConstructor;
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: Reflection } } } };
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const call = (client as unknown as { ServerReflectionInfo(o: grpc.CallOptions): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }> })
+      .ServerReflectionInfo({ deadline: new Date(Date.now() + 5_000) });
+    call.on('data', (res) => {
+      resolve((res.list_services_response?.service ?? []).map((s: { name: string }) => s.name));
+      call.end();
+      client.close();
+    });
+    call.on('error', (err) => {
+      client.close();
+      reject(err);
+    });
+    call.write({ list_services: '' });
+  });
+}
