@@ -92,7 +92,14 @@ describe('write acknowledgement, min-followers, read-your-writes, read-only foll
     await waitFor(async () => (await caughtUp(1)) && (await caughtUp(2)), 'both followers to catch up');
     f2.proc.signal('SIGSTOP');
     try {
-      const slow = await push(['paused', 'v1', '--ack-followers', '2', '--ack-timeout-ms', '1500', '--json']);
+      let slowDone = false;
+      const slowRun = push(['paused', 'v1', '--ack-followers', '2', '--ack-timeout-ms', '5000', '--json']).finally(() => (slowDone = true));
+      // While that write waits for follower 2, other writes keep committing.
+      await waitFor(async () => metric(await scrapeMetrics(master.metricsAddress!), 'lr_master_writes_waiting_for_followers') === 1, 'the write to wait for followers');
+      const meanwhile = await push(['meanwhile', 'x']);
+      assert.equal(meanwhile.code, 0, meanwhile.stderr);
+      assert.equal(slowDone, false, 'a write waiting for followers does not hold up other writes');
+      const slow = await slowRun;
       assert.equal(slow.code, 7, slow.stderr);
       const answer = JSON.parse(slow.stdout);
       assert.equal(answer.ackStatus, 'REPLICATION_TIMEOUT');
