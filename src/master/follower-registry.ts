@@ -134,6 +134,9 @@ export class FollowerRegistry {
     record.slotLost = false;
     record.appliedSeq = seq;
     record.sentSeq = seq;
+    // Nothing the follower holds is verified as ours (its old data may be another history's);
+    // it counts from the snapshot seq once it acknowledges the installed snapshot.
+    record.ackedSeq = 0n;
     this.dirty = true;
     this.setState(record, 'snapshot');
   }

@@ -78,8 +78,9 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
 
     registry.beginSnapshot(r, 10n);
     assert.equal(r.state, 'snapshot');
+    assert.equal(r.appliedSeq, 10n, 'the slot holds the log after the snapshot');
     registry.ack(1, 10n, 10n);
-    assert.equal(registry.durableAckCount(8n), 0, 'a snapshot being sent is not applied');
+    assert.equal(registry.durableAckCount(1n), 0, 'a snapshot being sent is not applied, and the old data is not trusted');
     registry.endSnapshot(r);
     assert.equal(r.state, 'catching_up');
     registry.ack(1, 10n, 10n);
