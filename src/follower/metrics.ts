@@ -77,10 +77,10 @@ export class FollowerMetrics {
     });
     new Gauge({
       name: 'lr_follower_connected',
-      help: '1 while the follower has an accepted stream from the master',
+      help: '1 while the follower has an accepted stream from the master (snapshot, catching-up or streaming)',
       registers: r,
       collect() {
-        this.set(subscriber.state === 'streaming' ? 1 : 0);
+        this.set(subscriber.state === 'streaming' || subscriber.state === 'catching-up' || subscriber.state === 'snapshot' ? 1 : 0);
       },
     });
     new Gauge({

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
+import { callUnary, masterClient } from '../../src/common/rpc-client.js';
+import { healthCheck, metric, metricNames, reflectionServices, scrapeMetrics } from '../helpers/probes.js';
+import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
+
+const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
+
+/** Metric names listed in the README's metric tables, by prefix. */
+function documentedMetrics(prefix: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of fs.readFileSync(README, 'utf8').matchAll(/^\| `(lr_[a-z_]+)` \|/gm)) if (m[1].startsWith(prefix)) names.add(m[1]);
+  return names;
+}
+
+/** What a scrape exports under our prefix (histograms by their base name). */
+function exported(samples: Map<string, number>, prefix: string): Set<string> {
+  return new Set([...metricNames(samples)].filter((n) => n.startsWith(prefix) && !/_(bucket|sum|count)$/.test(n)));
+}
+
+describe('observability: status, metrics, health, reflection; --no-sync acks do not count', () => {
+  const root = tempDir();
+  let master: MasterHandle;
+  let f1: FollowerHandle; // --no-sync: its acks are not durable
+  let f2: FollowerHandle; // --metrics-listen off
+  const push = (args: string[]) => runTool('push-data', [...args, '--master', master.address]);
+
+  before(async () => {
+    master = await startMaster(path.join(root, 'master'));
+    f1 = await startFollower(1, path.join(root, 'follower-1'), master.address, ['--no-sync']);
+    f2 = await startFollower(2, path.join(root, 'follower-2'), master.address, ['--metrics-listen', 'off']);
+  });
+  after(async () => {
+    for (const h of [f1, f2, master]) await h?.proc.kill('SIGKILL');
+  });
+
+  it('only durable (--sync) followers count for write acknowledgement', async () => {
+    const both = await push(['k', 'v1', '--ack-followers', '2', '--ack-timeout-ms', '1500', '--json']);
+    assert.equal(both.code, 6, both.stderr);
+    const answer = JSON.parse(both.stdout);
+    assert.equal(answer.followersAcked, 1, 'follower 1 runs --no-sync and does not count');
+    // ... although it did apply the write.
+    const read = await runTool('get-data', ['1', 'k', '--data-root', root, '--min-seq', answer.lastSeq]);
+    assert.equal(read.stdout, 'v1\n');
+    const one = await push(['k', 'v2', '--ack-followers', '1', '--json']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(JSON.parse(one.stdout).ackStatus, 'REPLICATED');
+  });
+
+  it('replication-status shows states, durability, bytes sent and the write rate', async () => {
+    await waitFor(async () => {
+      const r = await runTool('replication-status', ['--master', master.address, '--json']);
+      const s = JSON.parse(r.stdout);
+      return s.followers.every((f: { appliedSeq: string }) => f.appliedSeq === s.master.lastSeq);
+    }, 'both followers to catch up');
+    const s = JSON.parse((await runTool('replication-status', ['--master', master.address, '--json'])).stdout);
+    assert.equal(s.master.lastSeq, '2');
+    assert.ok(s.master.writeRate >= 0);
+    assert.equal(s.master.acceptingWrites, true);
+    const [a, b] = s.followers;
+    assert.deepEqual([a.id, a.state, a.durable, a.lagEntries, a.lagMs], [1, 'streaming', false, '0', 0]);
+    assert.deepEqual([b.id, b.state, b.durable], [2, 'streaming', true]);
+    assert.ok(a.bytesSent > 0 && a.lastAckTimeMs > 0 && a.readAddress === f1.readAddress);
+    const text = (await runTool('replication-status', ['--master', master.address])).stdout;
+    assert.match(text, /^FOLLOWER\s+STATE\s+APPLIED\s+LAG\s+LAG_MS\s+LAST_ACK\s+SENT_BYTES\s+SYNC\s+ADDRESS\s+READ_ADDRESS$/m);
+    assert.match(text, /^1\s+streaming\s+2\s+0\s+0\s+\S+ ago\s+\d+\s+no\s/m);
+    assert.match(text, /^2\s+streaming\s+2\s+0\s+0\s+\S+ ago\s+\d+\s+yes\s/m);
+  });
+
+  it('exports every metric the README lists, and lists every metric it exports', async () => {
+    // Labelled error counters appear once counted: make one error on each node.
+    const client = masterClient(master.address);
+    await assert.rejects(
+      callUnary((o, cb) => client.Write({ writes: [] }, o, cb), 5_000, { role: 'master', address: master.address }),
+      (e) => isReplicatorError(e, ErrorCode.INVALID_ARGUMENT),
+    );
+    client.close();
+    assert.equal((await runTool('push-data', ['k', 'v', '--master', f1.readAddress])).code, 5);
+
+    const m = await scrapeMetrics(master.metricsAddress!);
+    assert.deepEqual([...exported(m, 'lr_master_')].sort(), [...documentedMetrics('lr_master_')].sort());
+    assert.equal(metric(m, 'lr_master_errors_total', { code: 'INVALID_ARGUMENT' }), 1);
+    assert.equal(metric(m, 'lr_master_writes_total'), 2);
+    assert.equal(metric(m, 'lr_master_followers_connected'), 2);
+    assert.equal(metric(m, 'lr_master_followers', { state: 'streaming' }), 2);
+    assert.equal(metric(m, 'lr_master_write_requests_total', { result: 'replication_timeout' }), 1);
+    assert.equal(metric(m, 'lr_master_write_requests_total', { result: 'replicated' }), 1);
+    assert.equal(metric(m, 'lr_master_write_duration_seconds_count', { ack: 'followers' }), 2);
+    assert.ok(metric(m, 'lr_master_streamed_bytes_total', { follower: '1' })! > 0);
+    assert.ok(metric(m, 'process_cpu_seconds_total') !== undefined, 'standard process metrics');
+
+    const fm = await scrapeMetrics(f1.metricsAddress!);
+    assert.deepEqual([...exported(fm, 'lr_follower_')].sort(), [...documentedMetrics('lr_follower_')].sort());
+    assert.equal(metric(fm, 'lr_follower_errors_total', { code: 'NOT_MASTER' }), 1);
+    assert.ok(metric(fm, 'lr_follower_reads_total', { result: 'found' })! >= 1);
+    assert.equal(metric(fm, 'lr_follower_applied_entries_total'), 2);
+    assert.equal(metric(fm, 'lr_follower_applied_seq'), 2);
+    assert.equal(metric(fm, 'lr_follower_state', { state: 'streaming' }), 1);
+    assert.equal(metric(fm, 'lr_follower_connected'), 1);
+
+    // A node without a metrics listener says so nowhere: no address logged, none in endpoint.json.
+    assert.equal(f2.metricsAddress, undefined);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'follower-2', 'endpoint.json'), 'utf8')).metricsAddress, undefined);
+    const res = await fetch(`http://${master.metricsAddress}/nothing-here`);
+    assert.equal(res.status, 404);
+  });
+
+  it('serves the standard health service and server reflection on master and followers', async () => {
+    for (const address of [master.address, f1.readAddress, f2.readAddress]) {
+      assert.equal(await healthCheck(address), 'SERVING');
+      assert.equal(await healthCheck(address, 'levelreplicator.v1.Store'), 'SERVING');
+      assert.equal(await healthCheck(address, 'levelreplicator.v1.Master'), 'SERVING');
+      const services = await reflectionServices(address);
+      for (const s of ['levelreplicator.v1.Master', 'levelreplicator.v1.Store', 'grpc.health.v1.Health']) {
+        assert.ok(services.includes(s), `${address} lists ${s}: ${services.join(', ')}`);
+      }
+    }
+    await assert.rejects(healthCheck(master.address, 'no.such.Service'), /NOT_FOUND|not found/i);
+  });
+});
