@@ -40,7 +40,7 @@ describe('observability: status, metrics, health, reflection; --no-sync acks do 
 
   it('only durable (--sync) followers count for write acknowledgement', async () => {
     const both = await push(['k', 'v1', '--ack-followers', '2', '--ack-timeout-ms', '1500', '--json']);
-    assert.equal(both.code, 6, both.stderr);
+    assert.equal(both.code, 7, both.stderr);
     const answer = JSON.parse(both.stdout);
     assert.equal(answer.followersAcked, 1, 'follower 1 runs --no-sync and does not count');
     // ... although it did apply the write.
