@@ -126,6 +126,23 @@ export class MasterMetrics {
       },
     });
     new Gauge({
+      name: 'lr_master_follower_slot_lost',
+      help: '1 while a follower\'s replication slot is lost (it fell behind the retention cap and will be snapshotted when it returns), else 0',
+      labelNames: ['follower'] as const,
+      registers: r,
+      collect() {
+        for (const f of followers.list()) this.set({ follower: String(f.id) }, f.slotLost ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'lr_master_log_retained_entries',
+      help: 'Entries in the log (last seq - first seq + 1)',
+      registers: r,
+      collect() {
+        this.set(Number(wal.lastSeq - wal.firstSeq + 1n));
+      },
+    });
+    new Gauge({
       name: 'lr_master_good_followers',
       help: 'Followers that count for --min-followers (connected, acknowledged and lagging at most --min-followers-max-lag-ms)',
       registers: r,

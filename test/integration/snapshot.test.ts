@@ -3,6 +3,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { digests, readVia, status, tsv, waitConverged } from '../helpers/cluster.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
+import { scrapeMetrics } from '../helpers/probes.js';
 import { diffStores, readStore } from '../helpers/stores.js';
 
 const RETENTION = ['--retain-entries', '50', '--slot-max-lag-entries', '500', '--trim-interval-ms', '100'];
@@ -43,6 +44,8 @@ describe('log retention and snapshot bootstrap', () => {
     }, 'slot 1 to be lost and the log trimmed past it');
     assert.ok(BigInt(lost.firstSeq) > 101n);
     assert.ok(master.proc.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('fell behind the retention cap')));
+    const metrics = await scrapeMetrics(master.metricsAddress!);
+    assert.equal(metrics.get('lr_master_follower_slot_lost{follower="1"}'), 1, 'the lost slot is a metric too');
     const text = await runTool('replication-status', ['--master', master.address]);
     assert.match(text.stdout, /^1\s+disconnected,SLOT-LOST/m);
 
@@ -54,6 +57,7 @@ describe('log retention and snapshot bootstrap', () => {
     await waitConverged(master.address, [1]);
     const s = await status(master.address);
     assert.equal(s.followers.find((x) => x.followerId === 1)?.slotLost, false, 'the slot holds again');
+    assert.equal((await scrapeMetrics(master.metricsAddress!)).get('lr_master_follower_slot_lost{follower="1"}'), 0);
     const rows = await digests(root, ['master', '1']);
     assert.equal(rows[0].digest, rows[1].digest);
     assert.equal(rows[0].seq, rows[1].seq);
