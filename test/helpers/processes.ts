@@ -91,7 +91,8 @@ export class ServerProcess {
     });
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.exit = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
+      // 'close', not 'exit': stdout and stderr are fully read by then, so no late line is missed.
+      this.child.on('close', (code, signal) => {
         this.exited = true;
         resolve({ code, signal });
       });
