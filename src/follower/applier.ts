@@ -3,6 +3,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, dataRange, metaKey, MetaName } from '../common/keys.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
 import { u32, u64, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
+import type { ApplyAudit } from './apply-audit.js';
 
 const DATA_START = dataRange(0).gte;
 const DATA_END = dataRange(0xffff_ffff).lt;
@@ -47,6 +48,7 @@ export class Applier {
     public historyId: Buffer,
     /** The generation reads and applies use. Invariant: switched only together with the applied position. */
     public dataGen: number,
+    private readonly audit: ApplyAudit | undefined,
   ) {
     this.progress = new SeqWaiters(appliedSeq);
   }
@@ -56,7 +58,7 @@ export class Applier {
    * active one: leftovers of a snapshot that was interrupted (never made active) or of
    * data a completed snapshot replaced.
    */
-  static async open(db: Store, { sync }: { sync: boolean }): Promise<Applier> {
+  static async open(db: Store, { sync, audit }: { sync: boolean; audit?: ApplyAudit }): Promise<Applier> {
     const [seq, checksum, commitTime, historyId, gen] = await db.getMany([
       APPLIED_SEQ_KEY,
       APPLIED_CHECKSUM_KEY,
@@ -72,6 +74,7 @@ export class Applier {
       commitTime ? Number(commitTime.readBigUInt64BE()) : 0,
       historyId ?? Buffer.alloc(0),
       gen ? gen.readUInt32BE() : 0,
+      audit,
     );
     const active = dataRange(applier.dataGen);
     await db.clear({ gte: DATA_START, lt: active.gte });
@@ -123,6 +126,7 @@ export class Applier {
     // A snapshot of another history may put the follower at a lower seq than before.
     if (pos.seq >= this.progress.position) this.progress.advance(pos.seq);
     else this.progress.reset(pos.seq);
+    this.audit?.snapshot(pos.seq);
     return old;
   }
 
@@ -164,11 +168,13 @@ export class Applier {
     ops.push({ type: 'put', key: APPLIED_COMMIT_TIME_KEY, value: u64(BigInt(commitTimeMs)) });
     if (!historyId.equals(this.historyId)) ops.push({ type: 'put', key: HISTORY_ID_KEY, value: historyId });
     await this.db.batch(ops, { sync: this.sync });
+    const firstSeq = this.appliedSeq + 1n;
     this.appliedSeq = seq;
     this.appliedChecksum = checksum;
     this.appliedCommitTimeMs = commitTimeMs;
     this.historyId = historyId;
     this.progress.advance(seq);
+    this.audit?.applied(firstSeq, seq);
   }
 }
 

@@ -12,6 +12,7 @@ import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/stand
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
+import { ApplyAudit } from './apply-audit.js';
 import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
@@ -27,6 +28,8 @@ export interface FollowerOptions {
   progressIntervalMs: number;
   /** Where to serve Prometheus metrics; undefined: no metrics listener. */
   metricsListen: string | undefined;
+  /** Audit mode: append every store open and applied seq range to this file (see apply-audit.ts). */
+  auditFile?: string;
   log: Logger;
   /** TLS and tokens of the read service; plaintext and open when absent. */
   security?: ServerSecurity;
@@ -50,8 +53,11 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
   let server: grpc.Server | undefined;
   let client: MasterClient | undefined;
   let metricsServer: MetricsServer | undefined;
+  let audit: ApplyAudit | undefined;
   try {
-    const applier = await Applier.open(db, { sync: opts.sync });
+    audit = opts.auditFile ? ApplyAudit.open(opts.auditFile) : undefined;
+    const applier = await Applier.open(db, { sync: opts.sync, audit });
+    audit?.opened(applier.appliedSeq);
     log.info(
       { dataDir: opts.dataDir, appliedSeq: applier.appliedSeq.toString(), historyId: applier.historyId.toString('hex') },
       'follower store opened',
@@ -122,6 +128,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         await msrv?.close();
         removeEndpoint(opts.dataDir);
         await db.close();
+        audit?.close();
         log.info({ appliedSeq: applier.appliedSeq.toString() }, 'follower stopped');
       },
     };
@@ -129,6 +136,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     client?.close();
     server?.forceShutdown();
     await metricsServer?.close();
+    audit?.close();
     await db.close();
     if (isNew) removeNewDataDir(opts.dataDir);
     throw err;

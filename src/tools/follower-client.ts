@@ -46,6 +46,7 @@ await runCli(NAME, async () => {
       'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long' },
       'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)' },
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables' },
+      'audit-file': { type: 'string', default: '', env: 'LR_FOLLOWER_AUDIT_FILE', describe: 'Audit mode: append a line to this file for every store open, applied seq range and installed snapshot, to prove nothing was applied twice or skipped (empty: off)' },
       ...LOG_LEVEL_OPTION,
     },
   ), FOLLOWER_SECURITY_OPTIONS).parse();
@@ -64,6 +65,7 @@ await runCli(NAME, async () => {
     heartbeatTimeoutMs: parsePositiveInt(argv['heartbeat-timeout-ms'], '--heartbeat-timeout-ms'),
     progressIntervalMs: parsePositiveInt(argv['progress-interval-ms'], '--progress-interval-ms'),
     metricsListen: parseMetricsListen(argv['metrics-listen']),
+    auditFile: (argv['audit-file'] as string) || undefined,
     log,
     security,
     masterSecurity,
