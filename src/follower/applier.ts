@@ -38,6 +38,8 @@ export class Applier {
   private readonly clearing = new Map<number, Promise<void>>();
   /** Readers waiting for a seq to be applied (read-your-writes); moved after each durable apply or snapshot switch. */
   readonly progress: SeqWaiters;
+  /** Set when a write failed: this LevelDB handle must not write again until reopened. */
+  private mustReopen = false;
 
   private constructor(
     private readonly db: Store,
@@ -59,34 +61,82 @@ export class Applier {
    * data a completed snapshot replaced.
    */
   static async open(db: Store, { sync, audit }: { sync: boolean; audit?: ApplyAudit }): Promise<Applier> {
-    const [seq, checksum, commitTime, historyId, gen] = await db.getMany([
-      APPLIED_SEQ_KEY,
-      APPLIED_CHECKSUM_KEY,
-      APPLIED_COMMIT_TIME_KEY,
-      HISTORY_ID_KEY,
-      DATA_GEN_KEY,
-    ]);
-    const applier = new Applier(
-      db,
-      sync,
-      seq ? seq.readBigUInt64BE() : 0n,
-      checksum ? checksum.readUInt32BE() : GENESIS_CHECKSUM,
-      commitTime ? Number(commitTime.readBigUInt64BE()) : 0,
-      historyId ?? Buffer.alloc(0),
-      gen ? gen.readUInt32BE() : 0,
-      audit,
-    );
+    const applier = new Applier(db, sync, 0n, GENESIS_CHECKSUM, 0, Buffer.alloc(0), 0, audit);
+    await applier.loadPosition();
     const active = dataRange(applier.dataGen);
     await db.clear({ gte: DATA_START, lt: active.gte });
     await db.clear({ gte: active.lt, lt: DATA_END });
     return applier;
   }
 
+  /** Reads the applied position and the active generation back from the store. */
+  private async loadPosition(): Promise<void> {
+    const [seq, checksum, commitTime, historyId, gen] = await this.db.getMany([
+      APPLIED_SEQ_KEY,
+      APPLIED_CHECKSUM_KEY,
+      APPLIED_COMMIT_TIME_KEY,
+      HISTORY_ID_KEY,
+      DATA_GEN_KEY,
+    ]);
+    this.appliedSeq = seq ? seq.readBigUInt64BE() : 0n;
+    this.appliedChecksum = checksum ? checksum.readUInt32BE() : GENESIS_CHECKSUM;
+    this.appliedCommitTimeMs = commitTime ? Number(commitTime.readBigUInt64BE()) : 0;
+    this.historyId = historyId ?? Buffer.alloc(0);
+    this.dataGen = gen ? gen.readUInt32BE() : 0;
+    // Readers waiting for a seq follow the stored position (a reopen never finds it behind).
+    if (this.appliedSeq >= this.progress.position) this.progress.advance(this.appliedSeq);
+    else this.progress.reset(this.appliedSeq);
+  }
+
+  /**
+   * Every write to the follower's store goes through here. A failed write (disk full,
+   * I/O error) is the follower's own failure, reported as STORE_FAILED naming what was
+   * being written, and it leaves the LevelDB handle unusable until ensureWritable().
+   */
+  async write(ops: BatchOp[], { sync }: { sync: boolean }, what: string): Promise<void> {
+    await this.ensureWritable();
+    try {
+      await this.db.batch(ops, { sync });
+    } catch (err) {
+      this.mustReopen = true;
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /**
+   * Makes the store writable again after a failed write. LevelDB cannot be trusted to
+   * write on after a failure: a record that failed half way (ENOSPC) stays torn in its
+   * write-ahead log, and records written after it are misframed and dropped when the log
+   * is replayed on the next open — applied seqs silently lost after they were reported.
+   * So the store is closed and reopened (recovery reads what is really on disk) and the
+   * position is read back before anything else is written. Throws STORE_FAILED while that
+   * is impossible (the disk is still full); the subscriber retries with backoff.
+   */
+  async ensureWritable(): Promise<void> {
+    if (!this.mustReopen) return;
+    try {
+      if (this.db.status === 'open') await this.db.close();
+      await this.db.open();
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause;
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot reopen the store after a failed write: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, { cause: err });
+    }
+    await this.loadPosition();
+    this.mustReopen = false;
+    this.audit?.opened(this.appliedSeq);
+  }
+
   /** Deletes every key of a (non-active) generation; waits for a deletion already under way. */
   async clearGeneration(gen: number): Promise<void> {
     if (gen === this.dataGen) throw new Error(`refusing to clear the active generation ${gen}`);
     await this.clearing.get(gen);
-    await this.db.clear(dataRange(gen));
+    await this.ensureWritable();
+    try {
+      await this.db.clear(dataRange(gen));
+    } catch (err) {
+      this.mustReopen = true;
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot clear data generation ${gen}: the store write failed: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /** clearGeneration in the background; a later clearGeneration(gen) waits for it. */
@@ -106,7 +156,7 @@ export class Applier {
    */
   async switchToSnapshot(pos: SnapshotPosition): Promise<number> {
     const old = this.dataGen;
-    await this.db.batch(
+    await this.write(
       [
         { type: 'put', key: DATA_GEN_KEY, value: u32(pos.gen) },
         { type: 'put', key: APPLIED_SEQ_KEY, value: u64(pos.seq) },
@@ -117,6 +167,7 @@ export class Applier {
       ],
       // Always durable: LevelDB persists earlier unsynced writes (the staged pairs) before a synced one.
       { sync: true },
+      `switch to the snapshot at seq ${pos.seq}`,
     );
     this.dataGen = pos.gen;
     this.appliedSeq = pos.seq;
@@ -167,8 +218,9 @@ export class Applier {
     ops.push({ type: 'put', key: APPLIED_CHECKSUM_KEY, value: u32(checksum) });
     ops.push({ type: 'put', key: APPLIED_COMMIT_TIME_KEY, value: u64(BigInt(commitTimeMs)) });
     if (!historyId.equals(this.historyId)) ops.push({ type: 'put', key: HISTORY_ID_KEY, value: historyId });
-    await this.db.batch(ops, { sync: this.sync });
     const firstSeq = this.appliedSeq + 1n;
+    // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
+    await this.write(ops, { sync: this.sync }, `apply seqs ${firstSeq}..${seq}`);
     this.appliedSeq = seq;
     this.appliedChecksum = checksum;
     this.appliedCommitTimeMs = commitTimeMs;

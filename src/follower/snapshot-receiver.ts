@@ -2,7 +2,7 @@ import { PairHasher } from '../common/digest.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey } from '../common/keys.js';
 import { seqFromWire } from '../common/seq.js';
-import type { BatchOp, Store } from '../common/store.js';
+import type { BatchOp } from '../common/store.js';
 import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
 import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1/SnapshotEnd.js';
 import type { SnapshotInfo__Output } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
@@ -24,7 +24,6 @@ export class SnapshotReceiver {
   private begun = false;
 
   constructor(
-    private readonly db: Store,
     private readonly applier: Applier,
     private readonly info: SnapshotInfo__Output,
     private readonly historyId: Buffer,
@@ -59,7 +58,7 @@ export class SnapshotReceiver {
     }
     // Not synced: nothing points at the staging generation until finish(), whose synced
     // batch makes every earlier write durable too.
-    await this.db.batch(ops, { sync: false });
+    await this.applier.write(ops, { sync: false }, `store pairs of the snapshot at seq ${this.seq}`);
     this.keys += BigInt(pairs.length);
   }
 

@@ -155,7 +155,7 @@ export function runStreamSession(
         masterLastSeq = seqFromWire(start.masterLastSeq);
         events.onMasterLastSeq(masterLastSeq);
         if (start.snapshot) {
-          snapshot = new SnapshotReceiver(ctx.db, applier, start.snapshot, start.historyId, start.epoch);
+          snapshot = new SnapshotReceiver(applier, start.snapshot, start.historyId, start.epoch);
           progress.snapshotStarted(snapshot.approxBytes);
           events.onStart('snapshot', { reason: start.reason, snapshotSeq: start.snapshot.seq, appliedSeq: applier.appliedSeq.toString() });
         } else {

@@ -101,6 +101,9 @@ export class Subscriber {
     while (!this.stopped) {
       if (attempt++ > 0) this.opts.metrics?.reconnects.inc();
       try {
+        // After a failed store write, reopen the store first; while that fails (the disk
+        // is still full), back off without asking the master to stream anything.
+        await this.applier.ensureWritable();
         await this.streamOnce();
         if (!this.stopped) this.noteFailure(new ReplicatorError(ErrorCode.MASTER_UNAVAILABLE, 'the master ended the stream'));
       } catch (err) {
@@ -124,6 +127,17 @@ export class Subscriber {
       this.opts.log.debug({ code: e.code }, e.message);
     }
     if (this.state !== 'connecting') this.setState('disconnected');
+  }
+
+  /**
+   * The stream works end to end: entries were applied, or the master, with nothing more
+   * to send, sends heartbeats. Only then does the next failure retry quickly and get
+   * logged again. A stream that connects but cannot apply (a full disk) keeps backing
+   * off, and its repeated failure is logged once.
+   */
+  private healthy(): void {
+    this.backoff.reset();
+    this.lastFailure = '';
   }
 
   private sleep(ms: number): Promise<void> {
@@ -159,13 +173,12 @@ export class Subscriber {
         log: opts.log,
         events: {
           onStart: (mode, details) => {
-            this.backoff.reset();
-            this.lastFailure = '';
             if (mode === 'snapshot') opts.metrics?.snapshots.inc();
             this.setState(mode === 'snapshot' ? 'snapshot' : this.caughtUpState(), details);
             this.reportAck(true);
           },
           onApplied: () => {
+            this.healthy();
             this.noteProgress();
             this.setState(this.caughtUpState());
             this.reportAck(false);
@@ -177,7 +190,10 @@ export class Subscriber {
             m.appliedBytes.inc(bytes);
             m.applyDuration.observe(seconds);
           },
-          onHeartbeat: () => this.reportAck(true),
+          onHeartbeat: () => {
+            this.healthy();
+            this.reportAck(true);
+          },
           onMasterLastSeq: (seq) => {
             this.masterLastSeq = seq;
             this.noteProgress();
