@@ -12,6 +12,9 @@ import type { FollowerMetrics } from './metrics.js';
 import { Progress } from './progress.js';
 import { runStreamSession } from './stream-session.js';
 
+/** The time grpc-js appends to a connection error, e.g. ` (2026-01-02T03:04:05.678Z)`. */
+const GRPC_TIMESTAMP = / ?\(\d{4}-\d\d-\d\dT[\d:.]+Z?\)/g;
+
 export const FOLLOWER_NODE_STATES = ['connecting', 'snapshot', 'catching-up', 'streaming', 'disconnected', 'stopped'] as const;
 export type FollowerState = (typeof FOLLOWER_NODE_STATES)[number];
 
@@ -116,7 +119,8 @@ export class Subscriber {
 
   private noteFailure(err: unknown): void {
     const e = isReplicatorError(err) ? err : fromServiceError(err, { role: 'master', address: this.opts.masterAddress });
-    const summary = `${e.code}: ${e.message}`;
+    // grpc-js stamps its "Last error" with the time it happened: not part of what failed.
+    const summary = `${e.code}: ${e.message.replace(GRPC_TIMESTAMP, '')}`;
     this.opts.metrics?.errors.inc({ code: e.code });
     // Log each distinct failure once; identical repeats (a master that stays down) at debug.
     if (summary !== this.lastFailure) {
