@@ -1,4 +1,5 @@
 import { masterClient, callUnary } from '../../src/common/rpc-client.js';
+import { isReplicatorError } from '../../src/common/errors.js';
 import type { WriteResponse__Output } from '../../src/common/generated/levelreplicator/v1/WriteResponse.js';
 
 export interface AckedWrite {
@@ -7,24 +8,47 @@ export interface AckedWrite {
   seq: bigint;
 }
 
+/** Per writer: a key overwritten by every request, so lost or reordered updates show. */
+export interface CounterKey {
+  key: string;
+  /** Value of the newest acknowledged request (-1: none yet) and the seq it got. */
+  lastAcked: number;
+  lastAckedSeq: bigint;
+  /** Value of the newest request sent, acknowledged or not. */
+  lastAttempted: number;
+}
+
 /**
  * Concurrent writers against the master, each on its own channel. Every write has a
  * unique key, so the oracle is exact: each acknowledged (key, value) must be present.
- * Failures (master killed, unavailable) are counted, never retried as the same write.
+ * Failures (master killed, unavailable, deadline) are recorded, never retried as the same
+ * write: a failed write is indeterminate (it may have committed before the failure), so
+ * its keys may or may not be present — but only with the value that was sent.
+ * Each request also overwrites the writer's counter key with the request's number, as
+ * its last write (highest seq of the request).
  */
 export class LoadGenerator {
   readonly acked: AckedWrite[] = [];
+  /** Keys (and values) of writes that failed or timed out: may or may not be committed. */
+  readonly unacked = new Map<string, string>();
+  readonly counters: CounterKey[] = [];
+  /** Failed write count, and per error code. */
   failed = 0;
+  timedOut = 0;
+  readonly errors = new Map<string, number>();
   private stopped = false;
   private running: Promise<void>[] = [];
 
   constructor(
     private readonly address: string,
-    private readonly opts: { writers: number; batch: number; prefix: string; timeoutMs?: number },
+    readonly opts: { writers: number; batch: number; prefix: string; timeoutMs?: number },
   ) {}
 
   start(): void {
-    for (let w = 0; w < this.opts.writers; w++) this.running.push(this.writer(w));
+    for (let w = 0; w < this.opts.writers; w++) {
+      this.counters.push({ key: `${this.opts.prefix}-w${w}-counter`, lastAcked: -1, lastAckedSeq: 0n, lastAttempted: -1 });
+      this.running.push(this.writer(w));
+    }
   }
 
   /** Writes until `target` writes are acknowledged (or stop() is called). */
@@ -39,19 +63,22 @@ export class LoadGenerator {
 
   private async writer(w: number): Promise<void> {
     const client = masterClient(this.address);
+    const counter = this.counters[w];
     let n = 0;
     try {
-      while (!this.stopped) {
+      for (let request = 0; !this.stopped; request++) {
         const batch: { key: string; value: string }[] = [];
         for (let i = 0; i < this.opts.batch; i++, n++) {
           const key = `${this.opts.prefix}-w${w}-${String(n).padStart(8, '0')}`;
           batch.push({ key, value: `value of ${key}` });
         }
+        const writes = [...batch, { key: counter.key, value: String(request) }];
+        counter.lastAttempted = request;
         try {
           const res = await callUnary<WriteResponse__Output>(
             (o, cb) =>
               client.Write(
-                { writes: batch.map((p) => ({ mutations: [{ kind: 'PUT', key: Buffer.from(p.key), value: Buffer.from(p.value) }] })) },
+                { writes: writes.map((p) => ({ mutations: [{ kind: 'PUT', key: Buffer.from(p.key), value: Buffer.from(p.value) }] })) },
                 o,
                 cb,
               ),
@@ -60,8 +87,14 @@ export class LoadGenerator {
           );
           let seq = BigInt(res.firstSeq);
           for (const p of batch) this.acked.push({ ...p, seq: seq++ });
-        } catch {
+          counter.lastAcked = request;
+          counter.lastAckedSeq = seq;
+        } catch (err) {
+          const code = isReplicatorError(err) ? err.code : 'UNKNOWN';
+          this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
           this.failed += batch.length;
+          if (code === 'DEADLINE_EXCEEDED') this.timedOut += batch.length;
+          for (const p of batch) this.unacked.set(p.key, p.value);
           await new Promise((r) => setTimeout(r, 20)); // the master may be restarting
         }
       }

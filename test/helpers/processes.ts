@@ -67,6 +67,8 @@ export class ServerProcess {
   stderr = '';
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exited = false;
+  /** Frozen by SIGSTOP (pause()) and not yet resumed. */
+  paused = false;
   private readonly child: ChildProcess;
 
   constructor(tool: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
@@ -126,8 +128,22 @@ export class ServerProcess {
     if (!this.exited) this.child.kill(sig);
   }
 
+  /** SIGSTOP: the process freezes wherever it is; its sockets stay open and unread. */
+  pause(): void {
+    this.signal('SIGSTOP');
+    this.paused = !this.exited;
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    this.signal('SIGCONT');
+    this.paused = false;
+  }
+
   async kill(sig: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     this.signal(sig);
+    // A stopped process only acts on a catchable signal once it runs again.
+    if (this.paused && sig !== 'SIGKILL') this.resume();
     return this.exit;
   }
 }

@@ -1,4 +1,5 @@
-import { dataRange, metaKey, MetaName } from '../../src/common/keys.js';
+import { decodeEntry, type DecodedEntry } from '../../src/common/entry-codec.js';
+import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, metaKey, MetaName } from '../../src/common/keys.js';
 import { openStore } from '../../src/common/store.js';
 
 export interface StoreContents {
@@ -37,4 +38,27 @@ export function diffStores(a: Map<string, string>, b: Map<string, string>, limit
     if (!a.has(k)) out.push(`extra ${JSON.stringify(k)}`);
   }
   return out.join('; ');
+}
+
+/** Number of entries that differ between two stores: missing, extra, or with another value. */
+export function countDivergent(a: Map<string, string>, b: Map<string, string>): number {
+  let n = 0;
+  for (const [k, v] of a) if (b.get(k) !== v) n++;
+  for (const k of b.keys()) if (!a.has(k)) n++;
+  return n;
+}
+
+/** Every log entry still held by a stopped master's store, decoded, by seq. */
+export async function readLog(dataDir: string): Promise<Map<bigint, DecodedEntry>> {
+  const db = await openStore(dataDir, { create: false });
+  try {
+    const log = new Map<bigint, DecodedEntry>();
+    for await (const [, v] of db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END })) {
+      const e = decodeEntry(v);
+      log.set(e.seq, e);
+    }
+    return log;
+  } finally {
+    await db.close();
+  }
 }

@@ -1,0 +1,173 @@
+import type { FollowerStatus__Output } from '../../src/common/generated/levelreplicator/v1/FollowerStatus.js';
+import { HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
+import { diskFullScenario } from './disk-full.js';
+import { waitFor } from './processes.js';
+import { sleep, type ScenarioContext, type ScenarioDef } from './scenario-runner.js';
+
+/** How long any one expected reaction (detection, reconnect, catch-up) may take on a slow, shared machine. */
+const REACTION_DEADLINE_MS = 45_000;
+
+async function followerStatus(cluster: Cluster, id: number): Promise<FollowerStatus__Output | undefined> {
+  return (await cluster.status()).followers.find((f) => f.followerId === id);
+}
+
+/** Waits (with a deadline) until follower id is connected and has applied at least the master's current last seq. */
+export async function waitCaughtUp(cluster: Cluster, id: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  const target = BigInt((await cluster.status()).lastSeq);
+  await waitFor(
+    async () => {
+      const f = await followerStatus(cluster, id);
+      return f?.connected && BigInt(f.appliedSeq) >= target;
+    },
+    `follower ${id} to catch up ${what}`,
+    REACTION_DEADLINE_MS,
+    50,
+  );
+  return Date.now() - t0;
+}
+
+/** Waits until the master's status shows follower id as not connected; returns how long that took. */
+async function waitMasterSeesDisconnected(cluster: Cluster, id: number, sinceMs: number, what: string): Promise<number> {
+  await waitFor(async () => (await followerStatus(cluster, id))?.connected === false, `the master to mark follower ${id} disconnected ${what}`, REACTION_DEADLINE_MS, 50);
+  return Date.now() - sinceMs;
+}
+
+function ids(ctx: ScenarioContext): number[] {
+  return [...ctx.cluster.followers.keys()];
+}
+
+/** Redis's test: kill the replication links every couple of seconds under a write flood. */
+const linkCuts: ScenarioDef = {
+  id: '1',
+  title: 'cut the follower links every ~2 s under load (some links slowed by delay)',
+  async run(ctx) {
+    // ~2 s apart in a long run; closer together in a short one so there are several cuts.
+    const period = Math.min(2_000, Math.max(600, ctx.durationMs / 8));
+    let cutConnections = 0;
+    for (let i = 0; ctx.running(); i++) {
+      await sleep(ctx.random.between(period / 2, (period * 3) / 2));
+      let n = 0;
+      for (const s of ctx.cluster.followers.values()) n += s.proxy.cut();
+      cutConnections += n;
+      // Every other interval the re-established links are also slow (delay both ways).
+      const delay = i % 2 === 0 ? ctx.random.between(20, 150) : 0;
+      for (const s of ctx.cluster.followers.values()) s.proxy.setDelay(delay);
+      ctx.fault(`cut ${n} connections${delay ? `, then ${delay} ms delay` : ''}`);
+    }
+    if (cutConnections === 0) ctx.problem('the cuts found no connection to cut');
+    const reconnects = [...ctx.cluster.followers.values()].map((s) => s.proc!.logs.filter((l) => l.msg?.startsWith('connected to master')).length - 1);
+    ctx.note(`reconnections per follower: ${reconnects.join(', ')}`);
+    if (reconnects.some((r) => r < 1)) ctx.problem(`a follower never reconnected after a cut: ${reconnects.join(', ')}`);
+  },
+};
+
+/** SIGKILL a random follower at a random moment (mid-batch, mid-ack), restart it, repeat. */
+const followerKills: ScenarioDef = {
+  id: '2',
+  title: 'SIGKILL a follower at random moments, restart it, repeat',
+  async run(ctx) {
+    for (let i = 0; ctx.running() || i < 3; i++) {
+      await sleep(ctx.random.between(300, 1_500));
+      const id = ctx.random.pick(ids(ctx));
+      await ctx.cluster.killFollower(id);
+      ctx.fault(`SIGKILL follower ${id}`);
+      await sleep(ctx.random.between(0, 800));
+      await ctx.cluster.startFollower(id);
+    }
+  },
+};
+
+/** SIGKILL the master mid-load (group commits in flight), restart it on the same port, repeat. */
+const masterKills: ScenarioDef = {
+  id: '3',
+  title: 'SIGKILL the master, restart it, repeat',
+  async run(ctx) {
+    for (let i = 0; ctx.running() || i < 2; i++) {
+      // Each life of the master takes writes before it dies: the kill lands mid-load.
+      const from = ctx.load.acked.length;
+      await waitFor(() => ctx.load.acked.length >= from + 100, 'writes to be acknowledged by the restarted master', REACTION_DEADLINE_MS);
+      await sleep(ctx.random.between(200, 1_500));
+      const acked = ctx.load.acked.length;
+      await ctx.cluster.killMaster();
+      ctx.fault(`SIGKILL master after ${acked} acknowledged writes`);
+      await sleep(ctx.random.between(0, 500));
+      await ctx.cluster.startMaster();
+    }
+    ctx.note(`master started ${ctx.cluster.masterStarts} times`);
+  },
+};
+
+/**
+ * SIGSTOP a follower past its heartbeat timeout (it must notice the silence on SIGCONT and
+ * resubscribe), and every other time until the master has noticed too (HTTP/2 keepalive
+ * on a connection whose peer reads nothing) — then SIGCONT.
+ */
+const followerPauses: ScenarioDef = {
+  id: '4',
+  title: 'SIGSTOP a follower past the heartbeat timeout, then SIGCONT',
+  async run(ctx) {
+    // At least one pause of each kind, however short the run.
+    for (let i = 0; ctx.running() || i < 2; i++) {
+      await sleep(ctx.random.between(300, 1_000));
+      const id = ctx.random.pick(ids(ctx));
+      const proc = ctx.cluster.slot(id).proc!;
+      const t0 = Date.now();
+      proc.pause();
+      if (i % 2 === 0) {
+        await sleep(HEARTBEAT_TIMEOUT_MS + ctx.random.between(500, 1_500));
+      } else {
+        const ms = await waitMasterSeesDisconnected(ctx.cluster, id, t0, 'while it is stopped');
+        ctx.note(`master noticed stopped follower ${id} after ${ms} ms`);
+      }
+      proc.resume();
+      ctx.fault(`SIGSTOP follower ${id} for ${Date.now() - t0} ms`);
+      const ms = await waitCaughtUp(ctx.cluster, id, 'after SIGCONT');
+      ctx.note(`follower ${id} caught up ${ms} ms after SIGCONT`);
+    }
+  },
+};
+
+/**
+ * Blackhole one follower's link: the connection stays open, no FIN, no RST, nothing
+ * arrives. The master must mark the follower disconnected (keepalive) and the follower
+ * must notice the silence (heartbeat watchdog) while the other follower goes on; after
+ * heal the follower reconnects and catches up.
+ */
+const blackhole: ScenarioDef = {
+  id: '5',
+  title: 'blackhole a follower link (no RST): both sides notice, the follower reconnects',
+  async run(ctx) {
+    for (let i = 0; ctx.running(); i++) {
+      await sleep(ctx.random.between(300, 1_000));
+      const id = ids(ctx)[i % ids(ctx).length];
+      const slot = ctx.cluster.slot(id);
+      const others = ids(ctx).filter((o) => o !== id);
+      const proc = slot.proc!;
+      const logFrom = proc.logs.length;
+      const before = await ctx.cluster.status();
+      const t0 = Date.now();
+      slot.proxy.blackhole();
+      ctx.fault(`blackhole follower ${id}`);
+      const followerMs = await waitFor(
+        () => proc.logs.slice(logFrom).some((l) => l.msg === 'disconnected from master; reconnecting with backoff') && Date.now() - t0,
+        `follower ${id} to notice the blackhole`,
+        REACTION_DEADLINE_MS,
+      );
+      const masterMs = await waitMasterSeesDisconnected(ctx.cluster, id, t0, 'behind the blackhole');
+      ctx.note(`blackhole ${i + 1}: follower ${id} noticed after ${followerMs} ms, the master after ${masterMs} ms (keepalive bound ~${MASTER_KEEPALIVE_DETECT_MS} ms)`);
+      // The other followers were not held up by the dead link.
+      const during = await ctx.cluster.status();
+      for (const o of others) {
+        const was = BigInt(before.followers.find((f) => f.followerId === o)?.appliedSeq ?? '0');
+        const now = during.followers.find((f) => f.followerId === o);
+        if (!now?.connected || BigInt(now.appliedSeq) <= was) ctx.problem(`follower ${o} stopped replicating while follower ${id} was blackholed`);
+      }
+      slot.proxy.heal();
+      const ms = await waitCaughtUp(ctx.cluster, id, 'after the blackhole is lifted');
+      ctx.note(`follower ${id} caught up ${ms} ms after heal`);
+    }
+  },
+};
+
+export const SCENARIOS: readonly ScenarioDef[] = [linkCuts, followerKills, masterKills, followerPauses, blackhole, diskFullScenario];

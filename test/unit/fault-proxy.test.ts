@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { FaultProxy } from '../helpers/fault-proxy.js';
+import { waitFor } from '../helpers/processes.js';
+
+/** A connected client with everything it has received and how its connection ended. */
+async function connect(address: string): Promise<{ socket: net.Socket; received: () => string; closed: () => string | undefined }> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const socket = net.connect({ host, port });
+  let data = '';
+  let closed: string | undefined;
+  socket.on('data', (d) => (data += d));
+  socket.on('error', (err: NodeJS.ErrnoException) => (closed = err.code));
+  socket.on('close', () => (closed ??= 'closed'));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  return { socket, received: () => data, closed: () => closed };
+}
+
+// The fault scenarios rely on these being real socket faults; prove each one against an echo server.
+describe('fault proxy', () => {
+  let echo: net.Server;
+  let target = '';
+  before(async () => {
+    echo = net.createServer((s) => s.on('error', () => {}).pipe(s)); // resets are expected
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    target = `127.0.0.1:${(echo.address() as net.AddressInfo).port}`;
+  });
+  after(() => echo.close());
+
+  it('forwards both ways, and cut() resets open connections while new ones work', async () => {
+    const proxy = await FaultProxy.start(target);
+    try {
+      const c = await connect(proxy.address);
+      c.socket.write('hello');
+      await waitFor(() => c.received() === 'hello', 'the echo', 5_000);
+      assert.equal(proxy.cut(), 1);
+      await waitFor(() => c.closed(), 'the cut to reach the client', 5_000);
+      assert.equal(c.closed(), 'ECONNRESET');
+      const d = await connect(proxy.address);
+      d.socket.write('again');
+      await waitFor(() => d.received() === 'again', 'the echo after the cut', 5_000);
+      d.socket.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('blackhole() keeps connections open but silent (no FIN, no RST), and heal() delivers everything in order', async () => {
+    const proxy = await FaultProxy.start(target);
+    try {
+      const c = await connect(proxy.address);
+      proxy.blackhole();
+      c.socket.write('one,');
+      const held = await connect(proxy.address); // accepted, but never connected upstream
+      held.socket.write('held');
+      c.socket.write('two');
+      await new Promise((r) => setTimeout(r, 500)); // proving a negative takes a while
+      assert.equal(c.received(), '');
+      assert.equal(held.received(), '');
+      assert.equal(c.closed(), undefined);
+      assert.equal(held.closed(), undefined);
+      proxy.heal();
+      await waitFor(() => c.received() === 'one,two', 'the held bytes', 5_000);
+      await waitFor(() => held.received() === 'held', 'the held connection', 5_000);
+      c.socket.destroy();
+      held.socket.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('setDelay() holds every chunk back by the delay, in order', async () => {
+    const proxy = await FaultProxy.start(target);
+    try {
+      const c = await connect(proxy.address);
+      proxy.setDelay(150);
+      const t0 = Date.now();
+      c.socket.write('a');
+      c.socket.write('b');
+      await waitFor(() => c.received() === 'ab', 'the delayed echo', 5_000, 5);
+      assert.ok(Date.now() - t0 >= 290, `round trip took ${Date.now() - t0} ms, expected two delays of 150 ms`);
+      c.socket.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+});
