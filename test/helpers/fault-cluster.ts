@@ -30,6 +30,8 @@ export interface ClusterOptions {
   followers: number;
   /** A follower's data directory (default: <root>/follower-<id>), e.g. on a small filesystem. */
   followerDir?: (id: number, root: string) => string;
+  /** Extra master-server options (retention, say). */
+  masterArgs?: string[];
   /** Runs before any node starts (e.g. mounts a small filesystem); returns its undo, run by destroy(). */
   prepare?: (root: string) => Promise<(() => Promise<void>) | void>;
 }
@@ -50,8 +52,10 @@ export class Cluster {
   private readonly procs: { name: string; proc: ServerProcess }[] = [];
   private undo: (() => Promise<void>) | void = undefined;
 
+  constructor(private readonly masterArgs: string[] = []) {}
+
   static async start(opts: ClusterOptions): Promise<Cluster> {
-    const c = new Cluster();
+    const c = new Cluster(opts.masterArgs);
     try {
       c.undo = await opts.prepare?.(c.root);
       await c.startMaster();
@@ -88,7 +92,7 @@ export class Cluster {
     // in between: retry a few times before failing the scenario.
     for (let attempt = 1; ; attempt++) {
       try {
-        const h = await startMaster(this.masterDir, this.masterAddress || '127.0.0.1:0');
+        const h = await startMaster(this.masterDir, this.masterAddress || '127.0.0.1:0', this.masterArgs);
         this.procs.push({ name: `master-${this.masterStarts + 1}`, proc: h.proc });
         this.master = h.proc;
         this.masterAddress = h.address;

@@ -5,7 +5,7 @@ const HIGH_WATER_BYTES = 1024 * 1024;
 
 /**
  * One direction of one proxied connection: reads `src`, writes `dst`, in order, after
- * the proxy's current delay. While held (blackhole) it neither reads nor writes, so the
+ * the proxy's current delay and no faster than its rate limit. While held (blackhole) it neither reads nor writes, so the
  * sender's TCP window fills exactly as with a dropped route: nothing is lost or
  * reordered, nothing is closed, no RST — bytes just stop arriving.
  */
@@ -16,14 +16,22 @@ class Pump {
   private waitingDrain = false;
   private held = false;
   private srcEnded = false;
+  /** When the link is free again under the rate limit (ms since the epoch). */
+  private freeAt = 0;
 
   constructor(
     private readonly src: net.Socket,
     private readonly dst: net.Socket,
-    private readonly delayMs: () => number,
+    private readonly shape: () => { delayMs: number; bytesPerSecond: number },
   ) {
     src.on('data', (chunk: Buffer) => {
-      this.queue.push({ chunk, due: Date.now() + this.delayMs() });
+      const { delayMs, bytesPerSecond } = this.shape();
+      // Delivered once it would have crossed the link: after the delay, and after the
+      // chunks before it plus its own transmission time under the rate limit.
+      const start = Math.max(Date.now() + delayMs, this.freeAt);
+      const due = bytesPerSecond > 0 ? start + (chunk.length * 1000) / bytesPerSecond : start;
+      this.freeAt = bytesPerSecond > 0 ? due : 0;
+      this.queue.push({ chunk, due });
       this.queuedBytes += chunk.length;
       if (this.queuedBytes > HIGH_WATER_BYTES) src.pause();
       this.flush();
@@ -90,12 +98,14 @@ export type ProxyMode = 'forward' | 'blackhole';
  * - blackhole(): open connections stay open but stop moving bytes in both directions,
  *   and new connections are accepted but never connected upstream, until heal().
  * - setDelay(ms): every chunk is delivered ms later (order kept).
+ * - setRate(bytesPerSecond): each direction carries at most that many bytes a second.
  */
 export class FaultProxy {
   mode: ProxyMode = 'forward';
   /** Connections accepted and cut so far, for the scenario report. */
   readonly stats = { accepted: 0, cut: 0 };
   private delay = 0;
+  private rate = 0;
   private readonly links = new Set<Link>();
 
   private constructor(
@@ -127,6 +137,11 @@ export class FaultProxy {
     this.delay = ms;
   }
 
+  /** Caps each direction's throughput (0: no cap); applies to bytes read from now on. */
+  setRate(bytesPerSecond: number): void {
+    this.rate = bytesPerSecond;
+  }
+
   /** Resets every open connection (RST to both peers). Returns how many were cut. */
   cut(): number {
     const n = this.links.size;
@@ -144,6 +159,7 @@ export class FaultProxy {
   heal(): void {
     this.mode = 'forward';
     this.delay = 0;
+    this.rate = 0;
     for (const link of [...this.links]) {
       if (link.upstream) for (const p of link.pumps) p.release();
       else this.connectUpstream(link);
@@ -178,7 +194,8 @@ export class FaultProxy {
     link.upstream = upstream;
     upstream.on('error', () => this.drop(link));
     upstream.on('close', () => this.closed(link));
-    link.pumps = [new Pump(link.client, upstream, () => this.delay), new Pump(upstream, link.client, () => this.delay)];
+    const shape = () => ({ delayMs: this.delay, bytesPerSecond: this.rate });
+    link.pumps = [new Pump(link.client, upstream, shape), new Pump(upstream, link.client, shape)];
     if (this.mode === 'blackhole') for (const p of link.pumps) p.hold();
     link.client.resume();
   }

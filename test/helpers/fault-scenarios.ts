@@ -1,6 +1,7 @@
 import type { FollowerStatus__Output } from '../../src/common/generated/levelreplicator/v1/FollowerStatus.js';
 import { HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
 import { diskFullScenario } from './disk-full.js';
+import { snapshotScenario } from './snapshot-scenario.js';
 import { waitFor } from './processes.js';
 import { sleep, type ScenarioContext, type ScenarioDef } from './scenario-runner.js';
 
@@ -170,4 +171,4 @@ const blackhole: ScenarioDef = {
   },
 };
 
-export const SCENARIOS: readonly ScenarioDef[] = [linkCuts, followerKills, masterKills, followerPauses, blackhole, diskFullScenario];
+export const SCENARIOS: readonly ScenarioDef[] = [linkCuts, followerKills, masterKills, followerPauses, blackhole, snapshotScenario, diskFullScenario];

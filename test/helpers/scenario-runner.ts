@@ -107,7 +107,8 @@ export async function runScenario(def: ScenarioDef, opts: { durationMs: number; 
     // Replication flows before the first fault (so the faults hit live streams).
     await waitFor(async () => load.acked.length >= 200 && (await c.status()).followers.every((f) => BigInt(f.appliedSeq) > 0n), 'replication to flow', 30_000, 50);
 
-    const until = Date.now() + opts.durationMs;
+    const startedAt = Date.now();
+    const until = startedAt + opts.durationMs;
     await def.run({
       cluster,
       load,
@@ -115,7 +116,7 @@ export async function runScenario(def: ScenarioDef, opts: { durationMs: number; 
       random: seededRandom(opts.seed),
       fault: (what) => {
         result.faults++;
-        log(`fault ${result.faults}: ${what}`);
+        log(`fault ${result.faults} at ${((Date.now() - startedAt) / 1000).toFixed(1)} s: ${what}`);
       },
       note: (text) => result.notes.push(text),
       problem: (text) => result.problems.push(text),

@@ -62,3 +62,13 @@ export async function readLog(dataDir: string): Promise<Map<bigint, DecodedEntry
     await db.close();
   }
 }
+
+/** A stopped follower's applied seq, read straight from its store. */
+export async function readAppliedSeq(dataDir: string): Promise<bigint> {
+  const db = await openStore(dataDir, { create: false });
+  try {
+    return (await db.get(metaKey(MetaName.APPLIED_SEQ)))?.readBigUInt64BE() ?? 0n;
+  } finally {
+    await db.close();
+  }
+}

@@ -70,6 +70,21 @@ describe('fault proxy', () => {
     }
   });
 
+  it('setRate() caps the throughput of each direction', async () => {
+    const proxy = await FaultProxy.start(target);
+    try {
+      const c = await connect(proxy.address);
+      proxy.setRate(100_000);
+      const t0 = Date.now();
+      c.socket.write(Buffer.alloc(50_000, 0x61)); // 0.5 s each way at 100 kB/s
+      await waitFor(() => c.received().length === 50_000, 'the throttled echo', 10_000, 5);
+      assert.ok(Date.now() - t0 >= 450, `50 kB took ${Date.now() - t0} ms through a 100 kB/s link`);
+      c.socket.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('setDelay() holds every chunk back by the delay, in order', async () => {
     const proxy = await FaultProxy.start(target);
     try {
