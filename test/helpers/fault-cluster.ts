@@ -199,12 +199,16 @@ export class Cluster {
     return bad;
   }
 
-  /** Kills whatever still runs, closes the proxies, undoes prepare, removes the directory (unless LR_FAULTS_KEEP is set). */
-  async destroy(): Promise<void> {
+  /**
+   * Kills whatever still runs, closes the proxies, undoes prepare, and removes the
+   * directory — or, with keep (or LR_FAULTS_KEEP set), leaves it with every process's log
+   * next to the stores, for a post-mortem.
+   */
+  async destroy({ keep = false } = {}): Promise<void> {
     await Promise.all(this.procs.map((p) => p.proc.kill('SIGKILL')));
     await Promise.all([...this.followers.values()].map((s) => s.proxy.close()));
     await this.undo?.();
-    if (process.env.LR_FAULTS_KEEP) {
+    if (keep || process.env.LR_FAULTS_KEEP) {
       // Every process's log and stderr next to the stores, for a post-mortem.
       for (const { name, proc } of this.procs) {
         fs.writeFileSync(path.join(this.root, `${name}.log`), proc.logs.map((l) => JSON.stringify(l)).join('\n') + '\n' + proc.stderr);

@@ -144,6 +144,8 @@ export async function runScenario(def: ScenarioDef, opts: { durationMs: number; 
     result.problems.push((err as Error).message);
     return result;
   } finally {
-    await cluster?.destroy();
+    const keep = result.problems.length > 0;
+    await cluster?.destroy({ keep });
+    if (keep && cluster) result.notes.push(`kept ${cluster.root} (stores, audit files, process logs)`);
   }
 }
