@@ -53,6 +53,28 @@ export function removeNewDataDir(dataDir: string): void {
   fs.rmSync(dataDir, { recursive: true, force: true });
 }
 
+/** Free space LevelDB needs beyond its write-ahead logs to reopen (new manifest, log, margin). */
+const REOPEN_MARGIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Whether the store's filesystem has room to reopen it: on open, LevelDB replays its
+ * write-ahead logs (*.log) into a new table, so it needs about their size plus a margin.
+ * Returns the shortfall, or undefined when there is room (or it cannot be told).
+ */
+export async function reopenSpaceShortfall(db: Store): Promise<{ free: number; needed: number } | undefined> {
+  try {
+    let needed = REOPEN_MARGIN_BYTES;
+    for (const f of await fs.promises.readdir(db.location)) {
+      if (f.endsWith('.log')) needed += (await fs.promises.stat(path.join(db.location, f))).size;
+    }
+    const st = await fs.promises.statfs(db.location);
+    const free = st.bavail * st.bsize;
+    return free < needed ? { free, needed } : undefined;
+  } catch {
+    return undefined; // no statfs here, or a file went away meanwhile: just try
+  }
+}
+
 export function u64(value: bigint): Buffer {
   const b = Buffer.allocUnsafe(8);
   b.writeBigUInt64BE(value);

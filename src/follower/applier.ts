@@ -2,7 +2,7 @@ import { chainsFrom, decodeEntry, GENESIS_CHECKSUM, MutationKind } from '../comm
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, dataRange, metaKey, MetaName } from '../common/keys.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
-import { u32, u64, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
+import { reopenSpaceShortfall, u32, u64, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
 import type { ApplyAudit } from './apply-audit.js';
 
 const DATA_START = dataRange(0).gte;
@@ -110,10 +110,18 @@ export class Applier {
    * is replayed on the next open — applied seqs silently lost after they were reported.
    * So the store is closed and reopened (recovery reads what is really on disk) and the
    * position is read back before anything else is written. Throws STORE_FAILED while that
-   * is impossible (the disk is still full); the subscriber retries with backoff.
+   * is impossible (the disk is still full); the subscriber retries with backoff. Until
+   * there is room to reopen, the store stays open for reads.
    */
   async ensureWritable(): Promise<void> {
     if (!this.mustReopen) return;
+    const short = await reopenSpaceShortfall(this.db);
+    if (short) {
+      throw new ReplicatorError(
+        ErrorCode.STORE_FAILED,
+        `the store is still out of space after a failed write: ${short.free} bytes free in ${this.db.location}, reopening it needs about ${short.needed}; still serving reads`,
+      );
+    }
     try {
       if (this.db.status === 'open') await this.db.close();
       await this.db.open();

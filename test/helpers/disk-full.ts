@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { isReplicatorError } from '../../src/common/errors.js';
+import { readVia } from './cluster.js';
 import { waitFor } from './processes.js';
 import { tempDir } from './processes.js';
 import type { ScenarioDef } from './scenario-runner.js';
@@ -113,6 +115,17 @@ export const diskFullScenario: ScenarioDef = {
       );
       if (proc.exited) ctx.problem(`follower 1 exited on a full disk: ${proc.stderr.trim()}`);
       const stalledAt = await applied();
+
+      // Reads of what it holds still get an answer: the value, or a clear store error.
+      const probe = ctx.load.acked[0];
+      try {
+        const r = await readVia(cluster.slot(1).readAddress!, probe.key);
+        if (r.value !== probe.value) ctx.problem(`follower 1 read ${probe.key} as ${r.value} with a full disk`);
+      } catch (err) {
+        const code = isReplicatorError(err) ? err.code : 'not a ReplicatorError';
+        if (code !== 'STORE_FAILED') ctx.problem(`a read of follower 1 with a full disk failed with ${code}: ${(err as Error).message}`);
+        else ctx.note(`a read with a full disk: ${(err as Error).message}`);
+      }
 
       // Space returns: it resumes by itself.
       fs.rmSync(path.join(fsDir, BALLAST));
