@@ -7,8 +7,6 @@ import { readAppliedSeq } from './stores.js';
 const RETAIN_ENTRIES = 1_000;
 const SLOT_MAX_LAG_ENTRIES = 4_000;
 const REACTION_DEADLINE_MS = 45_000;
-/** The most entries a follower applies in one batch (src/follower/stream-session.ts). */
-const MAX_APPLY_ENTRIES = 10_000;
 /** Rough bytes a pair of the load costs in a snapshot (key, value, framing). */
 const BYTES_PER_PAIR = 70;
 /** How long a throttled snapshot should take, so a kill lands in the middle of it. */
@@ -23,8 +21,8 @@ const THROTTLED_SNAPSHOT_MS = 1_500;
  *    while, and is SIGKILLed in the middle of it: it must come back with its old data and
  *    old applied seq (never the snapshot's), discard the partial snapshot, and take a
  *    fresh one;
- * 2. it was SIGSTOPped with its stream open, and gets SIGCONT: the master may still be
- *    streaming entries that are trimmed under it.
+ * 2. it was SIGSTOPped with its stream open (until the master dropped the stream), and
+ *    gets SIGCONT: it applies what it had received, then needs the snapshot.
  */
 export const snapshotScenario: ScenarioDef = {
   id: '6',
@@ -49,9 +47,15 @@ export const snapshotScenario: ScenarioDef = {
       } else {
         slot.proc!.pause();
         ctx.fault(`SIGSTOP follower ${id}`);
-        // Its store may be up to one batch past what it last acknowledged.
-        const acked = BigInt((await cluster.status()).followers.find((f) => f.followerId === id)?.appliedSeq ?? '0');
-        appliedBefore = acked + BigInt(MAX_APPLY_ENTRIES);
+        // Once the master has dropped the frozen stream (keepalive), the follower holds
+        // at most what was sent on it: past that seq, it needs a snapshot.
+        const gone = await waitFor(
+          async () => (await cluster.status()).followers.find((f) => f.followerId === id && !f.connected),
+          `the master to drop stopped follower ${id}'s stream`,
+          REACTION_DEADLINE_MS,
+          50,
+        );
+        appliedBefore = BigInt(gone.sentSeq);
       }
       // The load goes on until the log no longer holds the follower's next seq.
       await waitFor(
