@@ -40,6 +40,8 @@ export class Applier {
   readonly progress: SeqWaiters;
   /** Set when a write failed: this LevelDB handle must not write again until reopened. */
   private mustReopen = false;
+  /** The reopen under way, if any (the subscriber and a background clear may both ask). */
+  private reopening: Promise<void> | undefined;
 
   private constructor(
     private readonly db: Store,
@@ -115,6 +117,11 @@ export class Applier {
    */
   async ensureWritable(): Promise<void> {
     if (!this.mustReopen) return;
+    this.reopening ??= this.reopen().finally(() => (this.reopening = undefined));
+    await this.reopening;
+  }
+
+  private async reopen(): Promise<void> {
     const short = await reopenSpaceShortfall(this.db);
     if (short) {
       throw new ReplicatorError(

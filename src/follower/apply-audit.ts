@@ -11,10 +11,11 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
  *   apply <firstSeq> <lastSeq>   these entries were committed to the store
  *   snapshot <seq>               a snapshot taken at this seq replaced the store's data
  *
- * `apply` and `snapshot` lines are written only after their batch is durable, each line in one write to
- * a file opened with O_APPEND, so a crash can lose the newest line (the batch committed,
- * the process died before auditing it; the next `open` then names a seq past the last
- * audited one) but never tears a line or records a batch that was not committed.
+ * `apply` and `snapshot` lines are written only after their batch is durable, each line
+ * in one write to a file opened with O_APPEND, so a crash can lose the newest line (the
+ * batch committed, the process died before auditing it; the next `open` then names a seq
+ * past the last audited one) but never tears a line or records a batch that was not
+ * committed.
  * Checking: every `apply` starts at exactly the previous position + 1, and every `open`
  * or `snapshot` is at or past the previous position (never behind it: that would
  * re-apply seqs).
