@@ -6,8 +6,7 @@ import { callUnary, masterClient, storeClient } from '../../src/common/rpc-clien
 import { FaultProxy } from './fault-proxy.js';
 import { startFollower, startMaster, tempDir, waitFor, type ServerProcess } from './processes.js';
 
-/** What startMaster / startFollower (processes.ts) configure: master heartbeats, follower watchdog. */
-export const HEARTBEAT_INTERVAL_MS = 200;
+/** The follower heartbeat watchdog startFollower (processes.ts) configures. */
 export const HEARTBEAT_TIMEOUT_MS = 2_000;
 /** The master notices a silent follower connection by HTTP/2 keepalive within about this long. */
 export const MASTER_KEEPALIVE_DETECT_MS = 5_000;
