@@ -86,7 +86,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     const tls = opts.security?.tls ?? false;
 
     client = masterClient(opts.masterAddress, opts.masterSecurity);
-    const subscriber = new Subscriber(client, db, applier, {
+    const subscriber = new Subscriber(client, applier, {
       followerId: opts.followerId,
       masterAddress: opts.masterAddress,
       readAddress,

@@ -5,7 +5,6 @@ import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1
 import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire } from '../common/seq.js';
-import type { Store } from '../common/store.js';
 import type { Applier } from './applier.js';
 import type { Progress } from './progress.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
@@ -39,7 +38,7 @@ export interface SessionEvents {
  */
 export function runStreamSession(
   call: grpc.ClientReadableStream<SubscribeResponse__Output>,
-  ctx: { db: Store; applier: Applier; fromSeq: bigint; heartbeatTimeoutMs: number; progress: Progress; log: Logger; events: SessionEvents },
+  ctx: { applier: Applier; fromSeq: bigint; heartbeatTimeoutMs: number; progress: Progress; log: Logger; events: SessionEvents },
 ): Promise<void> {
   const { applier, events, log, progress } = ctx;
   return new Promise<void>((resolve, reject) => {

@@ -5,7 +5,6 @@ import type { MasterClient } from '../common/generated/levelreplicator/v1/Master
 import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
 import { seqToWire } from '../common/seq.js';
-import type { Store } from '../common/store.js';
 import { AckReporter } from './ack-reporter.js';
 import type { Applier } from './applier.js';
 import type { FollowerMetrics } from './metrics.js';
@@ -51,7 +50,6 @@ export class Subscriber {
 
   constructor(
     private readonly client: MasterClient,
-    private readonly db: Store,
     private readonly applier: Applier,
     private readonly opts: SubscriberOptions,
   ) {
@@ -169,7 +167,6 @@ export class Subscriber {
     this.call = call;
     try {
       await runStreamSession(call, {
-        db: this.db,
         applier,
         fromSeq,
         heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
