@@ -1,8 +1,9 @@
 import { chainsFrom, decodeEntry, GENESIS_CHECKSUM, MutationKind } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, dataRange, metaKey, MetaName } from '../common/keys.js';
+import { latencyTrace } from '../common/latency-trace.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
-import { reopenSpaceShortfall, u32, u64, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
+import { reopenSpaceShortfall, u32, u64, writeBatch, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
 import type { ApplyAudit } from './apply-audit.js';
 
 const DATA_START = dataRange(0).gte;
@@ -98,7 +99,7 @@ export class Applier {
   async write(ops: BatchOp[], { sync }: { sync: boolean }, what: string): Promise<void> {
     await this.ensureWritable();
     try {
-      await this.db.batch(ops, { sync });
+      await writeBatch(this.db, ops, { sync });
     } catch (err) {
       this.mustReopen = true;
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
@@ -236,6 +237,7 @@ export class Applier {
     const firstSeq = this.appliedSeq + 1n;
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
     await this.write(ops, { sync: this.sync }, `apply seqs ${firstSeq}..${seq}`);
+    latencyTrace?.record(seq);
     this.appliedSeq = seq;
     this.appliedChecksum = checksum;
     this.appliedCommitTimeMs = commitTimeMs;

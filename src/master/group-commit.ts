@@ -1,8 +1,9 @@
 import { encodeEntry, entryChecksum, MutationKind, type Mutation } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, logKey } from '../common/keys.js';
+import { latencyTrace } from '../common/latency-trace.js';
 import type { Logger } from '../common/logger.js';
-import type { BatchOp, Store } from '../common/store.js';
+import { writeBatch, type BatchOp, type Store } from '../common/store.js';
 import type { Wal } from './wal.js';
 
 /** The master's user data lives in generation 0. */
@@ -119,7 +120,7 @@ export class GroupCommitter {
       }
     }
     try {
-      await this.db.batch(ops, { sync: this.options.sync });
+      await writeBatch(this.db, ops, { sync: this.options.sync });
     } catch (err) {
       // The batch may or may not be on disk: stop, and let recovery read the truth on restart.
       this.failure = new ReplicatorError(ErrorCode.STORE_FAILED, `write to the store failed: ${(err as Error).message}`, { cause: err });
@@ -128,6 +129,7 @@ export class GroupCommitter {
       this.onFatal(this.failure);
       return;
     }
+    latencyTrace?.record(seq);
     this.wal.appended(firstSeq, entries, commitTimeMs);
     let next = firstSeq;
     for (const p of group) {

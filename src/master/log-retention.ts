@@ -1,7 +1,7 @@
 import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
 import { LOG_PREFIX_END, logKey, metaKey, MetaName } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
-import type { BatchOp, Store } from '../common/store.js';
+import { writeBatch, type BatchOp, type Store } from '../common/store.js';
 import type { FollowerRegistry } from './follower-registry.js';
 import { encodeLogBase } from './log-verify.js';
 import type { Wal } from './wal.js';
@@ -61,7 +61,7 @@ export class LogRetention {
     await this.running;
     // Keep the slots' latest positions across a clean restart.
     const ops = this.registry.persistOps();
-    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+    if (ops.length > 0) await writeBatch(this.db, ops, { sync: true });
   }
 
   /** One pass: enforce the slot cap, then trim in chunks up to the first entry to keep. */
@@ -87,10 +87,10 @@ export class LogRetention {
       // Readers learn the new first seq before the entries go, so nobody is offered a
       // position that is about to disappear.
       wal.trimmedTo(to);
-      await this.db.batch(ops, { sync: false });
+      await writeBatch(this.db, ops, { sync: false });
     }
     const slotOps = this.registry.persistOps();
-    if (slotOps.length > 0) await this.db.batch(slotOps, { sync: false });
+    if (slotOps.length > 0) await writeBatch(this.db, slotOps, { sync: false });
   }
 
   private async enforceSlotCap(lastSeq: bigint): Promise<void> {

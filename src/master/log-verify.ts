@@ -1,7 +1,7 @@
 import { chainsFrom, decodeEntry, entryChecksum, GENESIS_CHECKSUM } from '../common/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../common/errors.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
-import type { BatchOp, Store } from '../common/store.js';
+import { writeBatch, type BatchOp, type Store } from '../common/store.js';
 
 /** The entry just before the log's first one (seq 0, checksum 0 for an untrimmed log). */
 export interface LogBase {
@@ -96,5 +96,5 @@ export async function truncateLogFrom(db: Store, seq: bigint, newHistoryId: Buff
   const ops: BatchOp[] = [];
   for await (const key of db.keys({ gte: logKey(seq), lt: LOG_PREFIX_END })) ops.push({ type: 'del', key });
   ops.push({ type: 'put', key: metaKey(MetaName.HISTORY_ID), value: newHistoryId });
-  await db.batch(ops, { sync: true });
+  await writeBatch(db, ops, { sync: true });
 }

@@ -3,7 +3,7 @@ import { entryChecksum } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
-import { u32, type Store, type StoreSnapshot } from '../common/store.js';
+import { u32, writeBatch, type Store, type StoreSnapshot } from '../common/store.js';
 import { truncateLogFrom, verifyLog } from './log-verify.js';
 import { TailCache } from './tail-cache.js';
 
@@ -44,7 +44,8 @@ export class Wal {
     if (!historyId) {
       if (v.lastSeq > 0n) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'the store has log entries but no history id');
       historyId = crypto.randomBytes(HISTORY_ID_BYTES);
-      await db.batch(
+      await writeBatch(
+        db,
         [
           { type: 'put', key: metaKey(MetaName.HISTORY_ID), value: historyId },
           { type: 'put', key: metaKey(MetaName.EPOCH), value: u32(1) },

@@ -1,0 +1,143 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startFollower, startMaster, waitApplied, type Follower, type NodeSettings } from './cluster.js';
+import { entryLagsMs, parseTrace, summarizeLags, type LagSummary } from './lag.js';
+import { paceWrites, writeEntries } from './load.js';
+import type { Workload } from './workload.js';
+
+/** The benchmark's phases: each starts its own processes in fresh directories and stops them. */
+export interface PhaseOptions {
+  dir: string;
+  w: Workload;
+  entries: number;
+  batch: number;
+  clients: number;
+  node: NodeSettings;
+}
+
+/** A follower id for the snapshot row that no other phase uses. */
+const SNAPSHOT_FOLLOWER_ID = 100;
+
+function fresh(dir: string): string {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export interface IngestFigures {
+  /** Acknowledged writes per second, with `followers` followers attached. */
+  ingestPerSecond: number;
+  /** From the start of the load until the last follower has applied every entry. */
+  endToEndSeconds: number;
+  /** From the snapshot's start until a new follower has installed it (when asked). */
+  snapshotSeconds: number;
+}
+
+/**
+ * Rows 2, 3 and 5: a master with `followers` followers takes N entries from concurrent
+ * clients; then (withSnapshot) a new, empty follower is bootstrapped from the N-key store.
+ */
+export async function ingestPhase(o: PhaseOptions, followers: number, withSnapshot: boolean): Promise<IngestFigures> {
+  const dir = fresh(o.dir);
+  const master = await startMaster(path.join(dir, 'master'), o.node);
+  const nodes: Follower[] = [];
+  try {
+    for (let id = 1; id <= followers; id++) nodes.push(await startFollower(id, path.join(dir, `follower-${id}`), master.address, o.node));
+    for (const f of nodes) await f.proc.waitForLog('connected to master; streaming');
+    const load = await writeEntries(master.address, o.w, { first: 0, count: o.entries, batch: o.batch, clients: o.clients });
+    let endToEndSeconds = NaN;
+    if (nodes.length > 0) {
+      const seenAt = await waitApplied(nodes, load.lastSeq);
+      endToEndSeconds = (Math.max(...seenAt) - load.startedAt) / 1000;
+    }
+    let snapshotSeconds = NaN;
+    if (withSnapshot) {
+      const f = await startFollower(SNAPSHOT_FOLLOWER_ID, path.join(dir, 'follower-new'), master.address, o.node);
+      nodes.push(f);
+      const started = await f.proc.waitForLog('master is sending a snapshot');
+      const [done] = await waitApplied([f], load.lastSeq);
+      snapshotSeconds = (done - started.at) / 1000;
+    }
+    return { ingestPerSecond: o.entries / load.seconds, endToEndSeconds, snapshotSeconds };
+  } finally {
+    for (const f of nodes) await f.proc.stop();
+    await master.proc.stop();
+  }
+}
+
+export interface StalledFigures {
+  /** Master VmHWM after N entries were written while a follower was stalled. */
+  masterPeakRssBytes: number;
+  /** Entries per second a restarted follower applied, N entries behind. */
+  catchUpPerSecond: number;
+  catchUpSeconds: number;
+}
+
+/**
+ * Rows 7 and 4: follower 1 joins and applies one entry, is stalled (SIGSTOP: its
+ * connection stays open but it reads nothing), N entries are written, and the master's
+ * peak RSS is read. Then follower 1 is killed and restarted: the catch-up is timed from
+ * its stream start (log line "connected to master; catching up") to the last entry applied.
+ */
+export async function stalledFollowerPhase(o: PhaseOptions): Promise<StalledFigures> {
+  const dir = fresh(o.dir);
+  const master = await startMaster(path.join(dir, 'master'), o.node);
+  const followerDir = path.join(dir, 'follower-1');
+  let follower: Follower | undefined;
+  try {
+    follower = await startFollower(1, followerDir, master.address, o.node);
+    const warm = await writeEntries(master.address, o.w, { first: 0, count: 1, batch: 1, clients: 1 });
+    await waitApplied([follower], warm.lastSeq);
+    follower.proc.signal('SIGSTOP');
+    const load = await writeEntries(master.address, o.w, { first: 1, count: o.entries, batch: o.batch, clients: o.clients });
+    const masterPeakRssBytes = master.proc.peakRssBytes();
+    await follower.proc.kill();
+    follower = await startFollower(1, followerDir, master.address, o.node);
+    const started = await follower.proc.waitForLog('connected to master; catching up');
+    const [done] = await waitApplied([follower], load.lastSeq);
+    const catchUpSeconds = (done - started.at) / 1000;
+    return { masterPeakRssBytes, catchUpPerSecond: (load.lastSeq - warm.lastSeq) / catchUpSeconds, catchUpSeconds };
+  } finally {
+    await follower?.proc.stop();
+    await master.proc.stop();
+  }
+}
+
+export interface LagFigures {
+  rate: number;
+  lag: LagSummary;
+}
+
+/**
+ * Row 6: one follower; steady writes at each rate for `seconds`, one rate after the other.
+ * The nodes' latency traces (LR_LATENCY_TRACE) give commit-to-applied lag per entry; the
+ * first tenth of each rate's entries is a warm-up and left out.
+ */
+export async function lagPhase(o: PhaseOptions, rates: readonly number[], seconds: number): Promise<LagFigures[]> {
+  const dir = fresh(o.dir);
+  const masterTrace = path.join(dir, 'master.trace');
+  const followerTrace = path.join(dir, 'follower.trace');
+  const master = await startMaster(path.join(dir, 'master'), o.node, { LR_LATENCY_TRACE: masterTrace });
+  let follower: Follower | undefined;
+  const ranges: { rate: number; firstSeq: number; lastSeq: number }[] = [];
+  try {
+    follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, o.node, { LR_LATENCY_TRACE: followerTrace });
+    await follower.proc.waitForLog('connected to master; streaming');
+    let first = 0;
+    for (const rate of rates) {
+      const r = await paceWrites(master.address, o.w, { first, rate, seconds });
+      first += Math.round(rate * seconds);
+      ranges.push({ rate, ...r });
+    }
+    await waitApplied([follower], ranges[ranges.length - 1].lastSeq);
+  } finally {
+    await follower?.proc.stop(); // a clean stop writes the traces out
+    await master.proc.stop();
+  }
+  const m = parseTrace(fs.readFileSync(masterTrace, 'utf8'));
+  const f = parseTrace(fs.readFileSync(followerTrace, 'utf8'));
+  return ranges.map(({ rate, firstSeq, lastSeq }) => {
+    const from = firstSeq + Math.floor((lastSeq - firstSeq + 1) / 10);
+    return { rate, lag: summarizeLags(entryLagsMs(m, f, from, lastSeq)) };
+  });
+}

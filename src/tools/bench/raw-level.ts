@@ -1,0 +1,45 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind } from '../../common/entry-codec.js';
+import { dataKey, logKey } from '../../common/keys.js';
+import { openStore, writeBatch, type BatchOp } from '../../common/store.js';
+import type { Workload } from './workload.js';
+
+export type RawMode = 'plain' | 'fsync' | 'log-per-entry';
+
+/**
+ * classic-level on its own, the limit everything else is compared with: N entries of the
+ * workload written in batches, in one process, with the store code and options the nodes use.
+ *   plain          one put per entry, no fsync;
+ *   fsync          the same, with an fsync per batch;
+ *   log-per-entry  plus a second record per entry in the same batch (an encoded log
+ *                  entry under its seq, as a log kept inside the same LevelDB), no fsync.
+ * Returns entries per second.
+ */
+export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries: number, batch: number): Promise<number> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  const db = await openStore(dir, { create: true });
+  try {
+    let checksum = GENESIS_CHECKSUM;
+    const started = performance.now();
+    for (let i = 0; i < entries; i += batch) {
+      const n = Math.min(batch, entries - i);
+      const ops: BatchOp[] = [];
+      for (let j = i; j < i + n; j++) {
+        const key = w.key(j);
+        const value = w.value(j);
+        ops.push({ type: 'put', key: dataKey(0, key), value });
+        if (mode === 'log-per-entry') {
+          const entry = encodeEntry(BigInt(j + 1), Date.now(), [{ kind: MutationKind.PUT, key, value }], checksum);
+          checksum = entryChecksum(entry);
+          ops.push({ type: 'put', key: logKey(BigInt(j + 1)), value: entry });
+        }
+      }
+      await writeBatch(db, ops, { sync: mode === 'fsync' });
+    }
+    return entries / ((performance.now() - started) / 1000);
+  } finally {
+    await db.close();
+    fs.rmSync(path.resolve(dir), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,113 @@
+import os from 'node:os';
+import { median, relativeSpread } from './stats.js';
+import { formatCount, formatMs, formatRatio, formatSeconds, formatSpread, renderTable } from './table.js';
+import { KEY_BYTES } from './workload.js';
+
+/** Every measured value, by figure id, one per run. */
+export type Figures = Map<string, number[]>;
+
+export interface ReportSettings {
+  entries: number;
+  valueBytes: number;
+  batch: number;
+  clients: number;
+  sync: boolean;
+  maxFollowers: number;
+  lagRates: number[];
+  lagSeconds: number;
+  runs: number;
+  /** redis-server's version; null when not installed; undefined when not asked for. */
+  redis: string | null | undefined;
+  minutes: number;
+}
+
+/** The raw classic-level rate the issue measured on its reference machine, for scaling targets. */
+export const REFERENCE_RAW_PER_SECOND = 485_000;
+export const REFERENCE_CATCH_UP_PER_SECOND = 300_000;
+
+type Kind = 'rate' | 'seconds' | 'ms' | 'bytes';
+
+/** The report: machine facts, settings, the table, and the targets checked against the same run. */
+export function report(figures: Figures, s: ReportSettings): string {
+  const med = (id: string) => median(figures.get(id) ?? []);
+  const raw = med('raw');
+  const n = s.entries;
+  const rows: string[][] = [];
+  const row = (num: string, label: string, id: string, kind: Kind) => {
+    const values = figures.get(id);
+    if (!values) return;
+    const m = median(values);
+    const rate = kind === 'rate' ? m : kind === 'seconds' ? n / m : NaN;
+    const result =
+      kind === 'rate' ? `${formatCount(m)}/s` : kind === 'seconds' ? formatSeconds(m) : kind === 'ms' ? `${formatMs(m)} ms` : `${(m / 2 ** 20).toFixed(0)} MB`;
+    rows.push([num, label, result, Number.isFinite(rate) ? formatCount(rate) : '—', formatRatio(rate / raw), formatSpread(relativeSpread(values))]);
+  };
+  const durable = s.sync ? '--sync' : '--no-sync';
+  row('1', `classic-level alone, batches of ${s.batch}, no fsync (the limit)`, 'raw', 'rate');
+  row('1b', '  … with an fsync per batch', 'raw-fsync', 'rate');
+  row('1c', '  … with a log record per entry in the same batch', 'raw-log', 'rate');
+  for (let f = 0; f <= s.maxFollowers; f++) {
+    row(f === 0 ? '2' : `2${String.fromCharCode(97 + f)}`, `master ingest, ${durable}, ${f} follower${f === 1 ? '' : 's'}`, `ingest-${f}`, 'rate');
+  }
+  row('3', `end-to-end: load start to last of ${s.maxFollowers} followers applied all`, 'e2e', 'seconds');
+  row('4', 'catch-up: follower N behind, stream start to caught up', 'catch-up', 'seconds');
+  row('5', 'snapshot bootstrap of N keys into a new follower', 'snapshot', 'seconds');
+  for (const rate of s.lagRates) {
+    const label = `lag at ${formatCount(rate)} writes/s`;
+    row('6', `${label}, p50`, `lag-${rate}-p50`, 'ms');
+    row('', `${label}, p99`, `lag-${rate}-p99`, 'ms');
+    row('', `${label}, p99.9`, `lag-${rate}-p999`, 'ms');
+  }
+  row('7', 'master peak RSS, one follower stalled while N entries are written', 'rss', 'bytes');
+  row('R1', `Redis SET, appendonly everysec, 1 replica (-P ${s.batch} -c ${s.clients})`, 'redis-set', 'rate');
+  row('R2', 'Redis end-to-end: load start to replica has all', 'redis-e2e', 'seconds');
+  row('R3', 'Redis full sync of N keys into a fresh replica', 'redis-sync', 'seconds');
+
+  const cpus = os.cpus();
+  const lines = [
+    `machine: ${cpus.length} cores, ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, node ${process.version}` +
+      `; load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
+    `workload: N = ${formatCount(n)} entries, ${KEY_BYTES}-byte keys, ${s.valueBytes}-byte values; ${s.clients} clients x ${s.batch} writes per request; ` +
+      `nodes ${durable}; lag: ${s.lagSeconds} s per rate; medians of ${s.runs} run${s.runs === 1 ? '' : 's'} (spread = half the range / median); ${s.minutes.toFixed(1)} min`,
+    s.redis === null ? 'Redis: redis-server is not installed; the Redis rows were skipped' : s.redis ? `Redis: ${s.redis}` : 'Redis: not asked for (--only)',
+    '',
+    renderTable(['#', 'measurement', 'result', 'entries/s', 'x raw', 'spread'], rows, ['left', 'left', 'right', 'right', 'right', 'right']),
+    '',
+    'targets (checked against this run):',
+    ...targets(figures, s),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+function targets(figures: Figures, s: ReportSettings): string[] {
+  const med = (id: string) => median(figures.get(id) ?? []);
+  const out: string[] = [];
+  const check = (ok: boolean, text: string) => out.push(`  ${ok ? 'met    ' : 'MISSED '} ${text}`);
+  const raw = med('raw');
+  const ingest1 = med('ingest-1');
+  const redisSet = med('redis-set');
+  if (Number.isFinite(ingest1) && Number.isFinite(redisSet)) {
+    check(ingest1 >= redisSet, `durable ingest with 1 follower >= Redis appendonly everysec: ${formatRatio(ingest1 / redisSet)} of Redis`);
+  }
+  const catchUp = s.entries / med('catch-up');
+  if (Number.isFinite(catchUp)) {
+    const scaled = REFERENCE_CATCH_UP_PER_SECOND * (raw / REFERENCE_RAW_PER_SECOND);
+    check(
+      catchUp >= scaled,
+      `catch-up >= ${formatCount(REFERENCE_CATCH_UP_PER_SECOND)}/s, scaled by this machine's raw rate (${formatCount(raw)}/s vs ${formatCount(REFERENCE_RAW_PER_SECOND)}/s): ` +
+        `${formatCount(catchUp)}/s vs ${formatCount(scaled)}/s (${formatRatio(catchUp / raw)} of raw; the reference asks ${formatRatio(REFERENCE_CATCH_UP_PER_SECOND / REFERENCE_RAW_PER_SECOND)})`,
+    );
+  }
+  const snap = med('snapshot');
+  const redisSync = med('redis-sync');
+  if (Number.isFinite(snap) && Number.isFinite(redisSync)) {
+    check(snap < redisSync, `snapshot of N keys faster than Redis's full sync: ${formatSeconds(snap)} vs ${formatSeconds(redisSync)}`);
+  }
+  const p99 = med('lag-10000-p99');
+  if (Number.isFinite(p99)) check(p99 <= 2, `lag p99 <= 2 ms at 10,000 writes/s: ${formatMs(p99)} ms`);
+  const rss = med('rss');
+  if (Number.isFinite(rss)) check(rss < 200 * 2 ** 20, `master RSS < 200 MB with a stalled follower N entries behind: ${(rss / 2 ** 20).toFixed(0)} MB`);
+  if (out.length === 0) out.push('  (none of the rows they need were run)');
+  return out;
+}

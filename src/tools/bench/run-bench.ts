@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+import os from 'node:os';
+import path from 'node:path';
+import { addOptions, cli, runCli } from '../../common/cli.js';
+import { parseNonNegativeInt, parsePositiveInt } from '../../common/config.js';
+import { ErrorCode, ReplicatorError } from '../../common/errors.js';
+import { ingestPhase, lagPhase, stalledFollowerPhase, type PhaseOptions } from './phases.js';
+import { rawLevel } from './raw-level.js';
+import { redisFigures, redisVersion } from './redis.js';
+import { report, type Figures } from './report.js';
+import { Workload } from './workload.js';
+
+const NAME = 'bench';
+const GROUPS = ['raw', 'ingest', 'stalled', 'lag', 'redis'] as const;
+
+await runCli(NAME, async () => {
+  const argv = await addOptions(
+    cli(NAME, 'npm run bench -- [options]\n\nStarts real master and follower processes (and Redis, if installed) and prints one table of\nfigures, each with its ratio to raw classic-level batched writes measured in the same run.'),
+    {
+      entries: { type: 'number', default: 1_000_000, env: 'LR_BENCH_ENTRIES', describe: 'Entries (N) written per measurement: 16-byte keys, distinct' },
+      'value-bytes': { type: 'number', default: 100, env: 'LR_BENCH_VALUE_BYTES', describe: 'Bytes per value (random, incompressible)' },
+      followers: { type: 'number', default: 2, env: 'LR_BENCH_FOLLOWERS', describe: 'Most followers attached during ingest (ingest is measured with 0 up to this many)' },
+      sync: { type: 'boolean', default: true, env: 'LR_BENCH_SYNC', describe: 'Durability: run the master and followers with --sync (fsync before acknowledging / per applied batch)' },
+      clients: { type: 'number', default: 8, env: 'LR_BENCH_CLIENTS', describe: 'Concurrent writers (each its own connection; also redis-benchmark -c)' },
+      batch: { type: 'number', default: 100, env: 'LR_BENCH_BATCH', describe: 'Writes per request (also the raw LevelDB batch size and redis-benchmark -P)' },
+      runs: { type: 'number', default: 3, env: 'LR_BENCH_RUNS', describe: 'Repetitions; the table shows medians and the spread' },
+      'lag-rates': { type: 'string', default: '1000,10000', env: 'LR_BENCH_LAG_RATES', describe: 'Steady write rates (writes/s) at which replication lag is measured' },
+      'lag-seconds': { type: 'number', default: 10, env: 'LR_BENCH_LAG_SECONDS', describe: 'Seconds of steady writes per lag rate' },
+      only: { type: 'string', default: GROUPS.join(','), env: 'LR_BENCH_ONLY', describe: `Row groups to run: ${GROUPS.join(', ')}` },
+      'work-dir': { type: 'string', default: os.tmpdir(), env: 'LR_BENCH_WORK_DIR', describe: 'Where the temporary stores go (a fresh subdirectory, removed at the end)' },
+      'cpu-prof-dir': { type: 'string', default: '', env: 'LR_BENCH_CPU_PROF_DIR', describe: 'Run the servers with node --cpu-prof, writing profiles here' },
+    },
+  ).parse();
+
+  const entries = parsePositiveInt(argv.entries, '--entries');
+  const batch = parsePositiveInt(argv.batch, '--batch');
+  const runs = parsePositiveInt(argv.runs, '--runs');
+  const maxFollowers = parseNonNegativeInt(argv.followers, '--followers');
+  const lagRates = String(argv['lag-rates']).split(',').filter(Boolean).map((r) => parsePositiveInt(r, '--lag-rates'));
+  const lagSeconds = parsePositiveInt(argv['lag-seconds'], '--lag-seconds');
+  const only = new Set(String(argv.only).split(',').filter(Boolean));
+  for (const g of only) {
+    if (!(GROUPS as readonly string[]).includes(g)) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `--only: unknown group "${g}" (choose from ${GROUPS.join(', ')})`);
+  }
+  const w = new Workload(parsePositiveInt(argv['value-bytes'], '--value-bytes'));
+  const profDir = String(argv['cpu-prof-dir']);
+  const root = path.join(String(argv['work-dir']), `lr-bench-${process.pid}`);
+  const o: PhaseOptions = {
+    dir: path.join(root, 'cluster'),
+    w,
+    entries,
+    batch,
+    clients: parsePositiveInt(argv.clients, '--clients'),
+    node: { sync: argv.sync as boolean, nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [] },
+  };
+  const redis = only.has('redis') ? redisVersion() : undefined;
+
+  const figures: Figures = new Map();
+  const add = (id: string, v: number) => {
+    figures.set(id, [...(figures.get(id) ?? []), v]);
+    const shown = id.startsWith('rss') ? `${(v / 2 ** 20).toFixed(0)} MB` : id.includes('lag') ? `${v.toFixed(2)} ms` : v < 1000 ? `${v.toFixed(2)} s` : `${Math.round(v)}/s`;
+    process.stderr.write(`  ${id}: ${shown}\n`);
+  };
+  const started = Date.now();
+  try {
+    for (let run = 1; run <= runs; run++) {
+      process.stderr.write(`run ${run}/${runs}\n`);
+      // The raw rows always run: every ratio is taken against them.
+      add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, batch));
+      if (only.has('raw')) {
+        add('raw-fsync', await rawLevel(path.join(root, 'raw'), w, 'fsync', entries, batch));
+        add('raw-log', await rawLevel(path.join(root, 'raw'), w, 'log-per-entry', entries, batch));
+      }
+      if (only.has('ingest')) {
+        for (let f = 0; f <= maxFollowers; f++) {
+          const r = await ingestPhase(o, f, f === maxFollowers);
+          add(`ingest-${f}`, r.ingestPerSecond);
+          if (f === maxFollowers && f > 0) add('e2e', r.endToEndSeconds);
+          if (f === maxFollowers) add('snapshot', r.snapshotSeconds);
+        }
+      }
+      if (only.has('stalled')) {
+        const r = await stalledFollowerPhase(o);
+        add('catch-up', r.catchUpSeconds);
+        add('rss', r.masterPeakRssBytes);
+      }
+      if (only.has('lag')) {
+        for (const { rate, lag } of await lagPhase(o, lagRates, lagSeconds)) {
+          add(`lag-${rate}-p50`, lag.p50);
+          add(`lag-${rate}-p99`, lag.p99);
+          add(`lag-${rate}-p999`, lag.p999);
+        }
+      }
+      if (redis) {
+        const r = await redisFigures(path.join(root, 'redis'), w, { count: entries, batch, clients: o.clients });
+        add('redis-set', r.setsPerSecond);
+        add('redis-e2e', r.endToEndSeconds);
+        add('redis-sync', r.fullSyncSeconds);
+      }
+    }
+  } finally {
+    const { rmSync } = await import('node:fs');
+    rmSync(root, { recursive: true, force: true });
+  }
+  process.stdout.write(
+    report(figures, {
+      entries,
+      valueBytes: w.valueBytes,
+      batch,
+      clients: o.clients,
+      sync: o.node.sync,
+      maxFollowers,
+      lagRates,
+      lagSeconds,
+      runs,
+      redis: only.has('redis') ? (redis ?? null) : undefined,
+      minutes: (Date.now() - started) / 60_000,
+    }),
+  );
+});
