@@ -51,24 +51,42 @@ export function encodedEntrySize(mutations: readonly Mutation[]): number {
 /** Encodes one entry and seals it with the checksum chained from prevChecksum. */
 export function encodeEntry(seq: bigint, commitTimeMs: number, mutations: readonly Mutation[], prevChecksum: number): Buffer {
   const buf = Buffer.allocUnsafe(encodedEntrySize(mutations));
-  let o = buf.writeUInt8(ENTRY_FORMAT_VERSION, 0);
-  o = buf.writeBigUInt64BE(seq, o);
-  o = buf.writeBigUInt64BE(BigInt(commitTimeMs), o);
-  o = buf.writeUInt32BE(mutations.length, o);
-  for (const m of mutations) {
-    o = buf.writeUInt8(m.kind, o);
-    o = buf.writeUInt32BE(m.key.length, o);
-    o += m.key.copy(buf, o);
-    if (m.kind === MutationKind.PUT) {
-      const value = m.value ?? EMPTY;
-      o = buf.writeUInt32BE(value.length, o);
-      o += value.copy(buf, o);
-    }
-  }
-  buf.writeUInt32BE(zlib.crc32(buf.subarray(0, o), prevChecksum), o);
+  writeEntry(buf, 0, seq, commitTimeMs, mutations, prevChecksum);
   return buf;
 }
+
 const EMPTY = Buffer.alloc(0);
+const TWO_32 = 2 ** 32;
+
+/**
+ * Writes one encoded entry at buf[offset], taking encodedEntrySize(mutations) bytes, and
+ * returns its checksum (chained from prevChecksum). For encoders that place many entries
+ * in one buffer (the master's log chunks); the bytes are exactly encodeEntry's.
+ */
+export function writeEntry(buf: Buffer, offset: number, seq: bigint, commitTimeMs: number, mutations: readonly Mutation[], prevChecksum: number): number {
+  let o = offset;
+  buf[o] = ENTRY_FORMAT_VERSION;
+  buf.writeBigUInt64BE(seq, o + 1);
+  buf.writeUInt32BE(Math.floor(commitTimeMs / TWO_32), o + 9);
+  buf.writeUInt32BE(commitTimeMs >>> 0, o + 13);
+  buf.writeUInt32BE(mutations.length, o + 17);
+  o += HEADER_BYTES;
+  for (const m of mutations) {
+    buf[o] = m.kind;
+    buf.writeUInt32BE(m.key.length, o + 1);
+    buf.set(m.key, o + 5);
+    o += 5 + m.key.length;
+    if (m.kind === MutationKind.PUT) {
+      const value = m.value ?? EMPTY;
+      buf.writeUInt32BE(value.length, o);
+      buf.set(value, o + 4);
+      o += 4 + value.length;
+    }
+  }
+  const checksum = zlib.crc32(buf.subarray(offset, o), prevChecksum);
+  buf.writeUInt32BE(checksum, o);
+  return checksum;
+}
 
 function corrupt(why: string): ReplicatorError {
   return new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `corrupt log entry: ${why}`);

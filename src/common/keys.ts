@@ -4,7 +4,8 @@
  * applied seq, commit in one atomic batch.
  *
  *   0x00 <name>                meta records (history id, applied seq, ...)
- *   0x01 <u64 seq>             log entries, big-endian so they sort by seq
+ *   0x01 <u64 seq>             master log chunks, under the last seq they hold (big-endian,
+ *                              so they sort by seq); see src/master/log-chunk.ts
  *   0x02 <u32 gen> <user key>  user data of generation gen (the master always uses 0)
  */
 const META = 0x00;

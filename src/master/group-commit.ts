@@ -1,9 +1,10 @@
-import { encodeEntry, entryChecksum, MutationKind, type Mutation } from '../common/entry-codec.js';
+import { MutationKind, type Mutation } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey, logKey } from '../common/keys.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import type { Logger } from '../common/logger.js';
 import { writeBatch, type BatchOp, type Store } from '../common/store.js';
+import { encodeChunk } from './log-chunk.js';
 import type { Wal } from './wal.js';
 
 /** The master's user data lives in generation 0. */
@@ -98,25 +99,20 @@ export class GroupCommitter {
 
   private async commit(group: Pending[]): Promise<void> {
     const firstSeq = this.wal.lastSeq + 1n;
-    let seq = this.wal.lastSeq;
-    let checksum = this.wal.lastChecksum;
     const commitTimeMs = Date.now();
-    const ops: BatchOp[] = [];
-    const entries: Buffer[] = [];
-    for (const p of group) {
-      for (const mutations of p.writes) {
-        seq++;
-        const entry = encodeEntry(seq, commitTimeMs, mutations, checksum);
-        checksum = entryChecksum(entry);
-        entries.push(entry);
-        ops.push({ type: 'put', key: logKey(seq), value: entry });
-        for (const m of mutations) {
-          ops.push(
-            m.kind === MutationKind.PUT
-              ? { type: 'put', key: dataKey(MASTER_DATA_GEN, m.key), value: m.value! }
-              : { type: 'del', key: dataKey(MASTER_DATA_GEN, m.key) },
-          );
-        }
+    const writes = group.length === 1 ? group[0].writes : group.flatMap((p) => p.writes);
+    const lastSeq = firstSeq + BigInt(writes.length) - 1n;
+    // Entries are encoded once, here, into the group's log chunk; these same bytes are
+    // stored and streamed to every follower. The chunk and the data changes are one batch.
+    const { chunk, entries } = encodeChunk(firstSeq, commitTimeMs, writes, this.wal.lastChecksum);
+    const ops: BatchOp[] = [{ type: 'put', key: logKey(lastSeq), value: chunk }];
+    for (const mutations of writes) {
+      for (const m of mutations) {
+        ops.push(
+          m.kind === MutationKind.PUT
+            ? { type: 'put', key: dataKey(MASTER_DATA_GEN, m.key), value: m.value! }
+            : { type: 'del', key: dataKey(MASTER_DATA_GEN, m.key) },
+        );
       }
     }
     try {
@@ -129,7 +125,7 @@ export class GroupCommitter {
       this.onFatal(this.failure);
       return;
     }
-    latencyTrace?.record(seq);
+    latencyTrace?.record(lastSeq);
     this.wal.appended(firstSeq, entries, commitTimeMs);
     let next = firstSeq;
     for (const p of group) {

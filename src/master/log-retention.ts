@@ -1,8 +1,9 @@
 import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
-import { LOG_PREFIX_END, logKey, metaKey, MetaName } from '../common/keys.js';
+import { LOG_PREFIX_END, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
 import { writeBatch, type BatchOp, type Store } from '../common/store.js';
 import type { FollowerRegistry } from './follower-registry.js';
+import { chunkOf, splitChunk } from './log-chunk.js';
 import { encodeLogBase } from './log-verify.js';
 import type { Wal } from './wal.js';
 
@@ -20,7 +21,7 @@ export interface RetentionPolicy {
   trimIntervalMs: number;
 }
 
-/** Entries deleted per batch: small batches keep each LevelDB write short, so writes never stall behind a trim. */
+/** About this many entries are trimmed per batch (whole chunks): small batches keep each LevelDB write short, so writes never stall behind a trim. */
 export const TRIM_CHUNK_ENTRIES = 1_000n;
 
 /**
@@ -72,25 +73,58 @@ export class LogRetention {
     await this.enforceSlotCap(lastSeq);
     const keepFrom = await this.firstSeqToKeep(lastSeq);
     while (wal.firstSeq < keepFrom && !this.stopped) {
-      const from = wal.firstSeq;
-      const to = from + TRIM_CHUNK_ENTRIES < keepFrom ? from + TRIM_CHUNK_ENTRIES : keepFrom; // exclusive
-      const boundary = await wal.entryAt(to - 1n);
-      if (!boundary) break; // already gone (a concurrent repair); the next pass recomputes
-      const ops: BatchOp[] = [];
-      for (let s = from; s < to; s++) ops.push({ type: 'del', key: logKey(s) });
-      ops.push({
-        type: 'put',
-        key: metaKey(MetaName.LOG_BASE),
-        value: encodeLogBase({ seq: to - 1n, checksum: entryChecksum(boundary), commitTimeMs: entryCommitTimeMs(boundary) }),
-      });
-      ops.push(...this.registry.persistOps());
-      // Readers learn the new first seq before the entries go, so nobody is offered a
-      // position that is about to disappear.
-      wal.trimmedTo(to);
-      await writeBatch(this.db, ops, { sync: false });
+      if (!(await this.trimStep(keepFrom))) break;
     }
     const slotOps = this.registry.persistOps();
     if (slotOps.length > 0) await writeBatch(this.db, slotOps, { sync: false });
+  }
+
+  /**
+   * Deletes the oldest chunks below keepFrom, about TRIM_CHUNK_ENTRIES entries' worth, in
+   * one batch. A chunk that straddles keepFrom is rewritten under its key (its last seq)
+   * without the entries below keepFrom, so trimming is exact to the entry.
+   * Returns false when there was nothing to trim.
+   */
+  private async trimStep(keepFrom: bigint): Promise<boolean> {
+    const { wal } = this;
+    const ops: BatchOp[] = [];
+    let boundary: Buffer | undefined; // the newest entry trimmed
+    let newFirst = wal.firstSeq;
+    const it = this.db.iterator({ gte: logKey(wal.firstSeq), lt: LOG_PREFIX_END });
+    try {
+      while (newFirst < keepFrom && newFirst - wal.firstSeq < TRIM_CHUNK_ENTRIES) {
+        const row = await it.next();
+        if (!row) break;
+        const [key, value] = row;
+        const last = seqOfLogKey(key);
+        const entries = splitChunk(value);
+        if (last < keepFrom) {
+          ops.push({ type: 'del', key });
+          boundary = entries[entries.length - 1];
+          newFirst = last + 1n;
+        } else {
+          const keep = entries.length - Number(last - keepFrom) - 1; // index of keepFrom's entry
+          if (keep <= 0) break;
+          ops.push({ type: 'put', key, value: chunkOf(entries.slice(keep)) });
+          boundary = entries[keep - 1];
+          newFirst = keepFrom;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    if (!boundary) return false;
+    ops.push({
+      type: 'put',
+      key: metaKey(MetaName.LOG_BASE),
+      value: encodeLogBase({ seq: newFirst - 1n, checksum: entryChecksum(boundary), commitTimeMs: entryCommitTimeMs(boundary) }),
+    });
+    ops.push(...this.registry.persistOps());
+    // Readers learn the new first seq before the entries go, so nobody is offered a
+    // position that is about to disappear.
+    wal.trimmedTo(newFirst);
+    await writeBatch(this.db, ops, { sync: false });
+    return true;
   }
 
   private async enforceSlotCap(lastSeq: bigint): Promise<void> {

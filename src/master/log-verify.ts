@@ -1,7 +1,8 @@
-import { chainsFrom, decodeEntry, entryChecksum, GENESIS_CHECKSUM } from '../common/entry-codec.js';
+import { chainsFrom, decodeEntry, entrySeq, GENESIS_CHECKSUM } from '../common/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../common/errors.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
 import { writeBatch, type BatchOp, type Store } from '../common/store.js';
+import { ChunkFramingError, chunkOf, splitChunk } from './log-chunk.js';
 
 /** The entry just before the log's first one (seq 0, checksum 0 for an untrimmed log). */
 export interface LogBase {
@@ -36,13 +37,12 @@ export interface VerifiedLog {
   corrupt?: { seq: bigint; reason: string };
 }
 
-const CHUNK = 1_000;
-
 /**
- * Reads the whole log in order and checks that every entry is well formed, has the seq
- * of its key, follows the previous seq, and chains from the previous checksum (from the
- * log base for the first entry). Stops at the first bad entry and reports it with the
- * position up to which the log is intact.
+ * Reads the whole log in order and checks that every chunk is well framed and every entry
+ * is well formed, follows the previous seq, and chains from the previous checksum (from
+ * the log base for the first entry), and that each chunk is stored under its last seq.
+ * Stops at the first bad entry and reports it with the position up to which the log is
+ * intact.
  */
 export async function verifyLog(db: Store): Promise<VerifiedLog> {
   const base = await readLogBase(db);
@@ -58,27 +58,44 @@ export async function verifyLog(db: Store): Promise<VerifiedLog> {
     lastCommitTimeMs: commitTimeMs,
     corrupt,
   });
+  /** Checks one entry; returns why it is bad, or undefined and advances the position. */
+  const check = (value: Buffer): { seq: bigint; reason: string } | undefined => {
+    try {
+      const entry = decodeEntry(value);
+      firstSeq ??= entry.seq;
+      if (entry.seq !== seq + 1n) return { seq: seq + 1n, reason: `the log jumps from seq ${seq} to seq ${entry.seq}` };
+      if (!chainsFrom(value, checksum)) return { seq: entry.seq, reason: 'its checksum does not match its bytes and the previous entry' };
+      seq = entry.seq;
+      checksum = entry.checksum;
+      commitTimeMs = entry.commitTimeMs;
+      return undefined;
+    } catch (err) {
+      if (isReplicatorError(err, ErrorCode.CORRUPT_ENTRY)) return { seq: seq + 1n, reason: err.message };
+      throw err;
+    }
+  };
   const it = db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END });
   try {
     for (;;) {
-      const rows = await it.nextv(CHUNK);
-      if (rows.length === 0) return result();
-      for (const [key, value] of rows) {
-        const keySeq = seqOfLogKey(key);
-        firstSeq ??= keySeq;
-        if (keySeq !== seq + 1n) return result({ seq: seq + 1n, reason: `the log jumps from seq ${seq} to seq ${keySeq}` });
-        try {
-          const entry = decodeEntry(value);
-          if (entry.seq !== keySeq) return result({ seq: keySeq, reason: `the entry stored at seq ${keySeq} says it is seq ${entry.seq}` });
-          if (!chainsFrom(value, checksum)) return result({ seq: keySeq, reason: 'its checksum does not match its bytes and the previous entry' });
-          seq = keySeq;
-          checksum = entryChecksum(value);
-          commitTimeMs = entry.commitTimeMs;
-        } catch (err) {
-          if (isReplicatorError(err, ErrorCode.CORRUPT_ENTRY)) return result({ seq: keySeq, reason: err.message });
-          throw err;
-        }
+      const row = await it.next();
+      if (!row) return result();
+      const [key, chunk] = row;
+      let entries: Buffer[];
+      let framing: ChunkFramingError | undefined;
+      try {
+        entries = splitChunk(chunk);
+      } catch (err) {
+        if (!(err instanceof ChunkFramingError)) throw err;
+        entries = err.intact;
+        framing = err;
       }
+      for (const value of entries) {
+        const bad = check(value);
+        if (bad) return result(bad);
+      }
+      if (framing) return result({ seq: seq + 1n, reason: framing.message });
+      const keySeq = seqOfLogKey(key);
+      if (keySeq !== seq) return result({ seq: seq + 1n, reason: `the log chunk stored under seq ${keySeq} ends at seq ${seq}` });
     }
   } finally {
     await it.close();
@@ -89,12 +106,41 @@ export async function verifyLog(db: Store): Promise<VerifiedLog> {
  * Repair after corruption: drops the log from the bad entry on (the data those entries
  * wrote stays in the store) and starts a new history, so every follower notices the
  * break and resynchronises by snapshot instead of trusting entries it cannot verify.
+ * The chunk holding the bad entry keeps the entries before it, stored under their new
+ * last seq.
  */
 export async function truncateLogFrom(db: Store, seq: bigint, newHistoryId: Buffer): Promise<void> {
   // One batch: a crash never leaves a shortened log under the old history, which would
   // let followers of the old history continue without the dropped entries' writes.
   const ops: BatchOp[] = [];
-  for await (const key of db.keys({ gte: logKey(seq), lt: LOG_PREFIX_END })) ops.push({ type: 'del', key });
+  let first = true;
+  for await (const [key, chunk] of db.iterator({ gte: logKey(seq), lt: LOG_PREFIX_END })) {
+    ops.push({ type: 'del', key });
+    if (!first) continue;
+    first = false;
+    let entries: Buffer[];
+    try {
+      entries = splitChunk(chunk);
+    } catch (err) {
+      if (!(err instanceof ChunkFramingError)) throw err;
+      entries = err.intact;
+    }
+    // Verification passed every entry before seq, so they are whole and in order.
+    const kept: Buffer[] = [];
+    for (const e of entries) {
+      if (!isBefore(e, seq)) break;
+      kept.push(e);
+    }
+    if (kept.length > 0) ops.push({ type: 'put', key: logKey(seq - 1n), value: chunkOf(kept) });
+  }
   ops.push({ type: 'put', key: metaKey(MetaName.HISTORY_ID), value: newHistoryId });
   await writeBatch(db, ops, { sync: true });
+}
+
+function isBefore(entry: Buffer, seq: bigint): boolean {
+  try {
+    return entrySeq(entry) < seq;
+  } catch {
+    return false; // too short to hold a seq: the corrupt entry itself
+  }
 }

@@ -21,6 +21,7 @@ import { MasterMetrics } from './metrics.js';
 import { lastSeqAt, Wal } from './wal.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
+import { withFastWriteDecoding } from './write-request-decoder.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -89,7 +90,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
-      proto.Master.service,
+      withFastWriteDecoding(proto.Master.service),
       masterHandlers({
         wal,
         committer,

@@ -1,14 +1,14 @@
 import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { PairHasher } from '../common/digest.js';
-import { dataRange, logKey, userKeyOf } from '../common/keys.js';
+import { dataRange, userKeyOf } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
 import { seqToWire } from '../common/seq.js';
 import type { Store, StoreSnapshot } from '../common/store.js';
 import type { KeyValue } from '../common/generated/levelreplicator/v1/KeyValue.js';
 import type { SnapshotInfo } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
 import { MASTER_DATA_GEN } from './group-commit.js';
-import { lastSeqAt } from './wal.js';
+import { lastSeqAt, storedEntryAt } from './wal.js';
 
 /** Pairs per chunk message, and a byte bound so one chunk stays far below the gRPC cap. */
 export const SNAPSHOT_CHUNK_PAIRS = 1_000;
@@ -29,7 +29,7 @@ export async function takeSnapshot(db: Store): Promise<TakenSnapshot> {
   const snapshot = db.snapshot();
   try {
     const seq = await lastSeqAt(db, snapshot);
-    const entry = seq === 0n ? undefined : await db.get(logKey(seq), { snapshot });
+    const entry = seq === 0n ? undefined : await storedEntryAt(db, seq, snapshot);
     if (seq > 0n && !entry) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `snapshot at seq ${seq} has no log entry for it`);
     // A progress estimate only: table files (compressed) plus the memtable, which
     // approximateSize does not see and which holds all of a young store's data.

@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
-import { entryChecksum } from '../common/entry-codec.js';
+import { entryChecksum, entrySeq } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
 import { u32, writeBatch, type Store, type StoreSnapshot } from '../common/store.js';
+import { splitChunk } from './log-chunk.js';
 import { truncateLogFrom, verifyLog } from './log-verify.js';
 import { TailCache } from './tail-cache.js';
 
@@ -112,26 +113,35 @@ export class Wal {
    * Up to maxEntries consecutive entries starting exactly at fromSeq (at least one if
    * fromSeq <= lastSeq, maxBytes permitting more). Never skips: if fromSeq is no longer
    * stored it throws LOG_TRIMMED, and a hole inside the range is CORRUPT_ENTRY.
+   * Entries come from the in-memory tail when they are there, else from the stored
+   * chunks (whole chunks are read, so ask for at least a group's worth).
    */
   async read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]> {
     const cached = this.tail.read(fromSeq, maxEntries, maxBytes);
     if (cached) return cached;
     if (fromSeq < this.firstSeq) throw logTrimmed(fromSeq, this.firstSeq);
     const it = this.db.iterator({ gte: logKey(fromSeq), lt: LOG_PREFIX_END });
+    const out: Buffer[] = [];
+    let bytes = 0;
+    let expected = fromSeq;
     try {
-      const rows = await it.nextv(maxEntries);
-      const out: Buffer[] = [];
-      let bytes = 0;
-      for (const [key, value] of rows) {
-        const expected = fromSeq + BigInt(out.length);
-        const seq = seqOfLogKey(key);
-        if (seq !== expected) {
-          if (out.length === 0 && seq > expected) throw logTrimmed(fromSeq, seq);
-          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log has a hole: expected seq ${expected}, found ${seq}`);
+      while (out.length < maxEntries) {
+        const row = await it.next();
+        if (!row) break;
+        const entries = splitChunk(row[1]);
+        const chunkFirst = seqOfLogKey(row[0]) - BigInt(entries.length) + 1n;
+        if (chunkFirst > expected) {
+          if (out.length === 0) throw logTrimmed(fromSeq, chunkFirst);
+          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log has a hole: expected seq ${expected}, found seq ${chunkFirst}`);
         }
-        if (out.length > 0 && bytes + value.length > maxBytes) break;
-        out.push(value);
-        bytes += value.length;
+        for (let i = Number(expected - chunkFirst); i < entries.length && out.length < maxEntries; i++) {
+          const e = entries[i];
+          if (out.length > 0 && bytes + e.length > maxBytes) return out;
+          if (entrySeq(e) !== expected) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log chunk ${seqOfLogKey(row[0])} holds seq ${entrySeq(e)} where seq ${expected} belongs`);
+          out.push(e);
+          bytes += e.length;
+          expected++;
+        }
       }
       if (out.length === 0 && fromSeq <= this.lastSeq) throw logTrimmed(fromSeq, this.firstSeq);
       return out;
@@ -141,7 +151,21 @@ export class Wal {
   }
 
   async entryAt(seq: bigint): Promise<Buffer | undefined> {
-    return this.tail.get(seq) ?? (await this.db.get(logKey(seq)));
+    return this.tail.get(seq) ?? (await storedEntryAt(this.db, seq));
+  }
+}
+
+/** The stored entry at seq (read from the chunk holding it), as seen by snapshot if given. */
+export async function storedEntryAt(db: Store, seq: bigint, snapshot?: StoreSnapshot): Promise<Buffer | undefined> {
+  const it = db.iterator({ gte: logKey(seq), lt: LOG_PREFIX_END, limit: 1, ...(snapshot ? { snapshot } : {}) });
+  try {
+    const row = await it.next();
+    if (!row) return undefined;
+    const entries = splitChunk(row[1]);
+    const index = entries.length - 1 - Number(seqOfLogKey(row[0]) - seq);
+    return index >= 0 && entrySeq(entries[index]) === seq ? entries[index] : undefined;
+  } finally {
+    await it.close();
   }
 }
 
@@ -155,7 +179,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-/** The master's last committed seq as seen by a snapshot: the newest log key in it. */
+/** The master's last committed seq as seen by a snapshot: the newest log key in it (chunks are keyed by their last seq). */
 export async function lastSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
   const it = db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END, reverse: true, limit: 1, values: false, snapshot });
   try {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { logKey } from '../../src/common/keys.js';
+import { entrySeq } from '../../src/common/entry-codec.js';
+import { LOG_PREFIX_END, logKey } from '../../src/common/keys.js';
 import { openStore } from '../../src/common/store.js';
+import { splitChunk } from '../../src/master/log-chunk.js';
 import { digests, status, tsv, waitConverged } from '../helpers/cluster.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
@@ -47,9 +49,11 @@ describe('log continuity: slots and corrupt entries', () => {
     const address = master!.address;
     master = undefined;
     const db = await openStore(masterDir, { create: false });
-    const entry = (await db.get(logKey(seq)))!;
+    // The log chunk holding seq (stored under its last seq), and the entry in it.
+    const [[chunkKey, chunk]] = await db.iterator({ gte: logKey(seq), lt: LOG_PREFIX_END, limit: 1 }).all();
+    const entry = splitChunk(chunk).find((e) => entrySeq(e) === seq)!; // a view into chunk
     entry[entry.length - 6] ^= 0x40; // one flipped bit inside the value
-    await db.put(logKey(seq), entry);
+    await db.put(chunkKey, chunk);
     await db.close();
 
     const refused = new ServerProcess('master-server', ['--data-dir', masterDir, '--listen', address]);

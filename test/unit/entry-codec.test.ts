@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import zlib from 'node:zlib';
 import {
   chainsFrom,
   decodeEntry,
@@ -19,9 +20,23 @@ const muts: Mutation[] = [
   { kind: MutationKind.PUT, key: Buffer.from([0, 255, 10]), value: Buffer.alloc(0) },
 ];
 
+/** The documented format, written out plainly: what the optimised encoder must produce. */
+function referenceEncode(seq: bigint, commitTimeMs: number, mutations: readonly Mutation[], prevChecksum: number): Buffer {
+  const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+  const u64 = (n: bigint): Buffer => Buffer.concat([u32(Number(n >> 32n)), u32(Number(n & 0xffff_ffffn))]);
+  const parts: Buffer[] = [Buffer.from([1]), u64(seq), u64(BigInt(commitTimeMs)), u32(mutations.length)];
+  for (const m of mutations) {
+    parts.push(Buffer.from([m.kind]), u32(m.key.length), m.key);
+    if (m.kind === MutationKind.PUT) parts.push(u32(m.value!.length), m.value!);
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, u32(zlib.crc32(body, prevChecksum))]);
+}
+
 describe('entry codec', () => {
   it('round-trips seq, commit time and mutations', () => {
     const buf = encodeEntry(42n, 1_700_000_000_123, muts, GENESIS_CHECKSUM);
+    assert.ok(buf.equals(referenceEncode(42n, 1_700_000_000_123, muts, GENESIS_CHECKSUM)));
     const e = decodeEntry(buf);
     assert.equal(e.seq, 42n);
     assert.equal(e.commitTimeMs, 1_700_000_000_123);
@@ -32,6 +47,14 @@ describe('entry codec', () => {
     assert.equal(entrySeq(buf), 42n);
     assert.equal(entryCommitTimeMs(buf), 1_700_000_000_123);
     assert.equal(entryChecksum(buf), e.checksum);
+  });
+
+  it('writes the documented format for commit times above 2^32 ms and keys above 64 KiB', () => {
+    const big: Mutation[] = [{ kind: MutationKind.PUT, key: Buffer.alloc(70_000, 7), value: Buffer.alloc(5, 1) }, muts[1]];
+    const t = 2 ** 40 + 12_345;
+    const buf = encodeEntry(2n ** 33n, t, big, 0xdeadbeef);
+    assert.ok(buf.equals(referenceEncode(2n ** 33n, t, big, 0xdeadbeef)));
+    assert.equal(entryCommitTimeMs(buf), t);
   });
 
   it('handles the largest seq', () => {

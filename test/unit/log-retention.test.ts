@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { MutationKind } from '../../src/common/entry-codec.js';
+import { entrySeq, MutationKind } from '../../src/common/entry-codec.js';
 import { openStore } from '../../src/common/store.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
 import { LogRetention, type RetentionPolicy } from '../../src/master/log-retention.js';
 import { verifyLog } from '../../src/master/log-verify.js';
-import { Wal } from '../../src/master/wal.js';
+import { storedEntryAt, Wal } from '../../src/master/wal.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
@@ -42,6 +42,27 @@ describe('log retention', () => {
     assert.equal(v.firstSeq, 2_491n);
     assert.equal(v.lastSeq, 2_500n);
     assert.equal(v.base.seq, 2_490n);
+    await db.close();
+  });
+
+  it('trims exactly to the entry inside a chunk, rewriting the chunk that straddles the cut', async () => {
+    const db = await openStore(path.join(tempDir(), 'm'), { create: true });
+    const wal = await Wal.open(db);
+    const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
+    // Requests of 100 writes: chunks of 100 entries.
+    for (let r = 0; r < 25; r++) {
+      await committer.submit(Array.from({ length: 100 }, (_, i) => [{ kind: MutationKind.PUT, key: Buffer.from(`k${r}-${i}`), value: Buffer.from('v') }]), 300);
+    }
+    await new LogRetention(db, wal, new FollowerRegistry(), { ...POLICY, retainEntries: 150n }, log).runOnce();
+    assert.equal(wal.firstSeq, 2_351n);
+    const v = await verifyLog(db);
+    assert.equal(v.corrupt, undefined);
+    assert.equal(v.firstSeq, 2_351n);
+    assert.equal(v.base.seq, 2_350n);
+    assert.equal(v.lastSeq, 2_500n);
+    assert.equal(entrySeq((await storedEntryAt(db, 2_351n))!), 2_351n);
+    assert.equal(await storedEntryAt(db, 2_350n), undefined);
+    await committer.close();
     await db.close();
   });
 

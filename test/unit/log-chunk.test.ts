@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chainsFrom, encodeEntry, entryChecksum, MutationKind, type Mutation } from '../../src/common/entry-codec.js';
+import { isReplicatorError } from '../../src/common/errors.js';
+import type { EntryBatch__Output } from '../../src/common/generated/levelreplicator/v1/EntryBatch.js';
+import { replicatorProto } from '../../src/common/proto.js';
+import { ChunkFramingError, chunkOf, encodeChunk, splitChunk } from '../../src/master/log-chunk.js';
+
+const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
+const writes: Mutation[][] = [[put('a', '1')], [put('b', 'x'.repeat(300)), { kind: MutationKind.DELETE, key: Buffer.from('a') }], [put('c', '')]];
+
+describe('log chunks', () => {
+  it('hold the entries of a group, each exactly as encodeEntry writes it, checksums chained', () => {
+    const { chunk, entries, lastChecksum } = encodeChunk(41n, 1_700_000_000_000, writes, 0x1234);
+    let prev = 0x1234;
+    for (const [i, e] of entries.entries()) {
+      assert.ok(e.equals(encodeEntry(41n + BigInt(i), 1_700_000_000_000, writes[i], prev)), `entry ${i}`);
+      assert.ok(chainsFrom(e, prev));
+      assert.equal(e.buffer, chunk.buffer, 'a view into the one chunk buffer');
+      prev = entryChecksum(e);
+    }
+    assert.equal(lastChecksum, prev);
+    assert.deepEqual(splitChunk(chunk).map((e) => e.toString('hex')), entries.map((e) => e.toString('hex')));
+    assert.ok(chunkOf(entries).equals(chunk));
+  });
+
+  it('are byte for byte the protobuf encoding of EntryBatch.entries', () => {
+    const { chunk, entries } = encodeChunk(1n, 5, writes, 0);
+    assert.deepEqual(decodeEntryBatch(chunk).entries.map((e) => e.toString('hex')), entries.map((e) => e.toString('hex')));
+  });
+
+  it('refuse broken framing, keeping the entries before the break', () => {
+    const { chunk, entries } = encodeChunk(1n, 5, writes, 0);
+    const cut = chunk.subarray(0, chunk.length - 3);
+    assert.throws(
+      () => splitChunk(cut),
+      (err) => err instanceof ChunkFramingError && isReplicatorError(err, 'CORRUPT_ENTRY') && err.intact.length === entries.length - 1,
+    );
+    const badTag = Buffer.from(chunk);
+    badTag[0] = 0x12;
+    assert.throws(() => splitChunk(badTag), (err) => err instanceof ChunkFramingError && err.intact.length === 0);
+    assert.throws(() => splitChunk(Buffer.alloc(0)), ChunkFramingError);
+  });
+});
+
+/** Decodes bytes as an EntryBatch with the project's proto-loader settings. */
+function decodeEntryBatch(bytes: Buffer): EntryBatch__Output {
+  const subscribe = replicatorProto().Master.service.Subscribe;
+  // A SubscribeResponse whose body is field 1 (entries): tag 0x0a, length, then the batch.
+  const len: number[] = [];
+  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      len.push(n);
+      break;
+    }
+    len.push((n & 0x7f) | 0x80);
+  }
+  const msg = subscribe.responseDeserialize(Buffer.concat([Buffer.from([0x0a, ...len]), bytes])) as { entries: EntryBatch__Output };
+  return msg.entries;
+}
