@@ -29,7 +29,8 @@ export function varintSize(n: number): number {
   return size;
 }
 
-function writeVarint(buf: Buffer, o: number, n: number): number {
+/** Writes n (a non-negative safe integer) as a protobuf varint at o; returns the offset after it. */
+export function writeVarint(buf: Buffer, o: number, n: number): number {
   while (n >= 0x80) {
     buf[o++] = (n & 0x7f) | 0x80;
     n = Math.floor(n / 128);

@@ -22,6 +22,7 @@ import { lastSeqAt, Wal } from './wal.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
 import { withFastWriteDecoding } from './write-request-decoder.js';
+import { withFastEntryBatchEncoding } from './entry-batch-serializer.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -90,7 +91,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
-      withFastWriteDecoding(proto.Master.service),
+      withFastEntryBatchEncoding(withFastWriteDecoding(proto.Master.service)),
       masterHandlers({
         wal,
         committer,

@@ -16,7 +16,12 @@ import type { WriteRequest__Output } from '../common/generated/levelreplicator/v
  * before. A unit test checks both give equal results.
  */
 export function fastWriteRequestDeserializer(generic: grpc.deserialize<WriteRequest__Output>): grpc.deserialize<WriteRequest__Output> {
-  return (bytes: Buffer) => decodeWriteRequest(bytes) ?? generic(bytes);
+  return (bytes: Buffer) => {
+    const writes = decodeWrites(bytes);
+    // Every other field (the acknowledgement policy, say) absent, at its default as the
+    // generic decoder gives it for an empty message (fresh each time: nothing shared).
+    return writes ? { ...generic(EMPTY), writes } : generic(bytes);
+  };
 }
 
 /** A copy of the Master service definition whose Write requests take the fast path. */
@@ -32,8 +37,8 @@ const VARINT_FIELD_1 = 0x08;
 const LEN_FIELD_2 = 0x12;
 const LEN_FIELD_3 = 0x1a;
 
-/** The request, or undefined when it is not one this fast path handles. */
-export function decodeWriteRequest(buf: Buffer): WriteRequest__Output | undefined {
+/** The request's writes, or undefined when it is not a request this fast path handles (only writes, known fields). */
+export function decodeWrites(buf: Buffer): Write__Output[] | undefined {
   const r = { pos: 0 };
   const writes: Write__Output[] = [];
   while (r.pos < buf.length) {
@@ -51,7 +56,7 @@ export function decodeWriteRequest(buf: Buffer): WriteRequest__Output | undefine
     }
     writes.push({ mutations });
   }
-  return { writes };
+  return writes;
 }
 
 function decodeMutation(buf: Buffer, r: { pos: number }, end: number): Mutation__Output | undefined {

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { WriteRequest, WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { decodeWriteRequest, fastWriteRequestDeserializer } from '../../src/master/write-request-decoder.js';
+import { decodeWrites, fastWriteRequestDeserializer } from '../../src/master/write-request-decoder.js';
 
 const method = replicatorProto().Master.service.Write;
 const serialize = (req: WriteRequest) => method.requestSerialize(req) as Buffer;
 const generic = (bytes: Buffer) => method.requestDeserialize(bytes) as WriteRequest__Output;
+const fast = fastWriteRequestDeserializer(generic);
 
 /** A deterministic pseudo-random source, so a failure reproduces. */
 function rng(seed: number): (n: number) => number {
@@ -36,21 +37,19 @@ describe('fast Write request decoding', () => {
     const rand = rng(7);
     for (let i = 0; i < 300; i++) {
       const bytes = serialize(randomRequest(rand));
-      const fast = decodeWriteRequest(bytes);
-      assert.ok(fast, `request ${i} took the fast path`);
-      assert.deepStrictEqual(fast, generic(bytes), `request ${i}`);
+      assert.ok(decodeWrites(bytes), `request ${i} takes the fast path`);
+      assert.deepStrictEqual(fast(bytes), generic(bytes), `request ${i}`);
     }
   });
 
   it('keys and values are views into the request, not copies', () => {
     const bytes = serialize({ writes: [{ mutations: [{ kind: 'PUT', key: Buffer.from('k'), value: Buffer.from('v') }] }] });
-    const m = decodeWriteRequest(bytes)!.writes[0].mutations[0];
+    const m = fast(bytes).writes[0].mutations[0];
     assert.equal(m.key.buffer, bytes.buffer);
     assert.equal(m.value.buffer, bytes.buffer);
   });
 
   it('hands anything else to the generic decoder, which decodes or refuses it as before', () => {
-    const deserialize = fastWriteRequestDeserializer(generic);
     const valid = serialize({ writes: [{ mutations: [{ kind: 'DELETE', key: Buffer.from('k') }] }] });
     const cases: [string, Buffer][] = [
       ['an unknown top-level field', Buffer.concat([valid, Buffer.from([0x18, 0x01])])],
@@ -60,7 +59,7 @@ describe('fast Write request decoding', () => {
       ['a length past the end', Buffer.from([0x0a, 0x7f, 0x0a])],
     ];
     for (const [what, bytes] of cases) {
-      assert.equal(decodeWriteRequest(bytes), undefined, what);
+      assert.equal(decodeWrites(bytes), undefined, what);
       let expected: unknown;
       let expectedError: unknown;
       try {
@@ -68,9 +67,12 @@ describe('fast Write request decoding', () => {
       } catch (err) {
         expectedError = err;
       }
-      if (expectedError) assert.throws(() => deserialize(bytes), what);
-      else assert.deepStrictEqual(deserialize(bytes), expected, what);
+      if (expectedError) assert.throws(() => fast(bytes), what);
+      else assert.deepStrictEqual(fast(bytes), expected, what);
     }
-    assert.deepStrictEqual(deserialize(Buffer.alloc(0)), generic(Buffer.alloc(0)), 'an empty request');
+    assert.deepStrictEqual(fast(Buffer.alloc(0)), generic(Buffer.alloc(0)), 'an empty request');
+    const withPolicy = serialize({ writes: [{ mutations: [{ key: Buffer.from('k') }] }], ack: { followers: 1, timeoutMs: 50 } });
+    assert.equal(decodeWrites(withPolicy), undefined, 'an acknowledgement policy');
+    assert.deepStrictEqual(fast(withPolicy), generic(withPolicy));
   });
 });
