@@ -8,6 +8,14 @@ export type StoreSnapshot = ReturnType<Store['snapshot']>;
 /** One operation of an atomic LevelDB batch. */
 export type BatchOp = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
 
+/**
+ * LevelDB's memtable size (its default is 4 MiB). A larger one means fewer, larger level-0
+ * files and less compaction per byte written: the master's write path measured 12-20%
+ * less CPU per entry at 32 MiB. It costs up to twice this much memory while a full
+ * memtable is being flushed.
+ */
+export const WRITE_BUFFER_BYTES = 32 * 1024 * 1024;
+
 /** The LevelDB directory inside a node's data directory. */
 export function storeDir(dataDir: string): string {
   return path.join(dataDir, 'store');
@@ -27,6 +35,7 @@ export async function openStore(dataDir: string, { create }: { create: boolean }
     keyEncoding: 'buffer',
     valueEncoding: 'buffer',
     createIfMissing: create,
+    writeBufferSize: WRITE_BUFFER_BYTES,
   });
   try {
     await db.open();

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind } from '../../common/entry-codec.js';
+import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../common/entry-codec.js';
+import { encodeChunk } from '../../master/log-chunk.js';
 import { dataKey, logKey } from '../../common/keys.js';
 import { openStore, writeBatch, type BatchOp } from '../../common/store.js';
 import type { Workload } from './workload.js';
 
-export type RawMode = 'plain' | 'fsync' | 'log-per-entry';
+export type RawMode = 'plain' | 'fsync' | 'log-per-entry' | 'log-chunk';
 
 /**
  * classic-level on its own, the limit everything else is compared with: N entries of the
@@ -13,7 +14,9 @@ export type RawMode = 'plain' | 'fsync' | 'log-per-entry';
  *   plain          one put per entry, no fsync;
  *   fsync          the same, with an fsync per batch;
  *   log-per-entry  plus a second record per entry in the same batch (an encoded log
- *                  entry under its seq, as a log kept inside the same LevelDB), no fsync.
+ *                  entry under its seq, as a log kept inside the same LevelDB), no fsync;
+ *   log-chunk      plus one record per batch holding the batch's encoded entries (the
+ *                  master's layout, src/master/log-chunk.ts), no fsync.
  * Returns entries per second.
  */
 export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries: number, batch: number): Promise<number> {
@@ -25,6 +28,7 @@ export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries:
     for (let i = 0; i < entries; i += batch) {
       const n = Math.min(batch, entries - i);
       const ops: BatchOp[] = [];
+      const writes: Mutation[][] = [];
       for (let j = i; j < i + n; j++) {
         const key = w.key(j);
         const value = w.value(j);
@@ -33,7 +37,14 @@ export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries:
           const entry = encodeEntry(BigInt(j + 1), Date.now(), [{ kind: MutationKind.PUT, key, value }], checksum);
           checksum = entryChecksum(entry);
           ops.push({ type: 'put', key: logKey(BigInt(j + 1)), value: entry });
+        } else if (mode === 'log-chunk') {
+          writes.push([{ kind: MutationKind.PUT, key, value }]);
         }
+      }
+      if (mode === 'log-chunk') {
+        const chunk = encodeChunk(BigInt(i + 1), Date.now(), writes, checksum);
+        checksum = chunk.lastChecksum;
+        ops.push({ type: 'put', key: logKey(BigInt(i + n)), value: chunk.chunk });
       }
       await writeBatch(db, ops, { sync: mode === 'fsync' });
     }

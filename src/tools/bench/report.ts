@@ -10,6 +10,7 @@ export interface ReportSettings {
   entries: number;
   valueBytes: number;
   batch: number;
+  rawBatch: number;
   clients: number;
   sync: boolean;
   maxFollowers: number;
@@ -43,9 +44,10 @@ export function report(figures: Figures, s: ReportSettings): string {
     rows.push([num, label, result, Number.isFinite(rate) ? formatCount(rate) : '—', formatRatio(rate / raw), formatSpread(relativeSpread(values))]);
   };
   const durable = s.sync ? '--sync' : '--no-sync';
-  row('1', `classic-level alone, batches of ${s.batch}, no fsync (the limit)`, 'raw', 'rate');
+  row('1', `classic-level alone, batches of ${s.rawBatch}, no fsync (the limit)`, 'raw', 'rate');
   row('1b', '  … with an fsync per batch', 'raw-fsync', 'rate');
-  row('1c', '  … with a log record per entry in the same batch', 'raw-log', 'rate');
+  row('1c', '  … plus a log record per entry in the same batch', 'raw-log-per-entry', 'rate');
+  row('1d', '  … plus one log chunk per batch (the master\'s layout)', 'raw-log-chunk', 'rate');
   for (let f = 0; f <= s.maxFollowers; f++) {
     row(f === 0 ? '2' : `2${String.fromCharCode(97 + f)}`, `master ingest, ${durable}, ${f} follower${f === 1 ? '' : 's'}`, `ingest-${f}`, 'rate');
   }
@@ -67,7 +69,7 @@ export function report(figures: Figures, s: ReportSettings): string {
   const lines = [
     `machine: ${cpus.length} cores, ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, node ${process.version}` +
       `; load average at the end ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`,
-    `workload: N = ${formatCount(n)} entries, ${KEY_BYTES}-byte keys, ${s.valueBytes}-byte values; ${s.clients} clients x ${s.batch} writes per request; ` +
+    `workload: N = ${formatCount(n)} entries, ${KEY_BYTES}-byte keys, ${s.valueBytes}-byte values; ${s.clients} clients x ${s.batch} writes per request; raw batches of ${s.rawBatch}; ` +
       `nodes ${durable}; lag: ${s.lagSeconds} s per rate; medians of ${s.runs} run${s.runs === 1 ? '' : 's'} (spread = half the range / median); ${s.minutes.toFixed(1)} min`,
     s.redis === null ? 'Redis: redis-server is not installed; the Redis rows were skipped' : s.redis ? `Redis: ${s.redis}` : 'Redis: not asked for (--only)',
     '',

@@ -21,8 +21,9 @@ await runCli(NAME, async () => {
       'value-bytes': { type: 'number', default: 100, env: 'LR_BENCH_VALUE_BYTES', describe: 'Bytes per value (random, incompressible)' },
       followers: { type: 'number', default: 2, env: 'LR_BENCH_FOLLOWERS', describe: 'Most followers attached during ingest (ingest is measured with 0 up to this many)' },
       sync: { type: 'boolean', default: true, env: 'LR_BENCH_SYNC', describe: 'Durability: run the master and followers with --sync (fsync before acknowledging / per applied batch)' },
-      clients: { type: 'number', default: 8, env: 'LR_BENCH_CLIENTS', describe: 'Concurrent writers (each its own connection; also redis-benchmark -c)' },
-      batch: { type: 'number', default: 100, env: 'LR_BENCH_BATCH', describe: 'Writes per request (also the raw LevelDB batch size and redis-benchmark -P)' },
+      clients: { type: 'number', default: 8, env: 'LR_BENCH_CLIENTS', describe: 'Concurrent writers, each on its own connection (also redis-benchmark -c)' },
+      batch: { type: 'number', default: 1_000, env: 'LR_BENCH_BATCH', describe: 'Writes per Write request (also redis-benchmark -P, commands pipelined per connection)' },
+      'raw-batch': { type: 'number', default: 100, env: 'LR_BENCH_RAW_BATCH', describe: 'Entries per LevelDB batch in the raw classic-level rows' },
       runs: { type: 'number', default: 3, env: 'LR_BENCH_RUNS', describe: 'Repetitions; the table shows medians and the spread' },
       'lag-rates': { type: 'string', default: '1000,10000', env: 'LR_BENCH_LAG_RATES', describe: 'Steady write rates (writes/s) at which replication lag is measured' },
       'lag-seconds': { type: 'number', default: 10, env: 'LR_BENCH_LAG_SECONDS', describe: 'Seconds of steady writes per lag rate' },
@@ -34,6 +35,7 @@ await runCli(NAME, async () => {
 
   const entries = parsePositiveInt(argv.entries, '--entries');
   const batch = parsePositiveInt(argv.batch, '--batch');
+  const rawBatch = parsePositiveInt(argv['raw-batch'], '--raw-batch');
   const runs = parsePositiveInt(argv.runs, '--runs');
   const maxFollowers = parseNonNegativeInt(argv.followers, '--followers');
   const lagRates = String(argv['lag-rates']).split(',').filter(Boolean).map((r) => parsePositiveInt(r, '--lag-rates'));
@@ -66,10 +68,9 @@ await runCli(NAME, async () => {
     for (let run = 1; run <= runs; run++) {
       process.stderr.write(`run ${run}/${runs}\n`);
       // The raw rows always run: every ratio is taken against them.
-      add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, batch));
+      add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, rawBatch));
       if (only.has('raw')) {
-        add('raw-fsync', await rawLevel(path.join(root, 'raw'), w, 'fsync', entries, batch));
-        add('raw-log', await rawLevel(path.join(root, 'raw'), w, 'log-per-entry', entries, batch));
+        for (const mode of ['fsync', 'log-per-entry', 'log-chunk'] as const) add(`raw-${mode}`, await rawLevel(path.join(root, 'raw'), w, mode, entries, rawBatch));
       }
       if (only.has('ingest')) {
         for (let f = 0; f <= maxFollowers; f++) {
@@ -107,6 +108,7 @@ await runCli(NAME, async () => {
       entries,
       valueBytes: w.valueBytes,
       batch,
+      rawBatch,
       clients: o.clients,
       sync: o.node.sync,
       maxFollowers,
