@@ -18,21 +18,45 @@ const SCAN_CHUNK = 1000;
  */
 export class PairHasher {
   private readonly hash = crypto.createHash('sha256');
-  private readonly len = Buffer.allocUnsafe(4);
+  /** Framed pairs waiting to be hashed: one hash update per STAGE_BYTES, not four per pair. */
+  private readonly stage = Buffer.allocUnsafe(STAGE_BYTES);
+  private staged = 0;
 
   update(key: Buffer, value: Buffer): void {
-    this.len.writeUInt32BE(key.length);
-    this.hash.update(this.len);
-    this.hash.update(key);
-    this.len.writeUInt32BE(value.length);
-    this.hash.update(this.len);
-    this.hash.update(value);
+    if (this.staged + 8 + key.length + value.length > STAGE_BYTES) {
+      this.flush();
+      if (8 + key.length + value.length > STAGE_BYTES) {
+        // A pair larger than the stage: hash it directly, framing and all.
+        const len = Buffer.allocUnsafe(4);
+        len.writeUInt32BE(key.length);
+        this.hash.update(len).update(key);
+        len.writeUInt32BE(value.length);
+        this.hash.update(len).update(value);
+        return;
+      }
+    }
+    const b = this.stage;
+    let o = this.staged;
+    b.writeUInt32BE(key.length, o);
+    b.set(key, o + 4);
+    o += 4 + key.length;
+    b.writeUInt32BE(value.length, o);
+    b.set(value, o + 4);
+    this.staged = o + 4 + value.length;
   }
 
   digest(): string {
+    this.flush();
     return this.hash.digest('hex');
   }
+
+  private flush(): void {
+    if (this.staged > 0) this.hash.update(this.stage.subarray(0, this.staged));
+    this.staged = 0;
+  }
 }
+
+const STAGE_BYTES = 64 * 1024;
 
 /**
  * Hashes one generation of user data as seen by snapshot. The caller reads the seq from

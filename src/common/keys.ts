@@ -38,6 +38,15 @@ export function dataKey(gen: number, userKey: Buffer): Buffer {
   return k;
 }
 
+/** dataKey(gen, src[start, end)) without a view of the user key. */
+export function dataKeyOf(gen: number, src: Buffer, start: number, end: number): Buffer {
+  const k = Buffer.allocUnsafe(5 + end - start);
+  k[0] = DATA;
+  k.writeUInt32BE(gen, 1);
+  src.copy(k, 5, start, end);
+  return k;
+}
+
 export function userKeyOf(dataKeyBuf: Buffer): Buffer {
   return dataKeyBuf.subarray(5);
 }

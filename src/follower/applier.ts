@@ -1,6 +1,16 @@
-import { chainsFrom, decodeEntry, GENESIS_CHECKSUM, MutationKind } from '../common/entry-codec.js';
+import {
+  chainsFrom,
+  ENTRY_BODY_OFFSET,
+  entryBodyEnd,
+  entryChecksum,
+  entryCommitTimeMs,
+  entrySeq,
+  forEachMutation,
+  GENESIS_CHECKSUM,
+  MutationKind,
+} from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKey, dataRange, metaKey, MetaName } from '../common/keys.js';
+import { dataKeyOf, dataRange, metaKey, MetaName } from '../common/keys.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
 import { reopenSpaceShortfall, u32, u64, writeBatch, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
@@ -207,28 +217,28 @@ export class Applier {
     if (this.appliedSeq > 0n && !historyId.equals(this.historyId)) {
       throw new ReplicatorError(ErrorCode.HISTORY_MISMATCH, `entries of history ${historyId.toString('hex')} offered to a store of history ${this.historyId.toString('hex')}`);
     }
-    const ops: BatchOp[] = [];
     let seq = this.appliedSeq;
     let checksum = this.appliedChecksum;
     let commitTimeMs = this.appliedCommitTimeMs;
+    const gen = this.dataGen;
+    const ops: BatchOp[] = [];
     for (const buf of entries) {
-      const entry = decodeEntry(buf);
-      if (entry.seq !== seq + 1n) {
-        throw new ReplicatorError(ErrorCode.SEQ_GAP, `expected seq ${seq + 1n}, received seq ${entry.seq}; refusing to apply it`);
+      // Checked without building objects: the data changes come out as views of the entry.
+      const bodyEnd = entryBodyEnd(buf);
+      const entrySeqValue = entrySeq(buf);
+      if (entrySeqValue !== seq + 1n) {
+        throw new ReplicatorError(ErrorCode.SEQ_GAP, `expected seq ${seq + 1n}, received seq ${entrySeqValue}; refusing to apply it`);
       }
       if (!chainsFrom(buf, checksum)) {
-        throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `entry ${entry.seq} does not chain from the checksum of seq ${seq}`);
+        throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `entry ${entrySeqValue} does not chain from the checksum of seq ${seq}`);
       }
-      for (const m of entry.mutations) {
-        ops.push(
-          m.kind === MutationKind.PUT
-            ? { type: 'put', key: dataKey(this.dataGen, m.key), value: m.value! }
-            : { type: 'del', key: dataKey(this.dataGen, m.key) },
-        );
-      }
-      seq = entry.seq;
-      checksum = entry.checksum;
-      commitTimeMs = entry.commitTimeMs;
+      forEachMutation(buf, ENTRY_BODY_OFFSET, bodyEnd, (kind, keyStart, keyEnd, valueStart, valueEnd) => {
+        const key = dataKeyOf(gen, buf, keyStart, keyEnd);
+        ops.push(kind === MutationKind.PUT ? { type: 'put', key, value: buf.subarray(valueStart, valueEnd) } : { type: 'del', key });
+      });
+      seq = entrySeqValue;
+      checksum = entryChecksum(buf);
+      commitTimeMs = entryCommitTimeMs(buf);
     }
     ops.push({ type: 'put', key: APPLIED_SEQ_KEY, value: u64(seq) });
     ops.push({ type: 'put', key: APPLIED_CHECKSUM_KEY, value: u32(checksum) });

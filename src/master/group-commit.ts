@@ -1,11 +1,15 @@
-import { MutationKind, type Mutation } from '../common/entry-codec.js';
+import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind, type Mutation } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKey, logKey } from '../common/keys.js';
+import { dataKeyOf, logKey } from '../common/keys.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import type { Logger } from '../common/logger.js';
-import { writeBatch, type BatchOp, type Store } from '../common/store.js';
-import { encodeChunk } from './log-chunk.js';
+import type { Store } from '../common/store.js';
+import { encodeChunks } from './log-chunk.js';
+import { prepareWrites, type PreparedWrites } from './prepared-writes.js';
 import type { Wal } from './wal.js';
+
+const SYNC = { sync: true } as const;
+const NO_SYNC = { sync: false } as const;
 
 /** The master's user data lives in generation 0. */
 export const MASTER_DATA_GEN = 0;
@@ -25,8 +29,7 @@ export interface CommitResult {
 }
 
 interface Pending {
-  writes: Mutation[][];
-  bytes: number;
+  writes: PreparedWrites;
   resolve: (r: CommitResult) => void;
   reject: (e: unknown) => void;
 }
@@ -55,11 +58,16 @@ export class GroupCommitter {
     private readonly onFatal: (err: ReplicatorError) => void,
   ) {}
 
-  submit(writes: Mutation[][], bytes: number): Promise<CommitResult> {
+  /** Commits validated writes (each under its own seq, consecutive); bytes are their key and value bytes. */
+  submit(writes: readonly (readonly Mutation[])[], bytes: number): Promise<CommitResult> {
+    return this.submitPrepared(prepareWrites(writes, bytes));
+  }
+
+  submitPrepared(writes: PreparedWrites): Promise<CommitResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new ReplicatorError(ErrorCode.SHUTTING_DOWN, 'the master is shutting down'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ writes, bytes, resolve, reject });
+      this.queue.push({ writes, resolve, reject });
       if (!this.running) this.idle = this.drain();
     });
   }
@@ -88,11 +96,11 @@ export class GroupCommitter {
     let bytes = 0;
     while (this.queue.length > 0) {
       const next = this.queue[0];
-      const fits = entries + next.writes.length <= this.options.maxGroupEntries && bytes + next.bytes <= this.options.maxGroupBytes;
+      const fits = entries + next.writes.count <= this.options.maxGroupEntries && bytes + next.writes.bytes <= this.options.maxGroupBytes;
       if (group.length > 0 && !fits) break;
       group.push(this.queue.shift()!);
-      entries += next.writes.length;
-      bytes += next.bytes;
+      entries += next.writes.count;
+      bytes += next.writes.bytes;
     }
     return group;
   }
@@ -100,23 +108,29 @@ export class GroupCommitter {
   private async commit(group: Pending[]): Promise<void> {
     const firstSeq = this.wal.lastSeq + 1n;
     const commitTimeMs = Date.now();
-    const writes = group.length === 1 ? group[0].writes : group.flatMap((p) => p.writes);
-    const lastSeq = firstSeq + BigInt(writes.length) - 1n;
-    // Entries are encoded once, here, into the group's log chunk; these same bytes are
-    // stored and streamed to every follower. The chunk and the data changes are one batch.
-    const { chunk, entries } = encodeChunk(firstSeq, commitTimeMs, writes, this.wal.lastChecksum);
-    const ops: BatchOp[] = [{ type: 'put', key: logKey(lastSeq), value: chunk }];
-    for (const mutations of writes) {
-      for (const m of mutations) {
-        ops.push(
-          m.kind === MutationKind.PUT
-            ? { type: 'put', key: dataKey(MASTER_DATA_GEN, m.key), value: m.value! }
-            : { type: 'del', key: dataKey(MASTER_DATA_GEN, m.key) },
-        );
-      }
-    }
+    const requests = group.map((p) => p.writes);
+    // Entries are encoded once, here, into the group's log chunks; these same bytes are
+    // stored and streamed to every follower. The chunks and the data changes are one batch.
+    const { chunks, entries } = encodeChunks(firstSeq, commitTimeMs, requests, this.wal.lastChecksum);
+    const lastSeq = firstSeq + BigInt(entries.length) - 1n;
     try {
-      await writeBatch(this.db, ops, { sync: this.options.sync });
+      // A chained batch, built directly (see writeBatch for why not the array form).
+      const batch = this.db.batch();
+      try {
+        for (const c of chunks) batch.put(logKey(c.lastSeq), c.bytes);
+        // The data changes, read back from the entries just encoded (values are views).
+        for (const entry of entries) {
+          forEachMutation(entry, ENTRY_BODY_OFFSET, entry.length - 4, (kind, keyStart, keyEnd, valueStart, valueEnd) => {
+            const key = dataKeyOf(MASTER_DATA_GEN, entry, keyStart, keyEnd);
+            if (kind === MutationKind.PUT) batch.put(key, entry.subarray(valueStart, valueEnd));
+            else batch.del(key);
+          });
+        }
+      } catch (err) {
+        await batch.close();
+        throw err;
+      }
+      await batch.write(this.options.sync ? SYNC : NO_SYNC);
     } catch (err) {
       // The batch may or may not be on disk: stop, and let recovery read the truth on restart.
       this.failure = new ReplicatorError(ErrorCode.STORE_FAILED, `write to the store failed: ${(err as Error).message}`, { cause: err });
@@ -129,7 +143,7 @@ export class GroupCommitter {
     this.wal.appended(firstSeq, entries, commitTimeMs);
     let next = firstSeq;
     for (const p of group) {
-      const last = next + BigInt(p.writes.length) - 1n;
+      const last = next + BigInt(p.writes.count) - 1n;
       p.resolve({ firstSeq: next, lastSeq: last });
       next = last + 1n;
     }

@@ -1,16 +1,17 @@
-import { encodedEntrySize, entrySeq, writeEntry, type Mutation } from '../common/entry-codec.js';
+import { entrySeq, entrySizeForBody, writeEntryWithBody } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import type { PreparedWrites } from './prepared-writes.js';
 
 /**
- * The master stores its log as chunks: one LevelDB record per group commit, written in the
- * same atomic batch as the group's data changes, under the key of the group's LAST seq
- * (keys.ts logKey). A chunk holds the group's encoded entries back to back, each framed
+ * The master stores its log as chunks: LevelDB records of up to MAX_CHUNK_ENTRIES entries,
+ * written in the same atomic batch as their group commit's data changes, each under the
+ * key of its LAST seq (keys.ts logKey). A chunk holds encoded entries back to back, each framed
  * exactly as protobuf frames an element of `EntryBatch.entries` (field 1, length-delimited):
  *
  *   per entry: 0x0a, varint length, the encoded entry (entry-codec.ts)
  *
  * so a chunk is self-delimiting, and a run of entries from one chunk is already the wire
- * encoding of those entries (see entry-batch-serializer.ts).
+ * encoding of those entries (see subscribe-serializer.ts).
  *
  * Why chunks and not one record per entry: LevelDB's cost is per record (a memtable insert,
  * a put through the binding, compaction and trimming work per key). With a record per
@@ -44,38 +45,62 @@ export function framedSize(entryLength: number): number {
   return 1 + varintSize(entryLength) + entryLength;
 }
 
-export interface EncodedChunk {
-  /** The record stored under logKey(last seq). */
-  chunk: Buffer;
-  /** One view into chunk per entry (without framing), seqs firstSeq, firstSeq + 1, ... */
+/**
+ * Bounds of one chunk: a larger group commit is stored as several chunks (still in its one
+ * batch), so reading any entry back reads at most about one stream message's worth.
+ */
+export const MAX_CHUNK_ENTRIES = 1_000;
+export const MAX_CHUNK_BYTES = 1024 * 1024;
+
+export interface EncodedChunks {
+  /** The records to store, each under logKey(lastSeq). */
+  chunks: { lastSeq: bigint; bytes: Buffer }[];
+  /** One view per entry (without framing), seqs firstSeq, firstSeq + 1, ... */
   entries: Buffer[];
   lastChecksum: number;
 }
 
 /**
- * Encodes the entries of one group commit (seqs firstSeq, firstSeq + 1, ..., one per element
- * of writes, checksums chained from prevChecksum) into one chunk: one allocation per group.
+ * Encodes the entries of one group commit: one entry per write of the requests, in order,
+ * seqs firstSeq, firstSeq + 1, ..., checksums chained from prevChecksum, framed into
+ * chunks of at most MAX_CHUNK_ENTRIES entries and MAX_CHUNK_BYTES (or one larger entry).
+ * One allocation per group: the chunks are consecutive views of it.
  */
-export function encodeChunk(firstSeq: bigint, commitTimeMs: number, writes: readonly (readonly Mutation[])[], prevChecksum: number): EncodedChunk {
-  const sizes = new Array<number>(writes.length);
+export function encodeChunks(firstSeq: bigint, commitTimeMs: number, requests: readonly PreparedWrites[], prevChecksum: number): EncodedChunks {
   let total = 0;
-  for (let i = 0; i < writes.length; i++) {
-    sizes[i] = encodedEntrySize(writes[i]);
-    total += framedSize(sizes[i]);
+  let count = 0;
+  for (const r of requests) {
+    for (let i = 0; i < r.count; i++) total += framedSize(entrySizeForBody(r.ends[i] - r.startOf(i)));
+    count += r.count;
   }
-  const chunk = Buffer.allocUnsafe(total);
-  const entries = new Array<Buffer>(writes.length);
+  const buf = Buffer.allocUnsafe(total);
+  const entries = new Array<Buffer>(count);
+  const chunks: EncodedChunks['chunks'] = [];
   let checksum = prevChecksum;
   let seq = firstSeq;
   let o = 0;
-  for (let i = 0; i < writes.length; i++) {
-    chunk[o] = ENTRY_FIELD_TAG;
-    o = writeVarint(chunk, o + 1, sizes[i]);
-    checksum = writeEntry(chunk, o, seq++, commitTimeMs, writes[i], checksum);
-    entries[i] = chunk.subarray(o, o + sizes[i]);
-    o += sizes[i];
+  let n = 0;
+  let chunkStart = 0;
+  let inChunk = 0;
+  for (const r of requests) {
+    for (let i = 0; i < r.count; i++) {
+      const start = r.startOf(i);
+      const size = entrySizeForBody(r.ends[i] - start);
+      if (inChunk > 0 && (inChunk === MAX_CHUNK_ENTRIES || o - chunkStart + framedSize(size) > MAX_CHUNK_BYTES)) {
+        chunks.push({ lastSeq: seq - 1n, bytes: buf.subarray(chunkStart, o) });
+        chunkStart = o;
+        inChunk = 0;
+      }
+      buf[o] = ENTRY_FIELD_TAG;
+      o = writeVarint(buf, o + 1, size);
+      checksum = writeEntryWithBody(buf, o, seq++, commitTimeMs, r.body, start, r.ends[i], checksum);
+      entries[n++] = buf.subarray(o, o + size);
+      o += size;
+      inChunk++;
+    }
   }
-  return { chunk, entries, lastChecksum: checksum };
+  if (inChunk > 0) chunks.push({ lastSeq: seq - 1n, bytes: buf.subarray(chunkStart, o) });
+  return { chunks, entries, lastChecksum: checksum };
 }
 
 /** Builds a chunk from entries already encoded (a trimmed or truncated chunk is rewritten this way). */

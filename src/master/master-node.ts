@@ -22,7 +22,7 @@ import { lastSeqAt, Wal } from './wal.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
 import { withFastWriteDecoding } from './write-request-decoder.js';
-import { withFastEntryBatchEncoding } from './entry-batch-serializer.js';
+import { withFastStreamEncoding } from './subscribe-serializer.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -91,7 +91,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
-      withFastEntryBatchEncoding(withFastWriteDecoding(proto.Master.service)),
+      withFastStreamEncoding(withFastWriteDecoding(proto.Master.service)),
       masterHandlers({
         wal,
         committer,

@@ -5,6 +5,9 @@ import { ErrorCode, isReplicatorError, toServiceError } from '../common/errors.j
 import type { Logger } from '../common/logger.js';
 import { seqFromWire, seqToWire } from '../common/seq.js';
 import { validateWrites } from '../common/write-validation.js';
+import type { Write__Output } from '../common/generated/levelreplicator/v1/Write.js';
+import { prepareWrites, type PreparedWrites } from './prepared-writes.js';
+import { preparedOf } from './write-request-decoder.js';
 import type { MasterHandlers } from '../common/generated/levelreplicator/v1/Master.js';
 import type { FollowerStatus } from '../common/generated/levelreplicator/v1/FollowerStatus.js';
 import type { WriteResponse } from '../common/generated/levelreplicator/v1/WriteResponse.js';
@@ -41,6 +44,12 @@ const WIRE_STATE: Record<FollowerState, FollowerStatus['state']> = {
   disconnected: 'DISCONNECTED',
 };
 
+/** Validates writes the generic decoder produced (refusing bad ones with their error code) and packs them. */
+function prepareValidated(writes: readonly Write__Output[]): PreparedWrites {
+  const valid = validateWrites(writes);
+  return prepareWrites(valid.writes, valid.bytes);
+}
+
 export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
   const { wal, committer, registry, acks, gate, metrics, log } = ctx;
 
@@ -62,12 +71,13 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
       const started = process.hrtime.bigint();
       let waited = false;
       try {
-        const { writes, bytes } = validateWrites(req.writes);
+        // The fast decoder has validated and packed most requests already (write-request-decoder.ts).
+        const writes = preparedOf(req) ?? prepareValidated(req.writes);
         await gate.check(); // --min-followers: refuse before anything is written
-        const { firstSeq, lastSeq } = await committer.submit(writes, bytes);
-        metrics.writes.inc(writes.length);
-        metrics.writeBytes.inc(bytes);
-        ctx.writeRate.record(writes.length);
+        const { firstSeq, lastSeq } = await committer.submitPrepared(writes);
+        metrics.writes.inc(writes.count);
+        metrics.writeBytes.inc(writes.bytes);
+        ctx.writeRate.record(writes.count);
         // The commit is done and the committer is free: waiting here holds up only this call.
         const policy = resolveAckPolicy(req.ack, ctx.ackDefaults, waitBudgetMs(call));
         const requested = policy.followers;

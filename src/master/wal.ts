@@ -20,6 +20,8 @@ export const HISTORY_ID_BYTES = 16;
  */
 export class Wal {
   private readonly tail = new TailCache();
+  /** The chunk read from the store last (readers of the log mostly read on from where they were). */
+  private recentChunk: StoredChunk | undefined;
   private signal = deferred();
 
   private constructor(
@@ -117,37 +119,56 @@ export class Wal {
    * chunks (whole chunks are read, so ask for at least a group's worth).
    */
   async read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]> {
-    const cached = this.tail.read(fromSeq, maxEntries, maxBytes);
+    const cached = this.readCached(fromSeq, maxEntries, maxBytes);
     if (cached) return cached;
     if (fromSeq < this.firstSeq) throw logTrimmed(fromSeq, this.firstSeq);
-    const it = this.db.iterator({ gte: logKey(fromSeq), lt: LOG_PREFIX_END });
     const out: Buffer[] = [];
     let bytes = 0;
     let expected = fromSeq;
+    /** Takes entries of a chunk from `expected` on; false once a limit is reached. */
+    const take = ({ first, last, entries }: StoredChunk): boolean => {
+      for (let i = Number(expected - first); i < entries.length; i++) {
+        const e = entries[i];
+        if (out.length >= maxEntries || (out.length > 0 && bytes + e.length > maxBytes)) return false;
+        if (entrySeq(e) !== expected) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log chunk ${last} holds seq ${entrySeq(e)} where seq ${expected} belongs`);
+        out.push(e);
+        bytes += e.length;
+        expected++;
+      }
+      return true;
+    };
+    // Consecutive messages, and followers at about the same place, read the same chunk:
+    // it is read from LevelDB once, not once per message per follower.
+    const recent = this.recentChunk;
+    if (recent && fromSeq >= recent.first && fromSeq <= recent.last && !take(recent)) return out;
+    const it = this.db.iterator({ gte: logKey(expected), lt: LOG_PREFIX_END });
     try {
       while (out.length < maxEntries) {
         const row = await it.next();
         if (!row) break;
         const entries = splitChunk(row[1]);
-        const chunkFirst = seqOfLogKey(row[0]) - BigInt(entries.length) + 1n;
-        if (chunkFirst > expected) {
-          if (out.length === 0) throw logTrimmed(fromSeq, chunkFirst);
-          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log has a hole: expected seq ${expected}, found seq ${chunkFirst}`);
+        const last = seqOfLogKey(row[0]);
+        const chunk: StoredChunk = { first: last - BigInt(entries.length) + 1n, last, entries };
+        if (chunk.first > expected) {
+          if (out.length === 0) throw logTrimmed(fromSeq, chunk.first);
+          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log has a hole: expected seq ${expected}, found seq ${chunk.first}`);
         }
-        for (let i = Number(expected - chunkFirst); i < entries.length && out.length < maxEntries; i++) {
-          const e = entries[i];
-          if (out.length > 0 && bytes + e.length > maxBytes) return out;
-          if (entrySeq(e) !== expected) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log chunk ${seqOfLogKey(row[0])} holds seq ${entrySeq(e)} where seq ${expected} belongs`);
-          out.push(e);
-          bytes += e.length;
-          expected++;
-        }
+        this.recentChunk = chunk;
+        if (!take(chunk)) break;
       }
       if (out.length === 0 && fromSeq <= this.lastSeq) throw logTrimmed(fromSeq, this.firstSeq);
       return out;
     } finally {
       await it.close();
     }
+  }
+
+  /**
+   * Like read, but only from the in-memory tail: entries this process committed, sealed by
+   * its group committer (undefined when fromSeq is not there).
+   */
+  readCached(fromSeq: bigint, maxEntries: number, maxBytes: number): Buffer[] | undefined {
+    return this.tail.read(fromSeq, maxEntries, maxBytes);
   }
 
   async entryAt(seq: bigint): Promise<Buffer | undefined> {
@@ -167,6 +188,12 @@ export async function storedEntryAt(db: Store, seq: bigint, snapshot?: StoreSnap
   } finally {
     await it.close();
   }
+}
+
+interface StoredChunk {
+  first: bigint;
+  last: bigint;
+  entries: Buffer[];
 }
 
 function logTrimmed(fromSeq: bigint, firstSeq: bigint): ReplicatorError {

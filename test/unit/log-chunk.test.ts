@@ -4,14 +4,20 @@ import { chainsFrom, encodeEntry, entryChecksum, MutationKind, type Mutation } f
 import { isReplicatorError } from '../../src/common/errors.js';
 import type { EntryBatch__Output } from '../../src/common/generated/levelreplicator/v1/EntryBatch.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { ChunkFramingError, chunkOf, encodeChunk, splitChunk } from '../../src/master/log-chunk.js';
+import { ChunkFramingError, chunkOf, encodeChunks, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk } from '../../src/master/log-chunk.js';
+import { prepareWrites } from '../../src/master/prepared-writes.js';
 
 const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
 const writes: Mutation[][] = [[put('a', '1')], [put('b', 'x'.repeat(300)), { kind: MutationKind.DELETE, key: Buffer.from('a') }], [put('c', '')]];
+/** Two requests, as a group commit gets them. */
+const requests = [prepareWrites(writes.slice(0, 2), 0), prepareWrites(writes.slice(2), 0)];
 
 describe('log chunks', () => {
-  it('hold the entries of a group, each exactly as encodeEntry writes it, checksums chained', () => {
-    const { chunk, entries, lastChecksum } = encodeChunk(41n, 1_700_000_000_000, writes, 0x1234);
+  it('hold the entries of a group (several requests), each exactly as encodeEntry writes it, checksums chained', () => {
+    const { chunks, entries, lastChecksum } = encodeChunks(41n, 1_700_000_000_000, requests, 0x1234);
+    assert.equal(chunks.length, 1);
+    const chunk = chunks[0].bytes;
+    assert.equal(chunks[0].lastSeq, 43n);
     let prev = 0x1234;
     for (const [i, e] of entries.entries()) {
       assert.ok(e.equals(encodeEntry(41n + BigInt(i), 1_700_000_000_000, writes[i], prev)), `entry ${i}`);
@@ -25,12 +31,31 @@ describe('log chunks', () => {
   });
 
   it('are byte for byte the protobuf encoding of EntryBatch.entries', () => {
-    const { chunk, entries } = encodeChunk(1n, 5, writes, 0);
+    const { chunks, entries } = encodeChunks(1n, 5, requests, 0);
+    const chunk = chunks[0].bytes;
     assert.deepEqual(decodeEntryBatch(chunk).entries.map((e) => e.toString('hex')), entries.map((e) => e.toString('hex')));
   });
 
+  it('split a large group into chunks of at most MAX_CHUNK_ENTRIES entries and MAX_CHUNK_BYTES, each under its last seq', () => {
+    const many = prepareWrites(Array.from({ length: 2_500 }, (_, i) => [put(`k${i}`, 'v')]), 0);
+    const big = prepareWrites(Array.from({ length: 5 }, (_, i) => [put(`b${i}`, 'x'.repeat(400_000))]), 0);
+    const { chunks, entries } = encodeChunks(1n, 5, [many, big], 0);
+    assert.deepEqual(
+      chunks.map((c) => c.lastSeq),
+      [1_000n, 2_000n, 2_502n, 2_504n, 2_505n], // 500 small entries and two of 400 KB fit in 1 MiB; a third does not
+    );
+    let seq = 1;
+    for (const c of chunks) {
+      const inChunk = splitChunk(c.bytes);
+      assert.ok(inChunk.length <= MAX_CHUNK_ENTRIES && c.bytes.length <= MAX_CHUNK_BYTES);
+      for (const e of inChunk) assert.ok(e.equals(entries[seq++ - 1]));
+    }
+    assert.equal(seq - 1, entries.length);
+  });
+
   it('refuse broken framing, keeping the entries before the break', () => {
-    const { chunk, entries } = encodeChunk(1n, 5, writes, 0);
+    const { chunks, entries } = encodeChunks(1n, 5, requests, 0);
+    const chunk = chunks[0].bytes;
     const cut = chunk.subarray(0, chunk.length - 3);
     assert.throws(
       () => splitChunk(cut),

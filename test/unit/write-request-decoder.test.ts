@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isReplicatorError } from '../../src/common/errors.js';
 import type { WriteRequest, WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
+import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/common/limits.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { decodeWrites, fastWriteRequestDeserializer } from '../../src/master/write-request-decoder.js';
+import { validateWrites } from '../../src/common/write-validation.js';
+import { prepareWrites, type PreparedWrites } from '../../src/master/prepared-writes.js';
+import { decodePrepared, fastWriteRequestDeserializer, preparedOf } from '../../src/master/write-request-decoder.js';
 
 const method = replicatorProto().Master.service.Write;
 const serialize = (req: WriteRequest) => method.requestSerialize(req) as Buffer;
@@ -18,48 +22,92 @@ function rng(seed: number): (n: number) => number {
   };
 }
 
+/** Requests, some of them invalid (an empty key, a write without mutations, no writes). */
 function randomRequest(rand: (n: number) => number): WriteRequest {
-  const bytes = (max: number) => Buffer.from(Array.from({ length: rand(max) }, () => rand(256)));
+  const bytes = (min: number, max: number) => Buffer.from(Array.from({ length: min + rand(max - min + 1) }, () => rand(256)));
+  const count = (n: number) => (rand(40) === 0 ? 0 : 1 + rand(n));
   return {
-    writes: Array.from({ length: rand(5) }, () => ({
-      mutations: Array.from({ length: rand(4) }, () => {
+    writes: Array.from({ length: count(4) }, () => ({
+      mutations: Array.from({ length: count(3) }, () => {
         const kind = rand(2) === 0 ? 'PUT' : 'DELETE';
-        // Values are sometimes absent, sometimes long enough for a 3-byte length.
-        const value = rand(3) === 0 ? undefined : bytes(rand(4) === 0 ? 20_000 : 200);
-        return { kind, key: bytes(rand(4) === 0 ? 300 : 20), ...(value ? { value } : {}) };
+        // Values are sometimes absent, sometimes long enough for a 3-byte length (and sent for deletes, which ignore them).
+        const value = rand(3) === 0 ? undefined : bytes(0, rand(4) === 0 ? 20_000 : 200);
+        const key = rand(60) === 0 ? Buffer.alloc(0) : bytes(1, rand(4) === 0 ? 300 : 20);
+        return { kind, key, ...(value ? { value } : {}) };
       }),
     })),
   };
 }
 
+/** What the generic path makes of a request: its packed writes, or the error code refusing it. */
+function viaGeneric(bytes: Buffer): PreparedWrites | string {
+  try {
+    const v = validateWrites(generic(bytes).writes);
+    return prepareWrites(v.writes, v.bytes);
+  } catch (err) {
+    if (isReplicatorError(err)) return err.code;
+    throw err;
+  }
+}
+
+function samePrepared(a: PreparedWrites, b: PreparedWrites, what: string): void {
+  assert.ok(a.body.equals(b.body), `${what}: bodies`);
+  assert.deepEqual([...a.ends], [...b.ends], `${what}: ends`);
+  assert.equal(a.bytes, b.bytes, `${what}: bytes`);
+}
+
 describe('fast Write request decoding', () => {
-  it('gives exactly what proto-loader gives, for many requests', () => {
+  it('accepts exactly the requests validation accepts, packed exactly as the generic path packs them', () => {
     const rand = rng(7);
-    for (let i = 0; i < 300; i++) {
+    let accepted = 0;
+    for (let i = 0; i < 400; i++) {
       const bytes = serialize(randomRequest(rand));
-      assert.ok(decodeWrites(bytes), `request ${i} takes the fast path`);
-      assert.deepStrictEqual(fast(bytes), generic(bytes), `request ${i}`);
+      const expected = viaGeneric(bytes);
+      const prepared = decodePrepared(bytes);
+      if (typeof expected === 'string') {
+        assert.equal(prepared, undefined, `request ${i} is refused (${expected}) by the generic path`);
+        assert.equal(preparedOf(fast(bytes)), undefined);
+        continue;
+      }
+      accepted++;
+      assert.ok(prepared, `request ${i} takes the fast path`);
+      samePrepared(prepared, expected, `request ${i}`);
+      // The request object is proto-loader's, down to the writes (deletes keep no ignored value).
+      const g = generic(bytes);
+      for (const w of g.writes) for (const m of w.mutations) if (m.kind === 'DELETE') m.value = Buffer.alloc(0);
+      assert.deepStrictEqual({ ...fast(bytes) }, g, `request ${i}`);
     }
+    assert.ok(accepted > 100, `${accepted} valid requests were tried`);
   });
 
-  it('keys and values are views into the request, not copies', () => {
-    const bytes = serialize({ writes: [{ mutations: [{ kind: 'PUT', key: Buffer.from('k'), value: Buffer.from('v') }] }] });
-    const m = fast(bytes).writes[0].mutations[0];
-    assert.equal(m.key.buffer, bytes.buffer);
-    assert.equal(m.value.buffer, bytes.buffer);
+  it('applies the limits at their exact edges', () => {
+    const one = (key: Buffer, value: Buffer) => serialize({ writes: [{ mutations: [{ kind: 'PUT', key, value }] }] });
+    for (const [what, bytes] of [
+      ['a key at the limit', one(Buffer.alloc(MAX_KEY_BYTES, 1), Buffer.alloc(1))],
+      ['a key over the limit', one(Buffer.alloc(MAX_KEY_BYTES + 1, 1), Buffer.alloc(1))],
+      ['a value at the limit', one(Buffer.from('k'), Buffer.alloc(MAX_VALUE_BYTES, 2))],
+      ['a value over the limit', one(Buffer.from('k'), Buffer.alloc(MAX_VALUE_BYTES + 1, 2))],
+    ] as const) {
+      const expected = viaGeneric(bytes);
+      const prepared = decodePrepared(bytes);
+      if (typeof expected === 'string') assert.equal(prepared, undefined, what);
+      else samePrepared(prepared!, expected, what);
+    }
   });
 
   it('hands anything else to the generic decoder, which decodes or refuses it as before', () => {
     const valid = serialize({ writes: [{ mutations: [{ kind: 'DELETE', key: Buffer.from('k') }] }] });
     const cases: [string, Buffer][] = [
       ['an unknown top-level field', Buffer.concat([valid, Buffer.from([0x18, 0x01])])],
-      ['an unknown mutation field', Buffer.from([0x0a, 0x04, 0x0a, 0x02, 0x20, 0x01])],
-      ['an unknown kind', Buffer.from([0x0a, 0x04, 0x0a, 0x02, 0x08, 0x05])],
+      ['an unknown mutation field', Buffer.from([0x0a, 0x07, 0x0a, 0x05, 0x12, 0x01, 0x6b, 0x20, 0x01])],
+      ['an unknown kind', Buffer.from([0x0a, 0x07, 0x0a, 0x05, 0x12, 0x01, 0x6b, 0x08, 0x05])],
       ['a truncated message', valid.subarray(0, valid.length - 1)],
       ['a length past the end', Buffer.from([0x0a, 0x7f, 0x0a])],
+      ['an acknowledgement policy', serialize({ writes: [{ mutations: [{ key: Buffer.from('k') }] }], ack: { followers: 1, timeoutMs: 50 } })],
+      ['no writes', Buffer.alloc(0)],
     ];
     for (const [what, bytes] of cases) {
-      assert.equal(decodeWrites(bytes), undefined, what);
+      assert.equal(decodePrepared(bytes), undefined, what);
       let expected: unknown;
       let expectedError: unknown;
       try {
@@ -70,9 +118,5 @@ describe('fast Write request decoding', () => {
       if (expectedError) assert.throws(() => fast(bytes), what);
       else assert.deepStrictEqual(fast(bytes), expected, what);
     }
-    assert.deepStrictEqual(fast(Buffer.alloc(0)), generic(Buffer.alloc(0)), 'an empty request');
-    const withPolicy = serialize({ writes: [{ mutations: [{ key: Buffer.from('k') }] }], ack: { followers: 1, timeoutMs: 50 } });
-    assert.equal(decodeWrites(withPolicy), undefined, 'an acknowledgement policy');
-    assert.deepStrictEqual(fast(withPolicy), generic(withPolicy));
   });
 });

@@ -66,14 +66,29 @@ export class NodeProcess {
     }
   }
 
-  /** Peak resident set size in bytes (VmHWM), read from /proc; NaN where there is no /proc. */
-  peakRssBytes(): number {
+  /**
+   * From /proc/<pid>/status, in bytes (NaN where there is no /proc): peak resident set
+   * (VmHWM) and the current anonymous part of it (RssAnon: heap and native memory, not
+   * the pages of files LevelDB maps to read its tables).
+   */
+  memory(): { peakRss: number; rssAnon: number } {
     try {
-      const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${this.pid}/status`, 'utf8'));
-      return m ? Number(m[1]) * 1024 : NaN;
+      const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+      return { peakRss: kb('VmHWM'), rssAnon: kb('RssAnon') };
     } catch {
-      return NaN;
+      return { peakRss: NaN, rssAnon: NaN };
     }
+  }
+
+  /** Samples RssAnon every `everyMs` until the returned function is called, which gives the largest sample. */
+  sampleAnonRss(everyMs = 100): () => number {
+    let max = this.memory().rssAnon;
+    const timer = setInterval(() => (max = Math.max(max, this.memory().rssAnon)), everyMs);
+    return () => {
+      clearInterval(timer);
+      return Math.max(max, this.memory().rssAnon);
+    };
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -68,6 +68,8 @@ export async function ingestPhase(o: PhaseOptions, followers: number, withSnapsh
 export interface StalledFigures {
   /** Master VmHWM after N entries were written while a follower was stalled. */
   masterPeakRssBytes: number;
+  /** The largest anonymous RSS sampled meanwhile (without LevelDB's mapped table files). */
+  masterPeakAnonRssBytes: number;
   /** Entries per second a restarted follower applied, N entries behind. */
   catchUpPerSecond: number;
   catchUpSeconds: number;
@@ -89,14 +91,16 @@ export async function stalledFollowerPhase(o: PhaseOptions): Promise<StalledFigu
     const warm = await writeEntries(master.address, o.w, { first: 0, count: 1, batch: 1, clients: 1 });
     await waitApplied([follower], warm.lastSeq);
     follower.proc.signal('SIGSTOP');
+    const anon = master.proc.sampleAnonRss();
     const load = await writeEntries(master.address, o.w, { first: 1, count: o.entries, batch: o.batch, clients: o.clients });
-    const masterPeakRssBytes = master.proc.peakRssBytes();
+    const masterPeakAnonRssBytes = anon();
+    const masterPeakRssBytes = master.proc.memory().peakRss;
     await follower.proc.kill();
     follower = await startFollower(1, followerDir, master.address, o.node);
     const started = await follower.proc.waitForLog('connected to master; catching up');
     const [done] = await waitApplied([follower], load.lastSeq);
     const catchUpSeconds = (done - started.at) / 1000;
-    return { masterPeakRssBytes, catchUpPerSecond: (load.lastSeq - warm.lastSeq) / catchUpSeconds, catchUpSeconds };
+    return { masterPeakRssBytes, masterPeakAnonRssBytes, catchUpPerSecond: (load.lastSeq - warm.lastSeq) / catchUpSeconds, catchUpSeconds };
   } finally {
     await follower?.proc.stop();
     await master.proc.stop();

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../common/entry-codec.js';
-import { encodeChunk } from '../../master/log-chunk.js';
+import { encodeChunks } from '../../master/log-chunk.js';
+import { prepareWrites } from '../../master/prepared-writes.js';
 import { dataKey, logKey } from '../../common/keys.js';
 import { openStore, writeBatch, type BatchOp } from '../../common/store.js';
 import type { Workload } from './workload.js';
@@ -42,9 +43,9 @@ export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries:
         }
       }
       if (mode === 'log-chunk') {
-        const chunk = encodeChunk(BigInt(i + 1), Date.now(), writes, checksum);
-        checksum = chunk.lastChecksum;
-        ops.push({ type: 'put', key: logKey(BigInt(i + n)), value: chunk.chunk });
+        const encoded = encodeChunks(BigInt(i + 1), Date.now(), [prepareWrites(writes, 0)], checksum);
+        checksum = encoded.lastChecksum;
+        for (const c of encoded.chunks) ops.push({ type: 'put', key: logKey(c.lastSeq), value: c.bytes });
       }
       await writeBatch(db, ops, { sync: mode === 'fsync' });
     }

@@ -84,6 +84,7 @@ await runCli(NAME, async () => {
         const r = await stalledFollowerPhase(o);
         add('catch-up', r.catchUpSeconds);
         add('rss', r.masterPeakRssBytes);
+        add('rss-anon', r.masterPeakAnonRssBytes);
       }
       if (only.has('lag')) {
         for (const { rate, lag } of await lagPhase(o, lagRates, lagSeconds)) {

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SubscribeResponse, SubscribeResponse__Output } from '../../src/common/generated/levelreplicator/v1/SubscribeResponse.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { fastSubscribeResponseSerializer } from '../../src/master/entry-batch-serializer.js';
+import { fastSubscribeResponseSerializer } from '../../src/master/subscribe-serializer.js';
 
 const method = replicatorProto().Master.service.Subscribe;
 const generic = (msg: SubscribeResponse) => method.responseSerialize(msg) as Buffer;
 const decode = (bytes: Buffer) => method.responseDeserialize(bytes) as SubscribeResponse__Output;
 const fast = fastSubscribeResponseSerializer(generic);
 
-describe('fast entry batch encoding', () => {
+describe('fast stream encoding', () => {
   it('encodes entry batches to the same bytes as protobufjs', () => {
     const sizes = [[0], [1, 2, 3], [127, 128, 16_383, 16_384], Array.from({ length: 1_000 }, (_, i) => 100 + (i % 7))];
     for (const lens of sizes) {
@@ -24,11 +24,20 @@ describe('fast entry batch encoding', () => {
     }
   });
 
+  it('encodes snapshot chunks to the same bytes as protobufjs', () => {
+    for (const n of [1, 3, 1_000]) {
+      const pairs = Array.from({ length: n }, (_, i) => ({ key: Buffer.alloc(1 + (i % 200), i % 251), value: Buffer.alloc(i % 3 === 0 ? 0 : 100 + i * 37, 7) }));
+      const msg: SubscribeResponse = { snapshotChunk: { pairs } };
+      assert.ok(fast(msg).equals(generic(msg)), `${n} pairs`);
+    }
+  });
+
   it('leaves every other message to protobufjs', () => {
     const others: SubscribeResponse[] = [
       { heartbeat: { masterLastSeq: '5', masterTimeMs: '7' } },
       { start: { historyId: Buffer.alloc(16, 1), fromSeq: '3', masterLastSeq: '9', epoch: 1 } },
-      { snapshotChunk: { pairs: [{ key: Buffer.from('k'), value: Buffer.from('v') }] } },
+      { snapshotEnd: { keys: '3', digest: 'ab' } },
+      { snapshotChunk: { pairs: [{ key: new Uint8Array([1, 2]), value: Buffer.from('v') }] } },
       { entries: { entries: [Buffer.from('x')], masterLastSeq: 4 } },
     ];
     for (const msg of others) assert.ok(fast(msg).equals(generic(msg)), JSON.stringify(Object.keys(msg)));

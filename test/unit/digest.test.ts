@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { describe, it } from 'node:test';
+import { PairHasher } from '../../src/common/digest.js';
+
+/** The documented framing, hashed plainly: sha256 over u32 key length, key, u32 value length, value. */
+function reference(pairs: [Buffer, Buffer][]): string {
+  const h = crypto.createHash('sha256');
+  for (const [k, v] of pairs) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(k.length);
+    h.update(len).update(k);
+    len.writeUInt32BE(v.length);
+    h.update(len).update(v);
+  }
+  return h.digest('hex');
+}
+
+describe('store digest framing', () => {
+  it('matches the plain framing for small pairs, pairs that straddle its buffer, and pairs larger than it', () => {
+    const sizes = [0, 1, 100, 30_000, 65_520, 65_536, 70_000, 200_000];
+    const pairs: [Buffer, Buffer][] = [];
+    for (let i = 0; i < 300; i++) {
+      const v = i % 37 === 0 ? sizes[i % sizes.length] : (i * 7) % 300;
+      pairs.push([crypto.randomBytes(1 + (i % 20)), crypto.randomBytes(v)]);
+    }
+    const h = new PairHasher();
+    for (const [k, v] of pairs) h.update(k, v);
+    assert.equal(h.digest(), reference(pairs));
+    assert.equal(new PairHasher().digest(), reference([]));
+  });
+});
