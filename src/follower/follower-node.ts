@@ -5,8 +5,7 @@ import { bindServer, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { startMetricsServer, type MetricsServer } from '../common/metrics-server.js';
 import { replicatorProto } from '../common/proto.js';
-import { masterClient } from '../common/rpc-client.js';
-import type { ClientSecurity, ServerSecurity } from '../common/security.js';
+import { NO_CLIENT_SECURITY, type ClientSecurity, type ServerSecurity } from '../common/security.js';
 import { createServer } from '../common/server-guard.js';
 import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/standard-services.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
@@ -17,6 +16,7 @@ import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
 import { Subscriber } from './subscriber.js';
+import { followerMasterClient } from './subscribe-deserializer.js';
 
 export interface FollowerOptions {
   followerId: number;
@@ -85,7 +85,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);
     const tls = opts.security?.tls ?? false;
 
-    client = masterClient(opts.masterAddress, opts.masterSecurity);
+    client = followerMasterClient(opts.masterAddress, opts.masterSecurity ?? NO_CLIENT_SECURITY);
     const subscriber = new Subscriber(client, applier, {
       followerId: opts.followerId,
       masterAddress: opts.masterAddress,

@@ -113,11 +113,12 @@ export interface LagFigures {
 }
 
 /**
- * Row 6: one follower; steady writes at each rate for `seconds`, one rate after the other.
- * The nodes' latency traces (LR_LATENCY_TRACE) give commit-to-applied lag per entry; the
- * first tenth of each rate's entries is a warm-up and left out.
+ * Row 6: one follower (fsyncing each applied batch or not: followerSync); steady writes at
+ * each rate for `seconds`, one rate after the other. The nodes' latency traces
+ * (LR_LATENCY_TRACE) give commit-to-applied lag per entry; the first tenth of each rate's
+ * entries is a warm-up and left out.
  */
-export async function lagPhase(o: PhaseOptions, rates: readonly number[], seconds: number): Promise<LagFigures[]> {
+export async function lagPhase(o: PhaseOptions, rates: readonly number[], seconds: number, followerSync: boolean): Promise<LagFigures[]> {
   const dir = fresh(o.dir);
   const masterTrace = path.join(dir, 'master.trace');
   const followerTrace = path.join(dir, 'follower.trace');
@@ -125,7 +126,7 @@ export async function lagPhase(o: PhaseOptions, rates: readonly number[], second
   let follower: Follower | undefined;
   const ranges: { rate: number; firstSeq: number; lastSeq: number }[] = [];
   try {
-    follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, o.node, { LR_LATENCY_TRACE: followerTrace });
+    follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, { ...o.node, sync: followerSync }, { LR_LATENCY_TRACE: followerTrace });
     await follower.proc.waitForLog('connected to master; streaming');
     let first = 0;
     for (const rate of rates) {

@@ -5,6 +5,7 @@ import { encodeChunks } from '../../master/log-chunk.js';
 import { prepareWrites } from '../../master/prepared-writes.js';
 import { dataKey, logKey } from '../../common/keys.js';
 import { openStore, writeBatch, type BatchOp } from '../../common/store.js';
+import { quantileSorted } from './stats.js';
 import type { Workload } from './workload.js';
 
 export type RawMode = 'plain' | 'fsync' | 'log-per-entry' | 'log-chunk';
@@ -54,4 +55,29 @@ export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries:
     await db.close();
     fs.rmSync(path.resolve(dir), { recursive: true, force: true });
   }
+}
+
+/**
+ * The disk's fdatasync latency, the floor of every durable step: `samples` appends of
+ * 4 KiB to a file in dir, each followed by fdatasync. Returns [p50, p99] in ms.
+ */
+export function fsyncLatencyMs(dir: string, samples = 200): [number, number] {
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'fsync-probe');
+  const fd = fs.openSync(file, 'w');
+  const block = Buffer.alloc(4096, 1);
+  const ms: number[] = [];
+  try {
+    for (let i = 0; i < samples; i++) {
+      fs.writeSync(fd, block);
+      const t = performance.now();
+      fs.fdatasyncSync(fd);
+      ms.push(performance.now() - t);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  ms.sort((a, b) => a - b);
+  return [quantileSorted(ms, 0.5), quantileSorted(ms, 0.99)];
 }

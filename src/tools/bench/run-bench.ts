@@ -5,7 +5,7 @@ import { addOptions, cli, runCli } from '../../common/cli.js';
 import { parseNonNegativeInt, parsePositiveInt } from '../../common/config.js';
 import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, stalledFollowerPhase, type PhaseOptions } from './phases.js';
-import { rawLevel } from './raw-level.js';
+import { fsyncLatencyMs, rawLevel } from './raw-level.js';
 import { redisFigures, redisVersion } from './redis.js';
 import { report, type Figures } from './report.js';
 import { Workload } from './workload.js';
@@ -58,46 +58,55 @@ await runCli(NAME, async () => {
   const redis = only.has('redis') ? redisVersion() : undefined;
 
   const figures: Figures = new Map();
-  const add = (id: string, v: number) => {
+  /** Records one run's value of a figure, and shows it at once on stderr (progress). */
+  const add = (id: string, v: number, unit: '/s' | 's' | 'ms' | 'bytes') => {
     figures.set(id, [...(figures.get(id) ?? []), v]);
-    const shown = id.startsWith('rss') ? `${(v / 2 ** 20).toFixed(0)} MB` : id.includes('lag') ? `${v.toFixed(2)} ms` : v < 1000 ? `${v.toFixed(2)} s` : `${Math.round(v)}/s`;
+    const shown = unit === 'bytes' ? `${(v / 2 ** 20).toFixed(0)} MB` : unit === '/s' ? `${Math.round(v)}/s` : `${v.toFixed(2)} ${unit}`;
     process.stderr.write(`  ${id}: ${shown}\n`);
   };
   const started = Date.now();
   try {
     for (let run = 1; run <= runs; run++) {
       process.stderr.write(`run ${run}/${runs}\n`);
+      const [fsyncP50, fsyncP99] = fsyncLatencyMs(path.join(root, 'probe'));
+      add('fsync-p50', fsyncP50, 'ms');
+      add('fsync-p99', fsyncP99, 'ms');
       // The raw rows always run: every ratio is taken against them.
-      add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, rawBatch));
+      add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, rawBatch), '/s');
       if (only.has('raw')) {
-        for (const mode of ['fsync', 'log-per-entry', 'log-chunk'] as const) add(`raw-${mode}`, await rawLevel(path.join(root, 'raw'), w, mode, entries, rawBatch));
+        for (const mode of ['fsync', 'log-per-entry', 'log-chunk'] as const) add(`raw-${mode}`, await rawLevel(path.join(root, 'raw'), w, mode, entries, rawBatch), '/s');
       }
       if (only.has('ingest')) {
         for (let f = 0; f <= maxFollowers; f++) {
           const r = await ingestPhase(o, f, f === maxFollowers);
-          add(`ingest-${f}`, r.ingestPerSecond);
-          if (f === maxFollowers && f > 0) add('e2e', r.endToEndSeconds);
-          if (f === maxFollowers) add('snapshot', r.snapshotSeconds);
+          add(`ingest-${f}`, r.ingestPerSecond, '/s');
+          if (f === maxFollowers && f > 0) add('e2e', r.endToEndSeconds, 's');
+          if (f === maxFollowers) add('snapshot', r.snapshotSeconds, 's');
         }
       }
       if (only.has('stalled')) {
         const r = await stalledFollowerPhase(o);
-        add('catch-up', r.catchUpSeconds);
-        add('rss', r.masterPeakRssBytes);
-        add('rss-anon', r.masterPeakAnonRssBytes);
+        add('catch-up', r.catchUpSeconds, 's');
+        add('rss', r.masterPeakRssBytes, 'bytes');
+        add('rss-anon', r.masterPeakAnonRssBytes, 'bytes');
       }
       if (only.has('lag')) {
-        for (const { rate, lag } of await lagPhase(o, lagRates, lagSeconds)) {
-          add(`lag-${rate}-p50`, lag.p50);
-          add(`lag-${rate}-p99`, lag.p99);
-          add(`lag-${rate}-p999`, lag.p999);
+        // As configured, and (when that is durable) also with a follower that does not fsync:
+        // the disk's fsync tail is then out of the lag.
+        for (const followerSync of o.node.sync ? [true, false] : [false]) {
+          const prefix = followerSync ? 'lag' : 'lag-nosync';
+          for (const { rate, lag } of await lagPhase(o, lagRates, lagSeconds, followerSync)) {
+            add(`${prefix}-${rate}-p50`, lag.p50, 'ms');
+            add(`${prefix}-${rate}-p99`, lag.p99, 'ms');
+            add(`${prefix}-${rate}-p999`, lag.p999, 'ms');
+          }
         }
       }
       if (redis) {
         const r = await redisFigures(path.join(root, 'redis'), w, { count: entries, batch, clients: o.clients });
-        add('redis-set', r.setsPerSecond);
-        add('redis-e2e', r.endToEndSeconds);
-        add('redis-sync', r.fullSyncSeconds);
+        add('redis-set', r.setsPerSecond, '/s');
+        add('redis-e2e', r.endToEndSeconds, 's');
+        add('redis-sync', r.fullSyncSeconds, 's');
       }
     }
   } finally {

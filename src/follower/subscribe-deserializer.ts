@@ -1,0 +1,112 @@
+import * as grpc from '@grpc/grpc-js';
+import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
+import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
+import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
+import { replicatorProto } from '../common/proto.js';
+import { channelSetup, type ClientSecurity } from '../common/security.js';
+
+/**
+ * A fast path for the follower's bulk input: SubscribeResponses carrying log entries or
+ * snapshot pairs. protobufjs decodes each element into a message object and converts it
+ * into a plain one; this reads the wire format once into the same plain objects (entries,
+ * keys and values are views into the message, as with protobufjs). Anything else, or
+ * anything unexpected, goes to the generic deserializer. A unit test checks both agree.
+ */
+export function fastSubscribeResponseDeserializer(generic: grpc.deserialize<SubscribeResponse__Output>): grpc.deserialize<SubscribeResponse__Output> {
+  return (bytes: Buffer) => {
+    try {
+      return decodeBulk(bytes) ?? generic(bytes);
+    } catch {
+      return generic(bytes); // a malformed message: the generic decoder reports it
+    }
+  };
+}
+
+/** The Master client a follower uses: its Subscribe responses take the fast path. */
+export function followerMasterClient(address: string, security: ClientSecurity): MasterClient {
+  const service = replicatorProto().Master.service;
+  const subscribe = service.Subscribe as grpc.MethodDefinition<unknown, SubscribeResponse__Output>;
+  const Client = grpc.makeClientConstructor(
+    { ...service, Subscribe: { ...subscribe, responseDeserialize: fastSubscribeResponseDeserializer(subscribe.responseDeserialize) } },
+    'levelreplicator.v1.Master',
+  );
+  const { credentials, options } = channelSetup(security);
+  return new Client(address, credentials, options) as unknown as MasterClient;
+}
+
+const ENTRIES_TAG = 0x0a; // SubscribeResponse.entries, EntryBatch.entries, SnapshotChunk.pairs, KeyValue.key
+const SNAPSHOT_CHUNK_TAG = 0x22; // SubscribeResponse.snapshot_chunk
+const MASTER_LAST_SEQ_TAG = 0x10; // EntryBatch.master_last_seq
+const VALUE_TAG = 0x12; // KeyValue.value
+const EMPTY = Buffer.alloc(0);
+
+function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
+  if (buf.length === 0) return undefined;
+  const r = { pos: 1 };
+  const end = lengthEnd(buf, r);
+  if (end !== buf.length) return undefined; // exactly one field: the body
+  if (buf[0] === ENTRIES_TAG) {
+    const entries: Buffer[] = [];
+    let masterLastSeq = '0';
+    while (r.pos < end) {
+      const tag = buf[r.pos++];
+      if (tag === ENTRIES_TAG) {
+        const e = lengthEnd(buf, r);
+        if (e < 0) return undefined;
+        entries.push(buf.subarray(r.pos, e));
+        r.pos = e;
+      } else if (tag === MASTER_LAST_SEQ_TAG) {
+        const seq = varint64(buf, r);
+        if (seq === undefined) return undefined;
+        masterLastSeq = seq;
+      } else {
+        return undefined;
+      }
+    }
+    return { entries: { entries, masterLastSeq }, body: 'entries' } as SubscribeResponse__Output;
+  }
+  if (buf[0] === SNAPSHOT_CHUNK_TAG) {
+    const pairs: KeyValue__Output[] = [];
+    while (r.pos < end) {
+      if (buf[r.pos++] !== ENTRIES_TAG) return undefined;
+      const pEnd = lengthEnd(buf, r);
+      if (pEnd < 0) return undefined;
+      let key: Buffer = EMPTY;
+      let value: Buffer = EMPTY;
+      while (r.pos < pEnd) {
+        const tag = buf[r.pos++];
+        if (tag !== ENTRIES_TAG && tag !== VALUE_TAG) return undefined;
+        const fEnd = lengthEnd(buf, r, pEnd);
+        if (fEnd < 0) return undefined;
+        if (tag === ENTRIES_TAG) key = buf.subarray(r.pos, fEnd);
+        else value = buf.subarray(r.pos, fEnd);
+        r.pos = fEnd;
+      }
+      pairs.push({ key, value });
+    }
+    return { snapshotChunk: { pairs }, body: 'snapshotChunk' } as SubscribeResponse__Output;
+  }
+  return undefined;
+}
+
+/** A length prefix (at most 4 varint bytes) at r.pos; returns where the field ends, or -1. */
+function lengthEnd(buf: Buffer, r: { pos: number }, limit = buf.length): number {
+  let len = 0;
+  for (let shift = 0; shift < 28 && r.pos < limit; shift += 7) {
+    const b = buf[r.pos++];
+    len |= (b & 0x7f) << shift;
+    if (b < 0x80) return r.pos + len <= limit ? r.pos + len : -1;
+  }
+  return -1;
+}
+
+/** A uint64 varint as a decimal string (proto-loader's longs: String), or undefined. */
+function varint64(buf: Buffer, r: { pos: number }): string | undefined {
+  let value = 0n;
+  for (let shift = 0n; shift < 70n && r.pos < buf.length; shift += 7n) {
+    const b = buf[r.pos++];
+    value |= BigInt(b & 0x7f) << shift;
+    if (b < 0x80) return value <= 0xffff_ffff_ffff_ffffn ? value.toString() : undefined;
+  }
+  return undefined;
+}
