@@ -1,6 +1,7 @@
 import { decodeEntry, type DecodedEntry } from '../../src/common/entry-codec.js';
 import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, metaKey, MetaName } from '../../src/common/keys.js';
 import { openStore } from '../../src/common/store.js';
+import { splitChunk } from '../../src/master/log-chunk.js';
 
 export interface StoreContents {
   data: Map<string, string>;
@@ -48,14 +49,16 @@ export function countDivergent(a: Map<string, string>, b: Map<string, string>): 
   return n;
 }
 
-/** Every log entry still held by a stopped master's store, decoded, by seq. */
+/** Every log entry still held by a stopped master's store (in its log chunks), decoded, by seq. */
 export async function readLog(dataDir: string): Promise<Map<bigint, DecodedEntry>> {
   const db = await openStore(dataDir, { create: false });
   try {
     const log = new Map<bigint, DecodedEntry>();
-    for await (const [, v] of db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END })) {
-      const e = decodeEntry(v);
-      log.set(e.seq, e);
+    for await (const [, chunk] of db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END })) {
+      for (const v of splitChunk(chunk)) {
+        const e = decodeEntry(v);
+        log.set(e.seq, e);
+      }
     }
     return log;
   } finally {
