@@ -111,7 +111,7 @@ function seal(buf: Buffer, start: number, end: number, prevChecksum: number): nu
  * Writes one encoded entry at buf[offset], taking encodedEntrySize(mutations) bytes, and
  * returns its checksum (chained from prevChecksum).
  */
-export function writeEntry(buf: Buffer, offset: number, seq: bigint, commitTimeMs: number, mutations: readonly Mutation[], prevChecksum: number): number {
+function writeEntry(buf: Buffer, offset: number, seq: bigint, commitTimeMs: number, mutations: readonly Mutation[], prevChecksum: number): number {
   writePrefix(buf, offset, seq, commitTimeMs);
   return seal(buf, offset, writeBody(buf, offset + PREFIX_BYTES, mutations), prevChecksum);
 }
@@ -202,10 +202,7 @@ export function chainsFrom(buf: Buffer, prevChecksum: number): boolean {
  * This checks structure only; continuity is checked with chainsFrom().
  */
 export function decodeEntry(buf: Buffer): DecodedEntry {
-  const end = buf.length - CHECKSUM_BYTES;
-  if (end < HEADER_BYTES) throw corrupt(`only ${buf.length} bytes`);
-  const version = buf.readUInt8(0);
-  if (version !== ENTRY_FORMAT_VERSION) throw corrupt(`unknown format version ${version}`);
+  const end = entryBodyEnd(buf);
   const mutations: Mutation[] = [];
   forEachMutation(buf, PREFIX_BYTES, end, (kind, keyStart, keyEnd, valueStart, valueEnd) => {
     const key = buf.subarray(keyStart, keyEnd);
@@ -219,14 +216,4 @@ export function entryBodyEnd(buf: Buffer): number {
   if (buf.length < HEADER_BYTES + CHECKSUM_BYTES) throw corrupt(`only ${buf.length} bytes`);
   if (buf[0] !== ENTRY_FORMAT_VERSION) throw corrupt(`unknown format version ${buf[0]}`);
   return buf.length - CHECKSUM_BYTES;
-}
-
-/**
- * Checks an entry's structure like decodeEntry, without building objects, calling visit
- * for each mutation with views of its key and value (undefined for a delete).
- */
-export function visitEntry(buf: Buffer, visit: (kind: MutationKind, key: Buffer, value: Buffer | undefined) => void): void {
-  forEachMutation(buf, PREFIX_BYTES, entryBodyEnd(buf), (kind, keyStart, keyEnd, valueStart, valueEnd) =>
-    visit(kind, buf.subarray(keyStart, keyEnd), valueStart < 0 ? undefined : buf.subarray(valueStart, valueEnd)),
-  );
 }

@@ -1,4 +1,4 @@
-import { entrySeq, entrySizeForBody, writeEntryWithBody } from '../common/entry-codec.js';
+import { entrySizeForBody, writeEntryWithBody } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { PreparedWrites } from './prepared-writes.js';
 
@@ -154,9 +154,4 @@ export class ChunkFramingError extends ReplicatorError {
   ) {
     super(ErrorCode.CORRUPT_ENTRY, `corrupt log chunk: ${why}`);
   }
-}
-
-/** The seq of a chunk's first entry. */
-export function firstSeqOfChunk(entries: readonly Buffer[]): bigint {
-  return entrySeq(entries[0]);
 }

@@ -116,7 +116,7 @@ export class Wal {
    * fromSeq <= lastSeq, maxBytes permitting more). Never skips: if fromSeq is no longer
    * stored it throws LOG_TRIMMED, and a hole inside the range is CORRUPT_ENTRY.
    * Entries come from the in-memory tail when they are there, else from the stored
-   * chunks (whole chunks are read, so ask for at least a group's worth).
+   * chunks (each at most about one stream message's worth, see log-chunk.ts).
    */
   async read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]> {
     const cached = this.readCached(fromSeq, maxEntries, maxBytes);
