@@ -3,6 +3,7 @@ import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/Ke
 import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
 import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import { replicatorProto } from '../common/proto.js';
+import { readLengthEnd, readUint64String, type Cursor } from '../common/protobuf-wire.js';
 import { channelSetup, type ClientSecurity } from '../common/security.js';
 
 /**
@@ -42,8 +43,8 @@ const EMPTY = Buffer.alloc(0);
 
 function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
   if (buf.length === 0) return undefined;
-  const r = { pos: 1 };
-  const end = lengthEnd(buf, r);
+  const r: Cursor = { pos: 1 };
+  const end = readLengthEnd(buf, r);
   if (end !== buf.length) return undefined; // exactly one field: the body
   if (buf[0] === ENTRIES_TAG) {
     const entries: Buffer[] = [];
@@ -51,12 +52,12 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
     while (r.pos < end) {
       const tag = buf[r.pos++];
       if (tag === ENTRIES_TAG) {
-        const e = lengthEnd(buf, r);
+        const e = readLengthEnd(buf, r);
         if (e < 0) return undefined;
         entries.push(buf.subarray(r.pos, e));
         r.pos = e;
       } else if (tag === MASTER_LAST_SEQ_TAG) {
-        const seq = varint64(buf, r);
+        const seq = readUint64String(buf, r);
         if (seq === undefined) return undefined;
         masterLastSeq = seq;
       } else {
@@ -69,14 +70,14 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
     const pairs: KeyValue__Output[] = [];
     while (r.pos < end) {
       if (buf[r.pos++] !== ENTRIES_TAG) return undefined;
-      const pEnd = lengthEnd(buf, r);
+      const pEnd = readLengthEnd(buf, r);
       if (pEnd < 0) return undefined;
       let key: Buffer = EMPTY;
       let value: Buffer = EMPTY;
       while (r.pos < pEnd) {
         const tag = buf[r.pos++];
         if (tag !== ENTRIES_TAG && tag !== VALUE_TAG) return undefined;
-        const fEnd = lengthEnd(buf, r, pEnd);
+        const fEnd = readLengthEnd(buf, r, pEnd);
         if (fEnd < 0) return undefined;
         if (tag === ENTRIES_TAG) key = buf.subarray(r.pos, fEnd);
         else value = buf.subarray(r.pos, fEnd);
@@ -85,28 +86,6 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
       pairs.push({ key, value });
     }
     return { snapshotChunk: { pairs }, body: 'snapshotChunk' } as SubscribeResponse__Output;
-  }
-  return undefined;
-}
-
-/** A length prefix (at most 4 varint bytes) at r.pos; returns where the field ends, or -1. */
-function lengthEnd(buf: Buffer, r: { pos: number }, limit = buf.length): number {
-  let len = 0;
-  for (let shift = 0; shift < 28 && r.pos < limit; shift += 7) {
-    const b = buf[r.pos++];
-    len |= (b & 0x7f) << shift;
-    if (b < 0x80) return r.pos + len <= limit ? r.pos + len : -1;
-  }
-  return -1;
-}
-
-/** A uint64 varint as a decimal string (proto-loader's longs: String), or undefined. */
-function varint64(buf: Buffer, r: { pos: number }): string | undefined {
-  let value = 0n;
-  for (let shift = 0n; shift < 70n && r.pos < buf.length; shift += 7n) {
-    const b = buf[r.pos++];
-    value |= BigInt(b & 0x7f) << shift;
-    if (b < 0x80) return value <= 0xffff_ffff_ffff_ffffn ? value.toString() : undefined;
   }
   return undefined;
 }

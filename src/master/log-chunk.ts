@@ -1,5 +1,6 @@
 import { entrySizeForBody, writeEntryWithBody } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { framedSize, readLengthEnd, writeVarint, type Cursor } from '../common/protobuf-wire.js';
 import type { PreparedWrites } from './prepared-writes.js';
 
 /**
@@ -20,30 +21,6 @@ import type { PreparedWrites } from './prepared-writes.js';
  * than the bytes. Keyed by the last seq, the chunk holding seq s is the first key >= s.
  */
 export const ENTRY_FIELD_TAG = 0x0a;
-
-export function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-/** Writes n (a non-negative safe integer) as a protobuf varint at o; returns the offset after it. */
-export function writeVarint(buf: Buffer, o: number, n: number): number {
-  while (n >= 0x80) {
-    buf[o++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[o++] = n;
-  return o;
-}
-
-/** Bytes an entry of this length takes in a chunk, framing included. */
-export function framedSize(entryLength: number): number {
-  return 1 + varintSize(entryLength) + entryLength;
-}
 
 /**
  * Bounds of one chunk: a larger group commit is stored as several chunks (still in its one
@@ -125,22 +102,14 @@ export function chunkOf(entries: readonly Buffer[]): Buffer {
  */
 export function splitChunk(chunk: Buffer): Buffer[] {
   const entries: Buffer[] = [];
-  let o = 0;
-  while (o < chunk.length) {
-    if (chunk[o] !== ENTRY_FIELD_TAG) throw new ChunkFramingError(entries, `unexpected byte ${chunk[o]} where an entry should start`);
-    let len = 0;
-    let shift = 0;
-    let p = o + 1;
-    for (;;) {
-      if (p >= chunk.length || shift > 28) throw new ChunkFramingError(entries, 'a truncated entry length');
-      const b = chunk[p++];
-      len += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-      if (b < 0x80) break;
-    }
-    if (p + len > chunk.length) throw new ChunkFramingError(entries, `an entry of ${len} bytes runs past the end of its chunk`);
-    entries.push(chunk.subarray(p, p + len));
-    o = p + len;
+  const r: Cursor = { pos: 0 };
+  while (r.pos < chunk.length) {
+    if (chunk[r.pos] !== ENTRY_FIELD_TAG) throw new ChunkFramingError(entries, `unexpected byte ${chunk[r.pos]} where an entry should start`);
+    r.pos++;
+    const end = readLengthEnd(chunk, r);
+    if (end < 0) throw new ChunkFramingError(entries, 'an entry length that is truncated or runs past the end of its chunk');
+    entries.push(chunk.subarray(r.pos, end));
+    r.pos = end;
   }
   if (entries.length === 0) throw new ChunkFramingError(entries, 'an empty log chunk');
   return entries;

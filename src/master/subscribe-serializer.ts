@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
-import { ENTRY_FIELD_TAG, framedSize, varintSize, writeVarint } from './log-chunk.js';
+import { framedSize, varint64Size, varintSize, writeVarint, writeVarint64 } from '../common/protobuf-wire.js';
+import { ENTRY_FIELD_TAG } from './log-chunk.js';
 
 /**
  * A fast path for the master's bulk messages: SubscribeResponses carrying log entries
@@ -88,19 +89,4 @@ function isBufferArray(v: unknown): v is Buffer[] {
   if (!Array.isArray(v)) return false;
   for (const e of v) if (!Buffer.isBuffer(e)) return false;
   return true;
-}
-
-function varint64Size(n: bigint): number {
-  let size = 1;
-  for (; n >= 0x80n; n >>= 7n) size++;
-  return size;
-}
-
-function writeVarint64(buf: Buffer, o: number, n: bigint): number {
-  while (n >= 0x80n) {
-    buf[o++] = Number(n & 0x7fn) | 0x80;
-    n >>= 7n;
-  }
-  buf[o++] = Number(n);
-  return o;
 }

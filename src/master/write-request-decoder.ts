@@ -11,6 +11,7 @@ import {
   MAX_VALUE_BYTES,
   MAX_WRITES_PER_REQUEST,
 } from '../common/limits.js';
+import { readLengthEnd, readVarint28, type Cursor } from '../common/protobuf-wire.js';
 import { PreparedWrites } from './prepared-writes.js';
 
 /**
@@ -74,20 +75,20 @@ interface Fields {
 export function decodePrepared(buf: Buffer): PreparedWrites | undefined {
   const f: Fields = { kind: 0, keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0 };
   // Pass 1: structure and limits, and the size of the bodies.
-  const r = { pos: 0 };
+  const r: Cursor = { pos: 0 };
   let writes = 0;
   let mutations = 0;
   let bytes = 0;
   let size = 0;
   while (r.pos < buf.length) {
     if (buf[r.pos++] !== LEN_FIELD_1 || ++writes > MAX_WRITES_PER_REQUEST) return undefined;
-    const end = lengthEnd(buf, r);
+    const end = readLengthEnd(buf, r);
     if (end < 0) return undefined;
     let inWrite = 0;
     size += 4;
     while (r.pos < end) {
       if (buf[r.pos++] !== LEN_FIELD_1) return undefined;
-      const mEnd = lengthEnd(buf, r, end);
+      const mEnd = readLengthEnd(buf, r, end);
       if (mEnd < 0 || !parseMutation(buf, r, mEnd, f)) return undefined;
       if (++inWrite > MAX_MUTATIONS_PER_WRITE || ++mutations > MAX_MUTATIONS_PER_REQUEST) return undefined;
       const keyLen = f.keyEnd - f.keyStart;
@@ -111,13 +112,13 @@ export function decodePrepared(buf: Buffer): PreparedWrites | undefined {
   let o = 0;
   for (let w = 0; w < writes; w++) {
     r.pos++;
-    const end = lengthEnd(buf, r);
+    const end = readLengthEnd(buf, r);
     const countAt = o;
     let count = 0;
     o += 4;
     while (r.pos < end) {
       r.pos++;
-      parseMutation(buf, r, lengthEnd(buf, r, end), f);
+      parseMutation(buf, r, readLengthEnd(buf, r, end), f);
       count++;
       body[o] = f.kind;
       body.writeUInt32BE(f.keyEnd - f.keyStart, o + 1);
@@ -134,17 +135,17 @@ export function decodePrepared(buf: Buffer): PreparedWrites | undefined {
 }
 
 /** Reads one Mutation's fields (the last of a repeated field wins, as in protobuf); false if not handled. */
-function parseMutation(buf: Buffer, r: { pos: number }, end: number, f: Fields): boolean {
+function parseMutation(buf: Buffer, r: Cursor, end: number, f: Fields): boolean {
   f.kind = MutationKind.PUT;
   f.keyStart = f.keyEnd = f.valueStart = f.valueEnd = 0;
   while (r.pos < end) {
     const tag = buf[r.pos++];
     if (tag === VARINT_FIELD_1) {
-      const k = varint(buf, r, end);
+      const k = readVarint28(buf, r, end);
       if (k !== MutationKind.PUT && k !== MutationKind.DELETE) return false; // unknown kinds: the generic path names them
       f.kind = k;
     } else if (tag === LEN_FIELD_2 || tag === LEN_FIELD_3) {
-      const fEnd = lengthEnd(buf, r, end);
+      const fEnd = readLengthEnd(buf, r, end);
       if (fEnd < 0) return false;
       if (tag === LEN_FIELD_2) {
         f.keyStart = r.pos;
@@ -159,27 +160,6 @@ function parseMutation(buf: Buffer, r: { pos: number }, end: number, f: Fields):
     }
   }
   return r.pos === end;
-}
-
-/**
- * A varint of at most 4 bytes (below 2^28, more than any length under the 32 MiB message
- * cap) at r.pos, or -1 (longer, or past end: the generic decoder deals with those).
- */
-function varint(buf: Buffer, r: { pos: number }, end: number): number {
-  let value = 0;
-  for (let shift = 0; shift < 28 && r.pos < end; shift += 7) {
-    const b = buf[r.pos++];
-    value |= (b & 0x7f) << shift;
-    if (b < 0x80) return value;
-  }
-  return -1;
-}
-
-/** Reads a length prefix; returns where the field ends, or -1 if it runs past limit. */
-function lengthEnd(buf: Buffer, r: { pos: number }, limit = buf.length): number {
-  const len = varint(buf, r, limit);
-  if (len < 0 || r.pos + len > limit) return -1;
-  return r.pos + len;
 }
 
 /** The writes of a prepared request as proto-loader objects (views into its body). */

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { varintSize, writeVarint } from '../../common/protobuf-wire.js';
 
 /**
  * The benchmark's workload, shared by every row (raw LevelDB, the replicator, Redis):
@@ -43,24 +44,6 @@ export class Workload {
     const off = (i * 97) % (this.pool.length - this.valueBytes);
     return this.pool.subarray(off, off + this.valueBytes);
   }
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(buf: Buffer, o: number, n: number): number {
-  while (n >= 0x80) {
-    buf[o++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[o++] = n;
-  return o;
 }
 
 /**

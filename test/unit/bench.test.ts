@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
+import { replicatorProto } from '../../src/common/proto.js';
+import { entryLagsMs, parseTrace, summarizeLags } from '../../src/tools/bench/lag.js';
+import { median, quantileSorted, relativeSpread } from '../../src/tools/bench/stats.js';
+import { formatCount, formatRatio, renderTable } from '../../src/tools/bench/table.js';
+import { encodeWriteRequest, KEY_BYTES, Workload } from '../../src/tools/bench/workload.js';
+
+describe('benchmark helpers', () => {
+  it('medians, nearest-rank quantiles and spreads', () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.ok(Number.isNaN(median([])));
+    const sorted = Array.from({ length: 1_000 }, (_, i) => i + 1);
+    assert.equal(quantileSorted(sorted, 0.5), 500);
+    assert.equal(quantileSorted(sorted, 0.99), 990);
+    assert.equal(quantileSorted(sorted, 0.999), 999);
+    assert.equal(quantileSorted([7], 0.99), 7);
+    assert.equal(relativeSpread([90, 100, 110]), 0.1);
+    assert.ok(Number.isNaN(relativeSpread([5])));
+  });
+
+  it('joins master and follower traces into per-entry lag', () => {
+    // Master commits seqs 1..4 at t=1000 µs and 5..6 at t=2000 µs; the follower applies 1..5 at 3000 µs and 6 at 2500 µs later.
+    const master = parseTrace('4 1000\n6 2000\n');
+    const follower = parseTrace('5 3000\n6 5500\n7'); // a torn last line is ignored
+    assert.deepEqual(follower.map((p) => p.seq), [5, 6]);
+    const lags = entryLagsMs(master, follower, 1, 6);
+    assert.deepEqual([...lags], [2, 2, 2, 2, 1, 3.5]);
+    const s = summarizeLags(lags);
+    assert.equal(s.p50, 2);
+    assert.equal(s.max, 3.5);
+    assert.equal(entryLagsMs(master, follower, 1, 9).length, 6, 'seqs the follower never reached are left out');
+  });
+
+  it('encodes Write requests that proto-loader decodes to the workload, with distinct 16-byte keys', () => {
+    const w = new Workload(100);
+    const decode = replicatorProto().Master.service.Write.requestDeserialize as (b: Buffer) => WriteRequest__Output;
+    const req = decode(encodeWriteRequest(w, 1_000, 300));
+    assert.equal(req.writes.length, 300);
+    const keys = new Set<string>();
+    for (const [i, write] of req.writes.entries()) {
+      assert.equal(write.mutations.length, 1);
+      const m = write.mutations[0];
+      assert.equal(m.kind, 'PUT');
+      assert.equal(m.key.length, KEY_BYTES);
+      assert.ok(m.key.equals(w.key(1_000 + i)));
+      assert.ok(m.value.equals(w.value(1_000 + i)));
+      keys.add(m.key.toString());
+    }
+    assert.equal(keys.size, 300);
+  });
+
+  it('renders aligned tables and readable numbers', () => {
+    const text = renderTable(['a', 'value'], [['x', '1'], ['long', '1,234']], ['left', 'right']);
+    assert.equal(text, ['a     value', '----  -----', 'x         1', 'long  1,234'].join('\n'));
+    assert.equal(formatCount(1234567.8), '1,234,568');
+    assert.equal(formatRatio(0.456), '0.46x');
+    assert.equal(formatRatio(NaN), '—');
+  });
+});
