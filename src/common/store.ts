@@ -53,10 +53,11 @@ export async function openStore(dataDir: string, { create }: { create: boolean }
  * Writes ops as one atomic LevelDB batch, fsynced first when sync is set.
  *
  * Batches go through here (or, on the master's write path, build a chained batch
- * directly), never through the array form: db.batch(ops, options) clones each operation merged with the options
- * ({ ...options, ...op }); with any option given (sync) that clone made a batch of 100
- * puts 4-8x slower than the write itself (measured on 2 cores, Node 20, classic-level 3).
- * A chained batch takes the options once, in write().
+ * directly), never through abstract-level's array form: db.batch(ops, options) clones
+ * each operation merged with the options ({ ...options, ...op }), and with any option
+ * given (sync) that made a batch of 100 puts 4-8x slower than the write itself (measured
+ * on 2 cores, Node 20, classic-level 3). A chained batch takes the options once, in
+ * write().
  */
 export async function writeBatch(db: Store, ops: readonly BatchOp[], { sync }: { sync: boolean }): Promise<void> {
   const batch = db.batch();
@@ -69,10 +70,16 @@ export async function writeBatch(db: Store, ops: readonly BatchOp[], { sync }: {
     await batch.close();
     throw err;
   }
-  await batch.write(sync ? SYNC_WRITE : NO_OPTIONS);
+  await batch.write(writeOptions(sync));
 }
+
 const SYNC_WRITE = { sync: true } as const;
-const NO_OPTIONS = {} as const;
+const NO_SYNC_WRITE = { sync: false } as const;
+
+/** Options for a chained batch's write(), shared objects (no allocation per batch). */
+export function writeOptions(sync: boolean): { sync: boolean } {
+  return sync ? SYNC_WRITE : NO_SYNC_WRITE;
+}
 
 export function storeExists(dataDir: string): boolean {
   return fs.existsSync(path.join(storeDir(dataDir), 'CURRENT'));

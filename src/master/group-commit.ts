@@ -3,13 +3,10 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKeyOf, logKey } from '../common/keys.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import type { Logger } from '../common/logger.js';
-import type { Store } from '../common/store.js';
+import { writeOptions, type Store } from '../common/store.js';
 import { encodeChunks } from './log-chunk.js';
 import { prepareWrites, type PreparedWrites } from './prepared-writes.js';
 import type { Wal } from './wal.js';
-
-const SYNC = { sync: true } as const;
-const NO_SYNC = { sync: false } as const;
 
 /** The master's user data lives in generation 0. */
 export const MASTER_DATA_GEN = 0;
@@ -130,7 +127,7 @@ export class GroupCommitter {
         await batch.close();
         throw err;
       }
-      await batch.write(this.options.sync ? SYNC : NO_SYNC);
+      await batch.write(writeOptions(this.options.sync));
     } catch (err) {
       // The batch may or may not be on disk: stop, and let recovery read the truth on restart.
       this.failure = new ReplicatorError(ErrorCode.STORE_FAILED, `write to the store failed: ${(err as Error).message}`, { cause: err });
