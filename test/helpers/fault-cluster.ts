@@ -4,7 +4,8 @@ import type { DigestResponse__Output } from '../../src/common/generated/levelrep
 import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
 import { callUnary, masterClient, storeClient } from '../../src/common/rpc-client.js';
 import { FaultProxy } from './fault-proxy.js';
-import { startFollower, startMaster, tempDir, waitFor, type ServerProcess } from './processes.js';
+import { waitConverged } from './cluster.js';
+import { startFollower, startMaster, tempDir, type ServerProcess } from './processes.js';
 
 /** The follower heartbeat watchdog startFollower (processes.ts) configures. */
 export const HEARTBEAT_TIMEOUT_MS = 2_000;
@@ -144,19 +145,8 @@ export class Cluster {
   }
 
   /** Polls until every follower is connected and has applied the master's last seq. */
-  async waitConverged(timeoutMs = 60_000): Promise<bigint> {
-    const ids = [...this.followers.keys()];
-    const s = await waitFor(
-      async () => {
-        const s = await this.status();
-        const done = ids.every((id) => s.followers.some((f) => f.followerId === id && f.connected && f.appliedSeq === s.lastSeq));
-        return done ? s : undefined;
-      },
-      `followers ${ids.join(', ')} to apply everything`,
-      timeoutMs,
-      50,
-    );
-    return BigInt(s.lastSeq);
+  waitConverged(timeoutMs = 60_000): Promise<bigint> {
+    return waitConverged(this.masterAddress, [...this.followers.keys()], timeoutMs);
   }
 
   /** Digests of every running node over its read service: [name, digest, seq]. */
