@@ -114,7 +114,7 @@ function answerJson(res: WriteResponse__Output) {
   };
 }
 
-/** Exit 6: committed on the master, acknowledged by fewer followers than asked. */
+/** Exit 7 (REPLICATION_TIMEOUT): committed on the master, acknowledged by fewer followers than asked. */
 function notReplicated(what: string, res: WriteResponse__Output): ReplicatorError {
   return new ReplicatorError(
     ErrorCode.REPLICATION_TIMEOUT,
