@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { entrySeq, MutationKind } from '../../src/common/entry-codec.js';
+import { entryCommitTimeMs, entrySeq, MutationKind } from '../../src/common/entry-codec.js';
 import { openStore } from '../../src/common/store.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
@@ -83,12 +83,28 @@ describe('log retention', () => {
     await db.close();
   });
 
-  it('the age rule keeps entries younger than the age', async () => {
-    const { db, wal, registry, committer } = await setup(50);
-    await new Promise((r) => setTimeout(r, 60));
-    for (let i = 0; i < 5; i++) await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`y${i}`), value: Buffer.from('v') }]], 3);
-    await new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n, retainAgeMs: 40 }, log).runOnce();
+  it('the age rule keeps entries younger than the age', async (t) => {
+    // A mocked clock (Date only; timers and LevelDB's I/O run for real): the committer
+    // stamps entries and the retention computes ages with Date.now(), so every age here
+    // is exact, however slow the machine.
+    const T = 1_700_000_000_000;
+    t.mock.timers.enable({ apis: ['Date'], now: T });
+    const { db, wal, registry, committer } = await setup(50); // committed at T
+    t.mock.timers.tick(60);
+    for (let i = 0; i < 5; i++) await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`y${i}`), value: Buffer.from('v') }]], 3); // at T + 60
+    assert.equal(entryCommitTimeMs((await wal.entryAt(50n))!), T, 'the entries carry the mocked commit time');
+    assert.equal(entryCommitTimeMs((await wal.entryAt(51n))!), T + 60);
+    t.mock.timers.tick(20); // now T + 80: the old entries are 80 ms old, the young ones 20 ms
+    const trim = (retainAgeMs: number) => new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n, retainAgeMs }, log).runOnce();
+    await trim(81);
+    assert.equal(wal.firstSeq, 1n, 'an age above the oldest entry keeps everything');
+    await trim(79);
     assert.equal(wal.firstSeq, 51n, 'exactly the five young entries stay');
+    await trim(21);
+    assert.equal(wal.firstSeq, 51n, 'the young entries are younger than 21 ms: kept');
+    await trim(19);
+    assert.equal(wal.firstSeq, 55n, 'only the retainEntries rule (and the newest entry) is left');
+    await committer.close();
     await db.close();
   });
 
