@@ -47,26 +47,60 @@ describe('fault proxy', () => {
   });
 
   it('blackhole() keeps connections open but silent (no FIN, no RST), and heal() delivers everything in order', async () => {
-    const proxy = await FaultProxy.start(target);
+    // Its own echo server, which records what reaches it: connections, bytes, and ends.
+    const upstream = { connections: 0, bytes: '', ended: 0 };
+    const recorder = net.createServer((s) => {
+      upstream.connections++;
+      s.on('data', (d) => (upstream.bytes += d));
+      s.on('end', () => upstream.ended++);
+      s.on('error', () => upstream.ended++);
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => recorder.listen(0, '127.0.0.1', r));
+    const proxy = await FaultProxy.start(`127.0.0.1:${(recorder.address() as net.AddressInfo).port}`);
+    // The control path: the same hops (client, proxy, echo, proxy, client) in this same
+    // process, through a proxy that forwards.
+    const control = await FaultProxy.start(target);
     try {
       const c = await connect(proxy.address);
+      await waitFor(() => upstream.connections === 1, 'the first connection to reach the echo server', 5_000);
       proxy.blackhole();
       c.socket.write('one,');
       const held = await connect(proxy.address); // accepted, but never connected upstream
       held.socket.write('held');
       c.socket.write('two');
-      await new Promise((r) => setTimeout(r, 500)); // proving a negative takes a while
+      // Proving a negative needs a yardstick, and wall-clock time is a poor one (too short
+      // on a loaded machine, always slow). Instead: round trips on the control path, each
+      // written after the blackholed bytes. A leaking blackhole would move those bytes
+      // through exactly the hops a control round trip takes, in the same event loop,
+      // queued ahead of it; after 20 sequential control round trips any leak would long
+      // have reached the echo server and come back.
+      const ctl = await connect(control.address);
+      for (let i = 0; i < 20; i++) {
+        const expect = Array.from({ length: i + 1 }, (_, j) => `ping${j};`).join('');
+        ctl.socket.write(`ping${i};`);
+        await waitFor(() => ctl.received() === expect, `control round trip ${i}`, 5_000, 1);
+      }
+      assert.equal(upstream.bytes, '', 'no byte of the blackholed connection reached the server');
+      assert.equal(upstream.connections, 1, 'the connection opened during the blackhole was not connected upstream');
+      assert.equal(upstream.ended, 0, 'no FIN or RST reached the server');
       assert.equal(c.received(), '');
       assert.equal(held.received(), '');
-      assert.equal(c.closed(), undefined);
+      assert.equal(c.closed(), undefined, 'no FIN or RST reached the client');
       assert.equal(held.closed(), undefined);
       proxy.heal();
+      // Held, not dropped: the same sockets (never closed) get every byte, in order.
       await waitFor(() => c.received() === 'one,two', 'the held bytes', 5_000);
       await waitFor(() => held.received() === 'held', 'the held connection', 5_000);
+      assert.equal(upstream.connections, 2);
+      assert.equal(c.closed(), undefined);
       c.socket.destroy();
       held.socket.destroy();
+      ctl.socket.destroy();
     } finally {
       await proxy.close();
+      await control.close();
+      recorder.close();
     }
   });
 
