@@ -11,6 +11,8 @@ export interface StoreDigest {
 }
 
 const SCAN_CHUNK = 1000;
+/** Bytes one nextv() may read: classic-level's 16 KiB default ends most calls after ~130 pairs, a thread-pool trip each. */
+const SCAN_BYTES = 1024 * 1024;
 
 /**
  * The store digest: sha256 over every (key, value) in key order, each framed by its u32
@@ -65,7 +67,7 @@ const STAGE_BYTES = 64 * 1024;
 export async function digestData(db: Store, snapshot: StoreSnapshot, gen: number): Promise<{ digest: string; keys: bigint }> {
   const hash = new PairHasher();
   let keys = 0n;
-  const it = db.iterator({ ...dataRange(gen), snapshot });
+  const it = db.iterator({ ...dataRange(gen), snapshot, highWaterMarkBytes: SCAN_BYTES });
   try {
     for (;;) {
       const chunk = await it.nextv(SCAN_CHUNK);

@@ -126,7 +126,13 @@ export function runStreamSession(
       if (applying) return;
       applying = true;
       try {
-        while (queue.length > 0 && !failure) {
+        while (!failure) {
+          if (queue.length === 0) {
+            // A snapshot chunk may still be being written: the loop is not done until it is.
+            if (!snapshot?.writing) break;
+            await snapshot.settle();
+            continue;
+          }
           await applyOne();
           if (paused && queued < RESUME_BELOW) {
             paused = false;
@@ -137,6 +143,9 @@ export function runStreamSession(
         queue.length = 0;
         fail(err);
       } finally {
+        // Invariant: no staging write is in flight once the loop stops, so finish() may
+        // clear an interrupted snapshot's generation.
+        await snapshot?.settle().catch(() => undefined);
         applying = false;
         finish();
       }
