@@ -110,10 +110,12 @@ describe('observability: status, metrics, health, reflection; --no-sync acks do 
   });
 
   it('serves the standard health service and server reflection on master and followers', async () => {
-    for (const address of [master.address, f1.readAddress, f2.readAddress]) {
+    for (const [address, isMaster] of [[master.address, true], [f1.readAddress, false], [f2.readAddress, false]] as const) {
       assert.equal(await healthCheck(address), 'SERVING');
       assert.equal(await healthCheck(address, 'levelreplicator.v1.Store'), 'SERVING');
-      assert.equal(await healthCheck(address, 'levelreplicator.v1.Master'), 'SERVING');
+      // A follower refuses every Master call (NOT_MASTER): a load balancer checking that
+      // service name must not send it writes.
+      assert.equal(await healthCheck(address, 'levelreplicator.v1.Master'), isMaster ? 'SERVING' : 'NOT_SERVING', `Master service health on ${address}`);
       const services = await reflectionServices(address);
       for (const s of ['levelreplicator.v1.Master', 'levelreplicator.v1.Store', 'grpc.health.v1.Health']) {
         assert.ok(services.includes(s), `${address} lists ${s}: ${services.join(', ')}`);
