@@ -19,6 +19,13 @@ export type FollowerState = (typeof FOLLOWER_STATES)[number];
 /** What the master knows about one follower; its slot survives restarts of the master. */
 export interface FollowerRecord {
   id: number;
+  /**
+   * The master accepted a subscription of this follower, in this run or an earlier one
+   * (it was streamed the log or sent a snapshot): it has a replication slot, which is
+   * persisted and held by log retention. False only while a first subscription is being
+   * checked; a refused one leaves no record behind.
+   */
+  hasSlot: boolean;
   state: FollowerState;
   /** Master clock (epoch ms) of the last state change. */
   stateSinceMs: number;
@@ -66,9 +73,20 @@ type Listener = (record: FollowerRecord) => void;
  * is verified (catching_up or streaming), or beginSnapshot() (snapshot) -> endSnapshot()
  * (catching_up) -> detach() (disconnected). Listeners hear every advance of an
  * acknowledged seq (write acknowledgement waits on them) and every state change.
+ *
+ * A follower gets a slot only when the master accepts its subscription (startStream() or
+ * beginSnapshot()). A subscription detached before that (refused: FOLLOWER_AHEAD, an
+ * invalid position, no snapshot could be taken, ...) changes nothing the master knew: a new
+ * id leaves no record, a known follower's record and slot are what they were before
+ * (with the refusal as its lastError).
  */
 export class FollowerRegistry {
   private readonly records = new Map<number, FollowerRecord>();
+  /**
+   * Subscriptions attached but not yet accepted, each with the record it replaced (the
+   * follower's slot from before), or undefined for a follower the master did not know.
+   */
+  private readonly pending = new Map<FollowerRecord, FollowerRecord | undefined>();
   /** Slot positions changed since the last persist(). */
   private dirty = false;
   private readonly advanceListeners: Listener[] = [];
@@ -86,7 +104,10 @@ export class FollowerRegistry {
     return registry;
   }
 
-  /** A follower subscribed. Its reported position is not trusted until startStream() or beginSnapshot(). */
+  /**
+   * A follower subscribed. Its reported position is not trusted, and a follower the master
+   * did not know gets no slot, until startStream() or beginSnapshot().
+   */
   attach(id: number, address: string, readAddress: string, durable: boolean): FollowerRecord {
     const existing = this.records.get(id);
     if (existing?.connected) {
@@ -99,6 +120,7 @@ export class FollowerRegistry {
     const record: FollowerRecord = {
       // The slot and what we last knew stay until the position is verified.
       ...blank(id, existing?.appliedSeq ?? 0n, existing?.slotLost ?? false),
+      hasSlot: existing?.hasSlot ?? false,
       ackedSeq: existing?.ackedSeq ?? 0n,
       state: 'connecting',
       stateSinceMs: now,
@@ -109,10 +131,18 @@ export class FollowerRegistry {
       lastAckTimeMs: existing?.lastAckTimeMs ?? 0,
       connectedAtMs: now,
     };
+    // Nothing to persist yet: the slot, if any, is unchanged until the position is verified.
     this.records.set(id, record);
-    this.dirty = true;
+    this.pending.set(record, existing);
     this.emit(this.stateListeners, record);
     return record;
+  }
+
+  /** The master accepted the subscription: from now on the follower has a slot. */
+  private accept(record: FollowerRecord): void {
+    this.pending.delete(record);
+    record.hasSlot = true;
+    this.dirty = true;
   }
 
   /**
@@ -120,6 +150,7 @@ export class FollowerRegistry {
    * fromSeq - 1 and will be streamed the log from fromSeq.
    */
   startStream(record: FollowerRecord, fromSeq: bigint, masterLastSeq: bigint): void {
+    this.accept(record);
     record.appliedSeq = fromSeq - 1n;
     record.ackedSeq = fromSeq - 1n;
     record.sentSeq = fromSeq - 1n;
@@ -130,6 +161,7 @@ export class FollowerRegistry {
 
   /** The follower is being sent a snapshot taken at seq: its slot holds the log from seq + 1. */
   beginSnapshot(record: FollowerRecord, seq: bigint): void {
+    this.accept(record);
     record.snapshotting = true;
     record.slotLost = false;
     record.appliedSeq = seq;
@@ -166,9 +198,28 @@ export class FollowerRegistry {
     this.emit(this.stateListeners, record);
   }
 
-  /** The stream ended; error says why when it was refused or failed. */
+  /**
+   * The stream ended; error says why when it was refused or failed. A subscription that
+   * was never accepted is undone: the follower's record is the one from before it
+   * subscribed (none for a follower the master did not know).
+   */
   detach(record: FollowerRecord, error?: unknown): void {
-    if (error !== undefined) record.lastError = isReplicatorError(error) ? `${error.code}: ${error.message}` : String((error as Error)?.message ?? error);
+    const lastError = error === undefined ? undefined : isReplicatorError(error) ? `${error.code}: ${error.message}` : String((error as Error)?.message ?? error);
+    if (this.pending.has(record)) {
+      const previous = this.pending.get(record);
+      this.pending.delete(record);
+      if (this.records.get(record.id) === record) {
+        if (previous) {
+          // The retention pass may have marked the slot lost meanwhile (the pending record stood for it).
+          previous.slotLost = record.slotLost;
+          if (lastError !== undefined) previous.lastError = lastError;
+          this.records.set(record.id, previous);
+        } else {
+          this.records.delete(record.id);
+        }
+      }
+    }
+    if (lastError !== undefined) record.lastError = lastError;
     record.snapshotting = false;
     this.setState(record, 'disconnected');
   }
@@ -207,18 +258,34 @@ export class FollowerRegistry {
     return [...this.records.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** Followers with a replication slot (what log retention holds the log for, and what is persisted). */
+  slots(): FollowerRecord[] {
+    return this.list().filter((r) => r.hasSlot);
+  }
+
   /** Durable followers whose acknowledged seq is at least seq (connected or not: the data is on their disk). */
   durableAckCount(seq: bigint): number {
     let n = 0;
-    for (const r of this.records.values()) if (r.durable && r.ackedSeq >= seq) n++;
+    for (const r of this.counted()) if (r.durable && r.ackedSeq >= seq) n++;
     return n;
   }
 
   /** Acknowledged seqs of the durable followers, highest first. */
   durableAckedSeqs(): bigint[] {
     const seqs: bigint[] = [];
-    for (const r of this.records.values()) if (r.durable) seqs.push(r.ackedSeq);
+    for (const r of this.counted()) if (r.durable) seqs.push(r.ackedSeq);
     return seqs.sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  }
+
+  /**
+   * The records whose acknowledgements count: a subscription not yet accepted counts as
+   * the record it replaced (its durable flag is only a claim until then), or not at all.
+   */
+  private *counted(): Iterable<FollowerRecord> {
+    for (const r of this.records.values()) {
+      const counted = this.pending.has(r) ? this.pending.get(r) : r;
+      if (counted) yield counted;
+    }
   }
 
   onAdvance(listener: Listener): void {
@@ -233,7 +300,7 @@ export class FollowerRegistry {
   persistOps(): BatchOp[] {
     if (!this.dirty) return [];
     this.dirty = false;
-    return this.list().map((r) => {
+    return this.slots().map((r) => {
       const value = Buffer.alloc(9);
       value.writeBigUInt64BE(r.appliedSeq, 0);
       value[8] = r.slotLost ? 1 : 0;
@@ -250,6 +317,7 @@ export class FollowerRegistry {
 function blank(id: number, appliedSeq: bigint, slotLost: boolean): FollowerRecord {
   return {
     id,
+    hasSlot: true,
     state: 'disconnected',
     stateSinceMs: 0,
     connected: false,

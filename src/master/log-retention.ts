@@ -129,7 +129,7 @@ export class LogRetention {
 
   private async enforceSlotCap(lastSeq: bigint): Promise<void> {
     const { policy } = this;
-    for (const r of this.registry.list()) {
+    for (const r of this.registry.slots()) {
       if (r.slotLost) continue;
       const lagEntries = lastSeq - r.appliedSeq;
       let over = lagEntries > policy.slotMaxLagEntries;
@@ -151,7 +151,8 @@ export class LogRetention {
   private async firstSeqToKeep(lastSeq: bigint): Promise<bigint> {
     const { policy, wal } = this;
     let keep = lastSeq - policy.retainEntries + 1n;
-    for (const r of this.registry.list()) if (!r.slotLost && r.appliedSeq + 1n < keep) keep = r.appliedSeq + 1n;
+    // Only accepted subscriptions hold the log: a follower whose subscription is still being checked (or was refused) has no slot.
+    for (const r of this.registry.slots()) if (!r.slotLost && r.appliedSeq + 1n < keep) keep = r.appliedSeq + 1n;
     if (policy.retainAgeMs > 0 && keep > wal.firstSeq) {
       const cutoff = Date.now() - policy.retainAgeMs;
       const byAge = await this.search(wal.firstSeq, keep, async (s) => entryCommitTimeMs((await wal.entryAt(s))!) >= cutoff);

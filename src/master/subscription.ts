@@ -77,6 +77,9 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const fromSeq = seqFromWire(req.fromSeq);
   // Shown by replication-status: only a plain host:port (or nothing) from the network.
   const readAddress = req.readAddress === '' ? '' : parseAddress(req.readAddress);
+  // Claims the id first (a second subscriber with it is refused while this one is checked),
+  // but creates no slot: only startStream() or beginSnapshot() below, once the subscription
+  // is accepted, give the follower one. A refusal leaves the registry as it was.
   const record = registry.attach(followerId, call.getPeer(), readAddress, req.durable);
   let plan: StreamPlan;
   try {
