@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { PairHasher } from '../../src/common/digest.js';
 import { MAX_KEY_BYTES, MAX_MUTATIONS_PER_REQUEST, MAX_MUTATIONS_PER_WRITE, MAX_VALUE_BYTES, MAX_WRITES_PER_REQUEST } from '../../src/common/limits.js';
 import { MAX_SEQ } from '../../src/common/seq.js';
 import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
@@ -10,19 +11,39 @@ import type { SubscribeResponse__Output } from '../../src/common/generated/level
 import { decodeMasterResponse, encodeMaster, encodeStore, frame, MASTER, RawClient, rawHttp2Call, STORE } from '../helpers/raw-client.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
+interface Digest {
+  digest: string;
+  seq: string;
+  keys: string;
+}
+
+/** What store-digest must print for a store holding exactly these pairs at seq. */
+function digestOf(pairs: readonly (readonly [Buffer, Buffer])[], seq: number): Digest {
+  const hash = new PairHasher();
+  for (const [k, v] of [...pairs].sort(([a], [b]) => Buffer.compare(a, b))) hash.update(k, v);
+  return { digest: hash.digest(), seq: String(seq), keys: String(pairs.length) };
+}
+
 /**
  * Hostile and malformed input against a running master and follower. Every case gets a
  * clear status, is logged once by the server, changes no stored data, and the servers go
- * on serving: the store digest is compared before and after, and a real follower keeps
- * replicating to the end.
+ * on serving: the master's store digest is compared with the digest of exactly the data
+ * the accepted writes wrote (never re-taken in between, so damage by any case shows), and
+ * a real follower keeps replicating to the end.
  */
 describe('hostile and malformed input', () => {
   const root = tempDir();
   let master: MasterHandle;
   let f1: FollowerHandle;
   let raw: RawClient;
-  let digestBefore: string;
-  const digest = async () => (await runTool('store-digest', ['master', '--data-root', root])).stdout;
+  /** Every pair the accepted writes stored, and their count (= the master's last seq). */
+  const written: [Buffer, Buffer][] = [];
+  const digest = async (node = 'master'): Promise<Digest> => {
+    const res = await runTool('store-digest', [node, '--json', '--data-root', root]);
+    assert.equal(res.code, 0, res.stderr);
+    const { digest, seq, keys } = JSON.parse(res.stdout) as Digest;
+    return { digest, seq, keys };
+  };
 
   const refusals = (proc: ServerProcess, code: string) => proc.logs.filter((l) => l.msg === 'request refused' && l.code === code).length;
   /** Runs a call and checks that the server logged its refusal exactly once. */
@@ -45,7 +66,8 @@ describe('hostile and malformed input', () => {
     raw = new RawClient(master.address);
     const put = await raw.unary(MASTER.Write, encodeMaster('Write', { writes: [{ mutations: [{ kind: 'PUT', key: Buffer.from('existing'), value: Buffer.from('v') }] }] }));
     assert.equal(put.err, null);
-    digestBefore = await digest();
+    written.push([Buffer.from('existing'), Buffer.from('v')]);
+    assert.deepEqual(await digest(), digestOf(written, 1), 'the baseline: exactly the one write');
   });
   after(async () => {
     raw.close();
@@ -116,10 +138,12 @@ describe('hostile and malformed input', () => {
   });
 
   it('keys and values at the limits are accepted, one byte over is refused; too many operations are refused', async () => {
+    assert.deepEqual(await digest(), digestOf(written, 1), 'the malformed, truncated, oversize and tiny-operation cases changed nothing');
     const write = (mutations: object[]) => encodeMaster('Write', { writes: [{ mutations }] });
-    const atLimit = await raw.unary(MASTER.Write, write([{ kind: 'PUT', key: Buffer.alloc(MAX_KEY_BYTES, 'k'), value: Buffer.alloc(MAX_VALUE_BYTES, 'v') }]));
+    const [key, value] = [Buffer.alloc(MAX_KEY_BYTES, 'k'), Buffer.alloc(MAX_VALUE_BYTES, 'v')];
+    const atLimit = await raw.unary(MASTER.Write, write([{ kind: 'PUT', key, value }]));
     assert.equal(atLimit.err, null);
-    digestBefore = await digest(); // the accepted write is the only change
+    written.push([key, value]); // the only change the cases below may leave
     const cases: [string, Buffer, string][] = [
       ['key one byte over', write([{ kind: 'PUT', key: Buffer.alloc(MAX_KEY_BYTES + 1, 'k'), value: Buffer.from('v') }]), 'KEY_TOO_LARGE'],
       ['value one byte over', write([{ kind: 'PUT', key: Buffer.from('k'), value: Buffer.alloc(MAX_VALUE_BYTES + 1) }]), 'VALUE_TOO_LARGE'],
@@ -201,11 +225,14 @@ describe('hostile and malformed input', () => {
     assert.deepEqual(fs.readdirSync(foreign), ['notes.txt'], 'nothing written there');
   });
 
-  it('stored data is unchanged, and the master and follower still serve', async () => {
-    assert.equal(await digest(), digestBefore);
+  it('stored data is exactly what the accepted writes wrote, and the master and follower still serve', async () => {
+    assert.deepEqual(await digest(), digestOf(written, 2), 'nothing but the two accepted writes changed the data');
     const put = await runTool('push-data', ['after-hostile', 'ok', '--master', master.address]);
     assert.equal(put.code, 0, put.stderr);
+    written.push([Buffer.from('after-hostile'), Buffer.from('ok')]);
     await waitFor(async () => (await runTool('get-data', ['1', 'after-hostile', '--data-root', root])).stdout === 'ok\n', 'replication after the hostile input');
+    assert.deepEqual(await digest(), digestOf(written, 3));
+    assert.deepEqual(await digest('1'), digestOf(written, 3), 'the follower holds exactly the same data');
     assert.equal(master.proc.exited, false);
   });
 });
