@@ -7,6 +7,7 @@ import { seqFromWire, seqToWire } from '../common/seq.js';
 import type { SubscribeRequest__Output } from '../common/generated/levelreplicator/v1/SubscribeRequest.js';
 import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { FollowerRegistry } from './follower-registry.js';
+import { readLogBase } from './log-verify.js';
 import type { MasterMetrics } from './metrics.js';
 import { streamSnapshot, takeSnapshot } from './snapshot-sender.js';
 import type { Wal } from './wal.js';
@@ -65,8 +66,26 @@ export async function planStream(wal: Wal, req: { fromSeq: bigint; historyId: Bu
   const entry = fromSeq <= wal.lastSeq ? await wal.entryAt(fromSeq) : undefined;
   if (fromSeq <= wal.lastSeq && !entry) return { mode: 'snapshot', reason: `log trimmed: ${followerPos}, ${masterPos}` };
   const continues = entry ? chainsFrom(entry, prevChecksum) : prevChecksum === wal.lastChecksum;
-  if (!continues) return { mode: 'snapshot', reason: `diverged: ${followerPos} has checksum ${prevChecksum.toString(16)}, not the master's; ${masterPos}` };
+  if (!continues) {
+    const mine = await checksumAt(wal, appliedSeq);
+    const master = mine === undefined ? 'no longer in its log' : mine.toString(16);
+    return {
+      mode: 'snapshot',
+      reason: `diverged: ${followerPos} has checksum ${prevChecksum.toString(16)}, the master's checksum at seq ${appliedSeq} is ${master}; ${masterPos}`,
+    };
+  }
   return { mode: 'log' };
+}
+
+/** The master's chained checksum at seq (the log's last entry, an entry in the log, or the log base just before it); undefined if trimmed meanwhile. */
+async function checksumAt(wal: Wal, seq: bigint): Promise<number | undefined> {
+  if (seq === wal.lastSeq) return wal.lastChecksum;
+  if (seq >= wal.firstSeq) {
+    const entry = await wal.entryAt(seq);
+    return entry ? entryChecksum(entry) : undefined;
+  }
+  const base = await readLogBase(wal.db);
+  return base.seq === seq ? base.checksum : undefined;
 }
 
 /** Serves one Subscribe stream until the follower goes away or the master shuts down. */
