@@ -3,6 +3,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { callUnary, masterClient } from '../../src/common/rpc-client.js';
 import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
+import { tsv } from '../helpers/cluster.js';
 import { metric, scrapeMetrics } from '../helpers/probes.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
@@ -168,5 +169,100 @@ describe('write acknowledgement, min-followers, read-your-writes, read-only foll
     }
     await waitFor(async () => (await push(['gate', 'y'])).code === 0, 'writes to be accepted again');
     await waitFor(async () => (await get('2', 'gate')).stdout === 'y\n', 'the write to reach follower 2');
+  });
+});
+
+/**
+ * A master whose default policy (--ack-followers 2, --ack-timeout-ms 7000) waits for both
+ * followers longer than push-data's own --timeout-ms (5000): a plain push-data, without
+ * ack flags, gets that policy and the master's whole wait.
+ */
+describe("the master's default acknowledgement policy", () => {
+  const MASTER_ACK_TIMEOUT_MS = 7_000;
+  const root = tempDir();
+  let master: MasterHandle;
+  let f1: FollowerHandle;
+  let f2: FollowerHandle;
+  const push = (args: string[], input?: string) => runTool('push-data', [...args, '--master', master.address], { input });
+  const get = (id: string, key: string, extra: string[] = []) => runTool('get-data', [id, key, '--data-root', root, ...extra]);
+  const lastSeq = async () => BigInt((await status(master.address)).lastSeq);
+  const caughtUp = async (id: number) => {
+    const s = await status(master.address);
+    const f = s.followers.find((x) => x.followerId === id);
+    return f?.state === 'STREAMING' && f.appliedSeq === s.lastSeq;
+  };
+  const bothCaughtUp = () => waitFor(async () => (await caughtUp(1)) && (await caughtUp(2)), 'both followers to stream and catch up');
+  const ackFields = (stdout: string) =>
+    (({ ackStatus, followersRequested, followersAcked }) => ({ ackStatus, followersRequested, followersAcked }))(JSON.parse(stdout));
+
+  before(async () => {
+    master = await startMaster(path.join(root, 'master'), '127.0.0.1:0', ['--ack-followers', '2', '--ack-timeout-ms', String(MASTER_ACK_TIMEOUT_MS)]);
+    f1 = await startFollower(1, path.join(root, 'follower-1'), master.address);
+    f2 = await startFollower(2, path.join(root, 'follower-2'), master.address);
+  });
+  after(async () => {
+    for (const h of [f1, f2, master]) await h?.proc.kill('SIGKILL');
+  });
+
+  it('a plain push waits for the followers the master asks for', async () => {
+    const s = await status(master.address);
+    assert.deepEqual([s.defaultAckFollowers, s.defaultAckTimeoutMs], [2, MASTER_ACK_TIMEOUT_MS]);
+    await bothCaughtUp();
+    const res = await push(['first', 'v', '--json']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(ackFields(res.stdout), { ackStatus: 'REPLICATED', followersRequested: 2, followersAcked: 2 });
+  });
+
+  it('with one of two followers SIGSTOPped a plain push times out only after the master\'s timeout (exit 7, with the count); after SIGCONT the next plain push succeeds', { timeout: 120_000 }, async () => {
+    await bothCaughtUp();
+    f2.proc.pause();
+    try {
+      const started = Date.now();
+      const slow = await push(['paused', 'v1']);
+      const elapsed = Date.now() - started;
+      assert.equal(slow.code, 7, slow.stderr);
+      const seq = BigInt(slow.stdout.trim());
+      assert.equal(seq, await lastSeq(), 'the seq is printed: the write is committed');
+      assert.match(slow.stderr, new RegExp(`seq ${seq} is committed on the master, but only 1 of 2 followers acknowledged it before the timeout \\[REPLICATION_TIMEOUT\\]`));
+      // push-data's own 5 s deadline must not cut the master's 7 s wait short (the master
+      // would then answer REPLICATION_TIMEOUT just before that deadline).
+      assert.ok(elapsed >= MASTER_ACK_TIMEOUT_MS, `answered after ${elapsed} ms, before the master's ${MASTER_ACK_TIMEOUT_MS} ms timeout`);
+      assert.equal((await get('1', 'paused', ['--min-seq', String(seq)])).stdout, 'v1\n', 'the write stays committed and reaches follower 1');
+    } finally {
+      f2.proc.resume();
+    }
+    await waitFor(() => caughtUp(2), 'follower 2 to catch up after SIGCONT');
+    const next = await push(['resumed', 'v2', '--json']);
+    assert.equal(next.code, 0, next.stderr);
+    assert.deepEqual(ackFields(next.stdout), { ackStatus: 'REPLICATED', followersRequested: 2, followersAcked: 2 });
+  });
+
+  it('a bulk load with an ack policy stops at the first batch not acknowledged in time (exit 7); nothing after it is sent', { timeout: 120_000 }, async () => {
+    await bothCaughtUp();
+    const from = await lastSeq();
+    const lines = tsv(50, (i) => `bulk-${i}`, (i) => `b${i}`);
+    f2.proc.pause();
+    try {
+      const res = await push(['--stdin', '--batch-size', '10', '--ack-followers', '2', '--ack-timeout-ms', '1000'], lines);
+      assert.equal(res.code, 7, res.stderr);
+      const [first, last] = [from + 1n, from + 10n];
+      assert.match(
+        res.stderr,
+        new RegExp(`the batch of seqs ${first}\\.\\.${last} is committed on the master, but only 1 of 2 followers acknowledged it before the timeout \\(after committing 10 pairs, seqs ${first}\\.\\.${last}\\) \\[REPLICATION_TIMEOUT\\]`),
+      );
+      assert.equal(res.stdout, '');
+      assert.equal(await lastSeq(), last, 'only the first batch was sent');
+      assert.equal((await get('1', 'bulk-9', ['--min-seq', String(last)])).stdout, 'b9\n', 'the late batch stays committed');
+      assert.equal((await get('1', 'bulk-10')).code, 1, 'the batch after it was never written');
+    } finally {
+      f2.proc.resume();
+    }
+    // With both followers back, a plain bulk load (the master's default policy: each batch
+    // waits for both) loads everything.
+    await waitFor(() => caughtUp(2), 'follower 2 to catch up after SIGCONT');
+    const rest = await push(['--stdin', '--batch-size', '10'], lines);
+    assert.equal(rest.code, 0, rest.stderr);
+    assert.match(rest.stdout, new RegExp(`^loaded 50 pairs, seqs ${from + 11n}\\.\\.${from + 60n}, in `));
+    assert.equal((await get('2', 'bulk-49', ['--min-seq', String(from + 60n)])).stdout, 'b49\n');
   });
 });
