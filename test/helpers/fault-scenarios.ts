@@ -99,32 +99,70 @@ const masterKills: ScenarioDef = {
   },
 };
 
+/** The follower's heartbeat watchdog gave up on a silent stream (stream-session.ts). */
+const WATCHDOG_MSG = `no message from the master for ${HEARTBEAT_TIMEOUT_MS} ms`;
 /**
- * SIGSTOP a follower past its heartbeat timeout (it must notice the silence on SIGCONT and
- * resubscribe), and every other time until the master has noticed too (HTTP/2 keepalive
- * on a connection whose peer reads nothing) — then SIGCONT.
+ * Pauses past the heartbeat timeout after which, if the watchdog has not fired once,
+ * the scenario fails. It need not fire on every such pause: a follower frozen in the
+ * middle of running JavaScript reads the messages the master sent meanwhile (buffered by
+ * the kernel) before its overdue timer runs, and they re-arm the watchdog — correctly, the
+ * stream was never silent on the wire. Frozen while idle (in epoll_wait) the timer runs
+ * first and fires. Under this load about half the pauses fire; 10 misses in a row would
+ * mean a watchdog that never fires.
+ */
+const MAX_WATCHDOG_PAUSES = 10;
+
+/**
+ * SIGSTOP a follower past its heartbeat timeout (on SIGCONT its watchdog must notice the
+ * silence and it must resubscribe), and every other time until the master has noticed too
+ * (HTTP/2 keepalive on a connection whose peer reads nothing) — then SIGCONT. Pauses of the
+ * first kind go on past the scenario's duration until the watchdog has been seen to fire.
  */
 const followerPauses: ScenarioDef = {
   id: '4',
   title: 'SIGSTOP a follower past the heartbeat timeout, then SIGCONT',
   async run(ctx) {
+    let watchdogPauses = 0;
+    let watchdogFired = 0;
     // At least one pause of each kind, however short the run.
-    for (let i = 0; ctx.running() || i < 2; i++) {
+    for (let i = 0; ; i++) {
+      const overtime = !ctx.running() && i >= 2;
+      if (overtime && (watchdogFired > 0 || watchdogPauses >= MAX_WATCHDOG_PAUSES)) break;
+      const pastHeartbeatOnly = overtime || i % 2 === 0;
       await sleep(ctx.random.between(300, 1_000));
       const id = ctx.random.pick(ids(ctx));
       const proc = ctx.cluster.slot(id).proc!;
+      const logFrom = proc.logs.length;
       const t0 = Date.now();
       proc.pause();
-      if (i % 2 === 0) {
+      if (pastHeartbeatOnly) {
         await sleep(HEARTBEAT_TIMEOUT_MS + ctx.random.between(500, 1_500));
       } else {
         const ms = await waitMasterSeesDisconnected(ctx.cluster, id, t0, 'while it is stopped');
         ctx.note(`master noticed stopped follower ${id} after ${ms} ms`);
       }
       proc.resume();
-      ctx.fault(`SIGSTOP follower ${id} for ${Date.now() - t0} ms`);
+      const resumedAt = Date.now();
+      ctx.fault(`SIGSTOP follower ${id} for ${resumedAt - t0} ms`);
       const ms = await waitCaughtUp(ctx.cluster, id, 'after SIGCONT');
       ctx.note(`follower ${id} caught up ${ms} ms after SIGCONT`);
+      if (!pastHeartbeatOnly) continue;
+      watchdogPauses++;
+      const fired = proc.logs.slice(logFrom).findIndex((l) => l.msg === WATCHDOG_MSG);
+      if (fired < 0) continue;
+      watchdogFired++;
+      // It noticed the silence: it must also have subscribed again, on a new stream.
+      const from = logFrom + fired;
+      const connected = await waitFor(
+        () => proc.logs.slice(from).find((l) => l.msg?.startsWith('connected to master')),
+        `follower ${id} to resubscribe after its heartbeat watchdog fired`,
+        REACTION_DEADLINE_MS,
+      );
+      ctx.note(`follower ${id}: heartbeat watchdog fired on SIGCONT; resubscribed ${Number(connected.time) - resumedAt} ms after SIGCONT`);
+    }
+    ctx.note(`heartbeat watchdog fired after ${watchdogFired} of ${watchdogPauses} pauses past the heartbeat timeout`);
+    if (watchdogFired === 0) {
+      ctx.problem(`the follower's heartbeat watchdog never fired ("${WATCHDOG_MSG}") in ${watchdogPauses} pauses past the heartbeat timeout`);
     }
   },
 };
