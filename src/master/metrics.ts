@@ -94,6 +94,8 @@ export class MasterMetrics {
       labelNames: ['follower'] as const,
       registers: r,
       collect() {
+        // Reset first: a follower record that went away (a refused subscribe) leaves no stale series.
+        this.reset();
         for (const f of followers.list()) this.set({ follower: String(f.id) }, Number(f.ackedSeq));
       },
     });
@@ -103,6 +105,7 @@ export class MasterMetrics {
       labelNames: ['follower'] as const,
       registers: r,
       collect() {
+        this.reset();
         for (const f of followers.list()) this.set({ follower: String(f.id) }, Number(lagEntries(wal, f.ackedSeq)));
       },
     });
@@ -112,6 +115,7 @@ export class MasterMetrics {
       labelNames: ['follower'] as const,
       registers: r,
       async collect() {
+        this.reset();
         const now = Date.now();
         for (const f of followers.list()) this.set({ follower: String(f.id) }, (await lagMs(wal, f.ackedSeq, now)) / 1000);
       },
@@ -122,6 +126,7 @@ export class MasterMetrics {
       labelNames: ['follower'] as const,
       registers: r,
       collect() {
+        this.reset();
         for (const f of followers.list()) this.set({ follower: String(f.id) }, f.lastAckTimeMs / 1000);
       },
     });
@@ -131,6 +136,7 @@ export class MasterMetrics {
       labelNames: ['follower'] as const,
       registers: r,
       collect() {
+        this.reset();
         for (const f of followers.list()) this.set({ follower: String(f.id) }, f.slotLost ? 1 : 0);
       },
     });
