@@ -134,4 +134,34 @@ describe('mutual TLS', () => {
     assert.equal(after.code, 0, after.stderr);
     assert.equal(after.stdout, before.stdout);
   });
+
+  it("a follower's read service with --tls-client-auth requires a client certificate", async () => {
+    const client = ['--tls-ca', pki.ca, '--tls-cert', pki.client.cert, '--tls-key', pki.client.key];
+    const put = await runTool('push-data', ['read-me', 'v', '--master', master.address, ...client]);
+    assert.equal(put.code, 0, put.stderr);
+    const seq = put.stdout.trim();
+    const f2 = await serve('follower-client', ['2', '--data-dir', path.join(root, 'follower-2'), '--master', master.address, '--listen', '127.0.0.1:0', ...serverTls(), '--tls-client-auth']);
+    try {
+      const read = (id: string, extra: string[]) => runTool('get-data', [id, 'read-me', '--data-root', root, '--seq', '--min-seq', seq, ...extra]);
+      // With a certificate signed by the CA: the running follower answers over RPC.
+      // (--min-seq: the read waits on the follower until it has replicated the write.)
+      const ok = await read('2', client);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, 'v\n');
+      assert.match(ok.stderr, /via=rpc/);
+      // Without one: refused in the handshake, and get-data does not fall back to the store.
+      refused(await read('2', ['--tls-ca', pki.ca]), 6, /requires a client certificate: pass --tls-cert and --tls-key \[TLS_FAILED\]/);
+      // With one from another CA: dropped before any call.
+      const otherCa = await read('2', ['--tls-ca', pki.ca, '--tls-cert', pki.otherClient.cert, '--tls-key', pki.otherClient.key]);
+      assert.notEqual(otherCa.code, 0, otherCa.stdout);
+      assert.equal(otherCa.stdout, '');
+      assert.match(otherCa.stderr, /\[(TLS_FAILED|FOLLOWER_UNAVAILABLE)\]/);
+      // Follower 1 serves the same TLS without --tls-client-auth: no client certificate needed there.
+      const open = await read('1', ['--tls-ca', pki.ca]);
+      assert.equal(open.code, 0, open.stderr);
+      assert.equal(open.stdout, 'v\n');
+    } finally {
+      await f2.proc.kill('SIGTERM');
+    }
+  });
 });
