@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { makeTestPki } from '../helpers/certs.js';
+import { healthCheck } from '../helpers/probes.js';
 import { runTool, ServerProcess, tempDir, waitFor, type ToolResult } from '../helpers/processes.js';
 import { encodeMaster, MASTER, RawClient } from '../helpers/raw-client.js';
 
@@ -24,6 +27,36 @@ async function serve(tool: 'master-server' | 'follower-client', args: string[], 
   const proc = new ServerProcess(tool, args, { env });
   const line = await proc.waitForLog(tool === 'master-server' ? 'master listening' : 'follower serving reads');
   return { proc, address: (line.address ?? line.readAddress) as string };
+}
+
+/**
+ * Server reflection's list_services (what `grpcurl list` does) over grpc.reflection.v1 or
+ * v1alpha, sending `authorization: Bearer <token>` when a token is given. Resolves to the
+ * service names; rejects with the call's error.
+ */
+function reflectionList(address: string, token: string | undefined, version: 'v1' | 'v1alpha' = 'v1'): Promise<string[]> {
+  const require = createRequire(import.meta.url);
+  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection')), `../proto/grpc/reflection/${version}/reflection.proto`);
+  const def = protoLoader.loadSync(protoFile, { keepCase: true, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> } };
+  const client = new pkg.grpc.reflection[version].ServerReflection(address, grpc.credentials.createInsecure());
+  type Response = { list_services_response?: { service: { name: string }[] } };
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set('authorization', `Bearer ${token}`);
+  return new Promise((resolve, reject) => {
+    const call = (client as unknown as { ServerReflectionInfo(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, Response> })
+      .ServerReflectionInfo(metadata, { deadline: new Date(Date.now() + 5_000) });
+    call.on('data', (res: Response) => {
+      resolve((res.list_services_response?.service ?? []).map((s) => s.name));
+      call.end();
+      client.close();
+    });
+    call.on('error', (err) => {
+      client.close();
+      reject(err);
+    });
+    call.write({ list_services: '' });
+  });
 }
 
 function refused(res: ToolResult, code: 'UNAUTHENTICATED' | 'PERMISSION_DENIED'): void {
@@ -106,6 +139,26 @@ describe('token authentication and roles', () => {
     }
   });
 
+  it('health needs no token; reflection needs the read role (master and follower)', async () => {
+    const status = (code: grpc.status) => (err: unknown) => (err as grpc.ServiceError).code === code;
+    for (const address of [master.address, follower.address]) {
+      // Load balancers hold no token: health answers without one, on every service name.
+      assert.equal(await healthCheck(address), 'SERVING', `health on ${address} without a token`);
+      assert.equal(await healthCheck(address, 'levelreplicator.v1.Store'), 'SERVING');
+      for (const version of ['v1', 'v1alpha'] as const) {
+        await assert.rejects(reflectionList(address, undefined, version), status(grpc.status.UNAUTHENTICATED), `${version} reflection without a token on ${address}`);
+        await assert.rejects(reflectionList(address, TOKENS.unknown, version), status(grpc.status.UNAUTHENTICATED));
+        for (const role of ['write', 'replicate'] as const) {
+          await assert.rejects(reflectionList(address, TOKENS[role], version), status(grpc.status.PERMISSION_DENIED), `${version} reflection with the ${role} token on ${address}`);
+        }
+        const services = await reflectionList(address, TOKENS.read, version);
+        for (const s of ['levelreplicator.v1.Master', 'levelreplicator.v1.Store', 'grpc.health.v1.Health']) {
+          assert.ok(services.includes(s), `${version} reflection on ${address} lists ${s}: ${services.join(', ')}`);
+        }
+      }
+    }
+  });
+
   it('tokens come from a file or the environment, never from a flag', async () => {
     const file = path.join(root, 'my-token');
     fs.writeFileSync(file, `# the dashboard's token\n${TOKENS.read}\n`, { mode: 0o600 });
@@ -145,6 +198,33 @@ describe('exposure warning', () => {
     const secured = await startup('0.0.0.0:0', ['--auth-tokens-file', tableFile, '--tls-cert', pki.server.cert, '--tls-key', pki.server.key]);
     assert.doesNotMatch(secured.stderr, /WARNING/);
     const loopback = await startup('127.0.0.1:0', []);
+    assert.equal(loopback.stderr, '', 'loopback: no warning');
+  });
+
+  /**
+   * Starts a follower (its master need not exist) and stops it with SIGTERM. Exit 0 means
+   * it got past start-up, where the warning is printed (after the read service listens).
+   */
+  async function followerStartup(listen: string, extra: string[]) {
+    const id = String(Math.floor(Math.random() * 1e6) + 1);
+    const f = await serve('follower-client', [id, '--data-dir', path.join(root, `f-${id}`), '--master', '127.0.0.1:1', '--listen', listen, ...extra]);
+    const exit = await f.proc.kill('SIGTERM');
+    assert.equal(exit.code, 0, `follower-client stopped cleanly: ${f.proc.stderr}`);
+    return f.proc;
+  }
+
+  it("follower-client's read service reachable from other machines without TLS or tokens warns prominently at start-up", async () => {
+    const open = await followerStartup('0.0.0.0:0', []);
+    assert.match(
+      open.stderr,
+      /^follower-client: WARNING: listening on 0\.0\.0\.0:\d+ without TLS \(data and tokens cross the network in clear text\) and without tokens or client certificates \(anyone who can connect may read, write and replicate\); see README "Security"$/m,
+    );
+    assert.equal(open.stderr.trim().split('\n').length, 1, `one line: ${open.stderr}`);
+    assert.ok(open.logs.some((l) => String(l.msg).startsWith('INSECURE: listening on 0.0.0.0:')), 'and an INSECURE log line');
+    // Client certificates are client authentication too: with TLS and --tls-client-auth, no warning.
+    const mtls = await followerStartup('0.0.0.0:0', ['--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-ca', pki.ca, '--tls-client-auth']);
+    assert.doesNotMatch(mtls.stderr, /WARNING/);
+    const loopback = await followerStartup('127.0.0.1:0', []);
     assert.equal(loopback.stderr, '', 'loopback: no warning');
   });
 });
