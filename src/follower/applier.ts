@@ -181,6 +181,7 @@ export class Applier {
    * restarted follower see the old data and old position; after it, the new ones. Never a mix.
    */
   async switchToSnapshot(pos: SnapshotPosition): Promise<number> {
+    await this.ensureWritable(); // the active generation is read back too (see apply)
     const old = this.dataGen;
     await this.write(
       [
@@ -214,6 +215,10 @@ export class Applier {
    */
   async apply(entries: readonly Buffer[], historyId: Buffer): Promise<void> {
     if (entries.length === 0) return;
+    // After a failed write the position in memory may be stale (the batch may have reached
+    // the disk): reopen and read it back BEFORE checking seqs against it, or a batch that
+    // did land would be applied twice.
+    await this.ensureWritable();
     if (this.appliedSeq > 0n && !historyId.equals(this.historyId)) {
       throw new ReplicatorError(ErrorCode.HISTORY_MISMATCH, `entries of history ${historyId.toString('hex')} offered to a store of history ${this.historyId.toString('hex')}`);
     }

@@ -179,6 +179,23 @@ describe('follower applier: a failed store write loses nothing and applies nothi
     assert.deepEqual(fresh.data, expectedData(10));
   });
 
+  it('a write that failed after reaching the store, then apply() again without an explicit reopen: refused, never applied twice', async () => {
+    const ctx = await setup();
+    const { db, applier, probe, log } = ctx;
+    await applier.apply(seqs(log, 1, 3), HISTORY);
+    probe.failNextWrite('written');
+    await assert.rejects(applier.apply(seqs(log, 4, 6), HISTORY), storeFailed(/^cannot apply seqs 4\.\.6: the store write failed/));
+    // apply() itself reopens and reads the position back before it checks the seqs.
+    await assert.rejects(applier.apply(seqs(log, 4, 6), HISTORY), (err) => isReplicatorError(err, ErrorCode.SEQ_GAP) && /expected seq 7, received seq 4/.test((err as Error).message));
+    assert.equal(applier.appliedSeq, 6n);
+    await applier.apply(seqs(log, 7, 10), HISTORY);
+    assert.deepEqual(await readData(db), expectedData(10));
+    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
+    assert.equal(audit, 'open 0\napply 1 3\nopen 6\napply 7 10\n');
+    assert.deepEqual(checkAudit(audit, 10n), []);
+    await reopenFresh(ctx);
+  });
+
   it('a write that failed after reaching the store: the reopen reads seq 6 back, so 4..6 are not applied again', async () => {
     const ctx = await setup();
     const { db, applier, probe, log } = ctx;
