@@ -34,6 +34,8 @@ export function addOptions<T>(y: Argv<T>, specs: Record<string, OptionSpec>): Ar
       describe: `${spec.describe}  [env: ${spec.env}]`,
       default: envValue ?? spec.default,
       defaultDescription: spec.default === undefined ? undefined : JSON.stringify(spec.default),
+      // A repeated flag: the last one wins (yargs would make an array of both).
+      coerce: spec.array ? undefined : (v: unknown) => (Array.isArray(v) ? v[v.length - 1] : v),
     }) as Argv<T>;
   }
   return y;

@@ -55,6 +55,8 @@ export function runTool(tool: string, args: string[], opts: { cwd?: string; env?
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A tool that exits before reading all its input must not crash the test with EPIPE.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
