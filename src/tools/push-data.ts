@@ -2,7 +2,6 @@
 import { addOptions, cli, runCli } from '../common/cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
-import { MAX_SERVER_WAIT_MS } from '../common/deadline.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { AckPolicy } from '../common/generated/levelreplicator/v1/AckPolicy.js';
 import type { Write } from '../common/generated/levelreplicator/v1/Write.js';
@@ -38,7 +37,7 @@ await runCli(NAME, async () => {
       stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
       'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})` },
       concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)' },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: `Deadline of each write call; --ack-timeout-ms is added to it, or, when the master's default applies, the most a master waits for followers in one call (${MAX_SERVER_WAIT_MS} ms)` },
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: "Deadline of each write call; --ack-timeout-ms is added to it. It also bounds the master's default acknowledgement wait, which push-data cannot know: the master answers REPLICATION_TIMEOUT shortly before this deadline" },
       'ack-followers': { type: 'number', env: 'LR_PUSH_ACK_FOLLOWERS', describe: 'Answer once this many followers durably applied the write; 0: once committed on the master  (default: the master\'s --ack-followers)' },
       'ack-timeout-ms': { type: 'number', env: 'LR_PUSH_ACK_TIMEOUT_MS', describe: 'Longest wait for those followers; needs --ack-followers  (default: the master\'s --ack-timeout-ms)' },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON: seqs, acknowledgement status and follower counts' },
@@ -50,7 +49,7 @@ await runCli(NAME, async () => {
   const args = ((argv.args as string[] | undefined) ?? []).map(String);
 
   const ack = ackPolicy(argv['ack-followers'], argv['ack-timeout-ms']);
-  const callTimeoutMs = timeoutMs + ackWaitAllowanceMs(ack);
+  const callTimeoutMs = timeoutMs + (ack?.followers ? ack.timeoutMs : 0);
 
   const client = masterClient(address, clientSecurityFromArgv(argv));
   const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes, ack }, o, cb), callTimeoutMs, peer);
@@ -103,20 +102,6 @@ function ackPolicy(followersRaw: unknown, timeoutRaw: unknown): (AckPolicy & { t
   const followers = parseNonNegativeInt(followersRaw, '--ack-followers', 0xffff_ffff);
   const timeoutMs = timeoutRaw === undefined ? 0 : parsePositiveInt(timeoutRaw, '--ack-timeout-ms');
   return { followers, timeoutMs };
-}
-
-/**
- * How much the call deadline adds to --timeout-ms for the master's wait for followers:
- * the request's own --ack-timeout-ms; nothing with --ack-followers 0; and when the wait is
- * the master's default (no --ack-timeout-ms, with or without --ack-followers), the longest
- * a master waits inside one call, because its --ack-timeout-ms is not known here. A
- * shorter deadline would cut the master's wait short: it answers REPLICATION_TIMEOUT
- * shortly before the call's deadline rather than after its own timeout.
- */
-function ackWaitAllowanceMs(ack: (AckPolicy & { timeoutMs: number }) | undefined): number {
-  if (ack === undefined) return MAX_SERVER_WAIT_MS;
-  if (ack.followers === 0) return 0;
-  return ack.timeoutMs > 0 ? ack.timeoutMs : MAX_SERVER_WAIT_MS;
 }
 
 function answerJson(res: WriteResponse__Output) {

@@ -175,7 +175,8 @@ describe('write acknowledgement, min-followers, read-your-writes, read-only foll
 /**
  * A master whose default policy (--ack-followers 2, --ack-timeout-ms 7000) waits for both
  * followers longer than push-data's own --timeout-ms (5000): a plain push-data, without
- * ack flags, gets that policy and the master's whole wait.
+ * ack flags, gets that policy; its wait is the master's timeout or push-data's deadline,
+ * whichever ends first (push-data cannot know the master's default).
  */
 describe("the master's default acknowledgement policy", () => {
   const MASTER_ACK_TIMEOUT_MS = 7_000;
@@ -213,21 +214,28 @@ describe("the master's default acknowledgement policy", () => {
     assert.deepEqual(ackFields(res.stdout), { ackStatus: 'REPLICATED', followersRequested: 2, followersAcked: 2 });
   });
 
-  it('with one of two followers SIGSTOPped a plain push times out only after the master\'s timeout (exit 7, with the count); after SIGCONT the next plain push succeeds', { timeout: 120_000 }, async () => {
+  it('with one of two followers SIGSTOPped a plain push times out (exit 7, with the count) at the master\'s timeout or its own deadline, whichever is first; after SIGCONT the next plain push succeeds', { timeout: 120_000 }, async () => {
     await bothCaughtUp();
     f2.proc.pause();
     try {
-      const started = Date.now();
-      const slow = await push(['paused', 'v1']);
-      const elapsed = Date.now() - started;
+      // A deadline longer than the master's timeout: the master's whole 7 s wait.
+      let started = Date.now();
+      const slow = await push(['paused', 'v1', '--timeout-ms', '15000']);
+      let elapsed = Date.now() - started;
       assert.equal(slow.code, 7, slow.stderr);
       const seq = BigInt(slow.stdout.trim());
       assert.equal(seq, await lastSeq(), 'the seq is printed: the write is committed');
       assert.match(slow.stderr, new RegExp(`seq ${seq} is committed on the master, but only 1 of 2 followers acknowledged it before the timeout \\[REPLICATION_TIMEOUT\\]`));
-      // push-data's own 5 s deadline must not cut the master's 7 s wait short (the master
-      // would then answer REPLICATION_TIMEOUT just before that deadline).
       assert.ok(elapsed >= MASTER_ACK_TIMEOUT_MS, `answered after ${elapsed} ms, before the master's ${MASTER_ACK_TIMEOUT_MS} ms timeout`);
       assert.equal((await get('1', 'paused', ['--min-seq', String(seq)])).stdout, 'v1\n', 'the write stays committed and reaches follower 1');
+
+      // The default 5 s deadline ends the wait first: still an answer with the count, not a bare DEADLINE_EXCEEDED.
+      started = Date.now();
+      const bounded = await push(['paused-2', 'v1']);
+      elapsed = Date.now() - started;
+      assert.equal(bounded.code, 7, bounded.stderr);
+      assert.match(bounded.stderr, /only 1 of 2 followers acknowledged it before the timeout \[REPLICATION_TIMEOUT\]/);
+      assert.ok(elapsed < MASTER_ACK_TIMEOUT_MS, `a plain push took ${elapsed} ms: its own 5 s deadline must bound it`);
     } finally {
       f2.proc.resume();
     }
