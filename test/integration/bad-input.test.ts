@@ -106,7 +106,7 @@ describe('bad input: a clear line, a non-zero exit, and no change to stored data
   });
 
   it('bad addresses and numbers', async () => {
-    assertRefused(await push(['--master', 'nonsense', 'k', 'v']), 2, 'INVALID_ADDRESS');
+    assertRefused(await runTool('push-data', ['--master', 'nonsense', 'k', 'v']), 2, 'INVALID_ADDRESS');
     assertRefused(await runTool('master-server', ['--listen', 'localhost:99999', '--data-dir', path.join(root, 'm2')]), 2, 'INVALID_ADDRESS');
     assertRefused(await runTool('push-data', ['--stdin', '--batch-size', '0', '--master', master.address]), 2, 'INVALID_ARGUMENT');
     assertRefused(await runTool('master-server', ['--no-such-flag']), 2, /Unknown argument/);
