@@ -3,6 +3,7 @@ import path from 'node:path';
 import { startFollower, startMaster, waitApplied, type Follower, type NodeSettings } from './cluster.js';
 import { entryLagsMs, parseTrace, summarizeLags, type LagSummary } from './lag.js';
 import { paceWrites, writeEntries } from './load.js';
+import { startWakeupProbe } from './wakeup-probe.js';
 import type { Workload } from './workload.js';
 
 /** The benchmark's phases: each starts its own processes in fresh directories and stops them. */
@@ -110,6 +111,8 @@ export async function stalledFollowerPhase(o: PhaseOptions): Promise<StalledFigu
 export interface LagFigures {
   rate: number;
   lag: LagSummary;
+  /** A thread-pool round trip timed meanwhile (see wakeup-probe.ts). */
+  wakeup: { p99: number; p999: number };
 }
 
 /**
@@ -124,15 +127,16 @@ export async function lagPhase(o: PhaseOptions, rates: readonly number[], second
   const followerTrace = path.join(dir, 'follower.trace');
   const master = await startMaster(path.join(dir, 'master'), o.node, { LR_LATENCY_TRACE: masterTrace });
   let follower: Follower | undefined;
-  const ranges: { rate: number; firstSeq: number; lastSeq: number }[] = [];
+  const ranges: { rate: number; firstSeq: number; lastSeq: number; wakeup: LagFigures['wakeup'] }[] = [];
   try {
     follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, { ...o.node, sync: followerSync }, { LR_LATENCY_TRACE: followerTrace });
     await follower.proc.waitForLog('connected to master; streaming');
     let first = 0;
     for (const rate of rates) {
+      const probe = startWakeupProbe(dir);
       const r = await paceWrites(master.address, o.w, { first, rate, seconds });
       first += Math.round(rate * seconds);
-      ranges.push({ rate, ...r });
+      ranges.push({ rate, ...r, wakeup: probe() });
     }
     await waitApplied([follower], ranges[ranges.length - 1].lastSeq);
   } finally {
@@ -141,8 +145,8 @@ export async function lagPhase(o: PhaseOptions, rates: readonly number[], second
   }
   const m = parseTrace(fs.readFileSync(masterTrace, 'utf8'));
   const f = parseTrace(fs.readFileSync(followerTrace, 'utf8'));
-  return ranges.map(({ rate, firstSeq, lastSeq }) => {
+  return ranges.map(({ rate, firstSeq, lastSeq, wakeup }) => {
     const from = firstSeq + Math.floor((lastSeq - firstSeq + 1) / 10);
-    return { rate, lag: summarizeLags(entryLagsMs(m, f, from, lastSeq)) };
+    return { rate, lag: summarizeLags(entryLagsMs(m, f, from, lastSeq)), wakeup };
   });
 }

@@ -64,6 +64,8 @@ export function report(figures: Figures, s: ReportSettings): string {
       row('6', `${label}, p50`, `${prefix}-${rate}-p50`, 'ms');
       row('', `${label}, p99`, `${prefix}-${rate}-p99`, 'ms');
       row('', `${label}, p99.9`, `${prefix}-${rate}-p999`, 'ms');
+      row('', '  … meanwhile, one thread-pool round trip (the wake-up floor), p99', `${prefix}-${rate}-wakeup-p99`, 'ms');
+      row('', '  … meanwhile, one thread-pool round trip (the wake-up floor), p99.9', `${prefix}-${rate}-wakeup-p999`, 'ms');
     }
   }
   row('7', 'master peak RSS (VmHWM), one follower stalled while N entries are written', 'rss', 'bytes');
@@ -119,7 +121,10 @@ function targets(figures: Figures, s: ReportSettings): string[] {
     ['lag-nosync', 'follower --no-sync'],
   ] as const) {
     const p99 = med(`${prefix}-10000-p99`);
-    if (Number.isFinite(p99)) check(p99 <= 2, `lag p99 <= 2 ms at 10,000 writes/s (${who}): ${formatMs(p99)} ms`);
+    const floor = med(`${prefix}-10000-wakeup-p99`);
+    if (Number.isFinite(p99)) {
+      check(p99 <= 2, `lag p99 <= 2 ms at 10,000 writes/s (${who}): ${formatMs(p99)} ms (one thread-pool round trip meanwhile: p99 ${formatMs(floor)} ms)`);
+    }
   }
   const rss = med('rss');
   const anon = med('rss-anon');

@@ -95,10 +95,12 @@ await runCli(NAME, async () => {
         // the disk's fsync tail is then out of the lag.
         for (const followerSync of o.node.sync ? [true, false] : [false]) {
           const prefix = followerSync ? 'lag' : 'lag-nosync';
-          for (const { rate, lag } of await lagPhase(o, lagRates, lagSeconds, followerSync)) {
+          for (const { rate, lag, wakeup } of await lagPhase(o, lagRates, lagSeconds, followerSync)) {
             add(`${prefix}-${rate}-p50`, lag.p50, 'ms');
             add(`${prefix}-${rate}-p99`, lag.p99, 'ms');
             add(`${prefix}-${rate}-p999`, lag.p999, 'ms');
+            add(`${prefix}-${rate}-wakeup-p99`, wakeup.p99, 'ms');
+            add(`${prefix}-${rate}-wakeup-p999`, wakeup.p999, 'ms');
           }
         }
       }
