@@ -104,10 +104,13 @@ function targets(figures: Figures, s: ReportSettings): string[] {
   }
   const catchUp = s.entries / med('catch-up');
   if (Number.isFinite(catchUp)) {
+    // The issue's figure as it stands, and the same figure relative to raw LevelDB (the
+    // reference machine wrote 485,000/s raw): on a faster machine the second is stricter.
+    check(catchUp >= REFERENCE_CATCH_UP_PER_SECOND, `catch-up >= ${formatCount(REFERENCE_CATCH_UP_PER_SECOND)}/s: ${formatCount(catchUp)}/s`);
     const scaled = REFERENCE_CATCH_UP_PER_SECOND * (raw / REFERENCE_RAW_PER_SECOND);
     check(
       catchUp >= scaled,
-      `catch-up >= ${formatCount(REFERENCE_CATCH_UP_PER_SECOND)}/s, scaled by this machine's raw rate (${formatCount(raw)}/s vs ${formatCount(REFERENCE_RAW_PER_SECOND)}/s): ` +
+      `catch-up >= ${formatCount(REFERENCE_CATCH_UP_PER_SECOND)}/s scaled by this machine's raw rate (${formatCount(raw)}/s vs ${formatCount(REFERENCE_RAW_PER_SECOND)}/s): ` +
         `${formatCount(catchUp)}/s vs ${formatCount(scaled)}/s (${formatRatio(catchUp / raw)} of raw; the reference asks ${formatRatio(REFERENCE_CATCH_UP_PER_SECOND / REFERENCE_RAW_PER_SECOND)})`,
     );
   }
