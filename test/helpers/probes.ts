@@ -50,19 +50,25 @@ export function healthCheck(address: string, service = ''): Promise<string> {
   });
 }
 
-/** Lists the services a server advertises over grpc.reflection.v1 (what `grpcurl list` shows). */
-export function reflectionServices(address: string): Promise<string[]> {
+/**
+ * Server reflection's list_services (what `grpcurl list` does) over grpc.reflection.v1 or
+ * v1alpha, sending `authorization: Bearer <token>` when a token is given. Resolves to the
+ * service names; rejects with the call's error.
+ */
+export function reflectionServices(address: string, token?: string, version: 'v1' | 'v1alpha' = 'v1'): Promise<string[]> {
   const require = createRequire(import.meta.url);
-  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection')), '../proto/grpc/reflection/v1/reflection.proto');
+  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection')), `../proto/grpc/reflection/${version}/reflection.proto`);
   const def = protoLoader.loadSync(protoFile, { keepCase: true, defaults: true, oneofs: true });
-  type Reflection = grpc.ServiceClientConstructor;
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: Reflection } } } };
-  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> } };
+  const client = new pkg.grpc.reflection[version].ServerReflection(address, grpc.credentials.createInsecure());
+  type Response = { list_services_response?: { service: { name: string }[] } };
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set('authorization', `Bearer ${token}`);
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as { ServerReflectionInfo(o: grpc.CallOptions): grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }> })
-      .ServerReflectionInfo({ deadline: new Date(Date.now() + 5_000) });
-    call.on('data', (res) => {
-      resolve((res.list_services_response?.service ?? []).map((s: { name: string }) => s.name));
+    const call = (client as unknown as { ServerReflectionInfo(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, Response> })
+      .ServerReflectionInfo(metadata, { deadline: new Date(Date.now() + 5_000) });
+    call.on('data', (res: Response) => {
+      resolve((res.list_services_response?.service ?? []).map((s) => s.name));
       call.end();
       client.close();
     });
@@ -73,3 +79,4 @@ export function reflectionServices(address: string): Promise<string[]> {
     call.write({ list_services: '' });
   });
 }
+

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { makeTestPki } from '../helpers/certs.js';
-import { healthCheck } from '../helpers/probes.js';
+import { healthCheck, reflectionServices } from '../helpers/probes.js';
 import { runTool, ServerProcess, tempDir, waitFor, type ToolResult } from '../helpers/processes.js';
 import { encodeMaster, MASTER, RawClient } from '../helpers/raw-client.js';
 
@@ -27,36 +25,6 @@ async function serve(tool: 'master-server' | 'follower-client', args: string[], 
   const proc = new ServerProcess(tool, args, { env });
   const line = await proc.waitForLog(tool === 'master-server' ? 'master listening' : 'follower serving reads');
   return { proc, address: (line.address ?? line.readAddress) as string };
-}
-
-/**
- * Server reflection's list_services (what `grpcurl list` does) over grpc.reflection.v1 or
- * v1alpha, sending `authorization: Bearer <token>` when a token is given. Resolves to the
- * service names; rejects with the call's error.
- */
-function reflectionList(address: string, token: string | undefined, version: 'v1' | 'v1alpha' = 'v1'): Promise<string[]> {
-  const require = createRequire(import.meta.url);
-  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection')), `../proto/grpc/reflection/${version}/reflection.proto`);
-  const def = protoLoader.loadSync(protoFile, { keepCase: true, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> } };
-  const client = new pkg.grpc.reflection[version].ServerReflection(address, grpc.credentials.createInsecure());
-  type Response = { list_services_response?: { service: { name: string }[] } };
-  const metadata = new grpc.Metadata();
-  if (token) metadata.set('authorization', `Bearer ${token}`);
-  return new Promise((resolve, reject) => {
-    const call = (client as unknown as { ServerReflectionInfo(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, Response> })
-      .ServerReflectionInfo(metadata, { deadline: new Date(Date.now() + 5_000) });
-    call.on('data', (res: Response) => {
-      resolve((res.list_services_response?.service ?? []).map((s) => s.name));
-      call.end();
-      client.close();
-    });
-    call.on('error', (err) => {
-      client.close();
-      reject(err);
-    });
-    call.write({ list_services: '' });
-  });
 }
 
 function refused(res: ToolResult, code: 'UNAUTHENTICATED' | 'PERMISSION_DENIED'): void {
@@ -146,12 +114,12 @@ describe('token authentication and roles', () => {
       assert.equal(await healthCheck(address), 'SERVING', `health on ${address} without a token`);
       assert.equal(await healthCheck(address, 'levelreplicator.v1.Store'), 'SERVING');
       for (const version of ['v1', 'v1alpha'] as const) {
-        await assert.rejects(reflectionList(address, undefined, version), status(grpc.status.UNAUTHENTICATED), `${version} reflection without a token on ${address}`);
-        await assert.rejects(reflectionList(address, TOKENS.unknown, version), status(grpc.status.UNAUTHENTICATED));
+        await assert.rejects(reflectionServices(address, undefined, version), status(grpc.status.UNAUTHENTICATED), `${version} reflection without a token on ${address}`);
+        await assert.rejects(reflectionServices(address, TOKENS.unknown, version), status(grpc.status.UNAUTHENTICATED));
         for (const role of ['write', 'replicate'] as const) {
-          await assert.rejects(reflectionList(address, TOKENS[role], version), status(grpc.status.PERMISSION_DENIED), `${version} reflection with the ${role} token on ${address}`);
+          await assert.rejects(reflectionServices(address, TOKENS[role], version), status(grpc.status.PERMISSION_DENIED), `${version} reflection with the ${role} token on ${address}`);
         }
-        const services = await reflectionList(address, TOKENS.read, version);
+        const services = await reflectionServices(address, TOKENS.read, version);
         for (const s of ['levelreplicator.v1.Master', 'levelreplicator.v1.Store', 'grpc.health.v1.Health']) {
           assert.ok(services.includes(s), `${version} reflection on ${address} lists ${s}: ${services.join(', ')}`);
         }
