@@ -17,11 +17,16 @@ export class Progress {
   private bar: cliProgress.SingleBar | undefined;
   private lastLogMs = 0;
 
+  private readonly tty: boolean;
+
   constructor(
     private readonly log: Logger,
     private readonly intervalMs = DEFAULT_PROGRESS_INTERVAL_MS,
-    private readonly tty = Boolean(process.stderr.isTTY),
-  ) {}
+    /** Where the bar goes; it is drawn only when this is a terminal. */
+    private readonly stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+  ) {
+    this.tty = Boolean(stream.isTTY);
+  }
 
   snapshotStarted(approxBytes: number): void {
     this.finish();
@@ -72,7 +77,7 @@ export class Progress {
 
   private open(format: string, total: number): void {
     if (!this.tty) return;
-    this.bar = new cliProgress.SingleBar({ format, stream: process.stderr, hideCursor: true, etaBuffer: 50 }, cliProgress.Presets.shades_classic);
+    this.bar = new cliProgress.SingleBar({ format, stream: this.stream as NodeJS.WriteStream, hideCursor: true, etaBuffer: 50 }, cliProgress.Presets.shades_classic);
     this.bar.start(total, 0, { keys: '0', mb: '0.0', rate: 0, done: 0 });
   }
 
