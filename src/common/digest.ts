@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { dataRange, userKeyOf } from './keys.js';
+import { DATA_KEY_PREFIX_BYTES, dataRange } from './keys.js';
 import type { Store, StoreSnapshot } from './store.js';
 
 export interface StoreDigest {
@@ -24,14 +24,16 @@ export class PairHasher {
   private readonly stage = Buffer.allocUnsafe(STAGE_BYTES);
   private staged = 0;
 
-  update(key: Buffer, value: Buffer): void {
-    if (this.staged + 8 + key.length + value.length > STAGE_BYTES) {
+  /** Hashes the pair (key from keyStart on, value): keyStart skips a store key's prefix without a view. */
+  update(key: Buffer, value: Buffer, keyStart = 0): void {
+    const keyLength = key.length - keyStart;
+    if (this.staged + 8 + keyLength + value.length > STAGE_BYTES) {
       this.flush();
-      if (8 + key.length + value.length > STAGE_BYTES) {
+      if (8 + keyLength + value.length > STAGE_BYTES) {
         // A pair larger than the stage: hash it directly, framing and all.
         const len = Buffer.allocUnsafe(4);
-        len.writeUInt32BE(key.length);
-        this.hash.update(len).update(key);
+        len.writeUInt32BE(keyLength);
+        this.hash.update(len).update(key.subarray(keyStart));
         len.writeUInt32BE(value.length);
         this.hash.update(len).update(value);
         return;
@@ -39,9 +41,9 @@ export class PairHasher {
     }
     const b = this.stage;
     let o = this.staged;
-    b.writeUInt32BE(key.length, o);
-    b.set(key, o + 4);
-    o += 4 + key.length;
+    b.writeUInt32BE(keyLength, o);
+    key.copy(b, o + 4, keyStart);
+    o += 4 + keyLength;
     b.writeUInt32BE(value.length, o);
     b.set(value, o + 4);
     this.staged = o + 4 + value.length;
@@ -72,7 +74,7 @@ export async function digestData(db: Store, snapshot: StoreSnapshot, gen: number
     for (;;) {
       const chunk = await it.nextv(SCAN_CHUNK);
       if (chunk.length === 0) break;
-      for (const [k, v] of chunk) hash.update(userKeyOf(k), v);
+      for (const [k, v] of chunk) hash.update(k, v, DATA_KEY_PREFIX_BYTES);
       keys += BigInt(chunk.length);
     }
   } finally {

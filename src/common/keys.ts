@@ -30,25 +30,28 @@ export function seqOfLogKey(key: Buffer): bigint {
   return key.readBigUInt64BE(1);
 }
 
+/** Bytes before the user key in a data key: 0x02 and the u32 generation. */
+export const DATA_KEY_PREFIX_BYTES = 5;
+
 export function dataKey(gen: number, userKey: Buffer): Buffer {
-  const k = Buffer.allocUnsafe(5 + userKey.length);
+  const k = Buffer.allocUnsafe(DATA_KEY_PREFIX_BYTES + userKey.length);
   k[0] = DATA;
   k.writeUInt32BE(gen, 1);
-  userKey.copy(k, 5);
+  userKey.copy(k, DATA_KEY_PREFIX_BYTES);
   return k;
 }
 
 /** dataKey(gen, src[start, end)) without a view of the user key. */
 export function dataKeyOf(gen: number, src: Buffer, start: number, end: number): Buffer {
-  const k = Buffer.allocUnsafe(5 + end - start);
+  const k = Buffer.allocUnsafe(DATA_KEY_PREFIX_BYTES + end - start);
   k[0] = DATA;
   k.writeUInt32BE(gen, 1);
-  src.copy(k, 5, start, end);
+  src.copy(k, DATA_KEY_PREFIX_BYTES, start, end);
   return k;
 }
 
 export function userKeyOf(dataKeyBuf: Buffer): Buffer {
-  return dataKeyBuf.subarray(5);
+  return dataKeyBuf.subarray(DATA_KEY_PREFIX_BYTES);
 }
 
 /** [start, end) bounds of one generation's data. */

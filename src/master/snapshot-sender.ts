@@ -1,16 +1,20 @@
 import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { PairHasher } from '../common/digest.js';
-import { dataRange, userKeyOf } from '../common/keys.js';
+import { DATA_KEY_PREFIX_BYTES, dataRange } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
 import { seqToWire } from '../common/seq.js';
 import type { Store, StoreSnapshot } from '../common/store.js';
-import type { KeyValue } from '../common/generated/levelreplicator/v1/KeyValue.js';
 import type { SnapshotInfo } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
 import { MASTER_DATA_GEN } from './group-commit.js';
+import { encodeSnapshotRows, type EncodedResponse } from './subscribe-serializer.js';
 import { lastSeqAt, storedEntryAt } from './wal.js';
 
-/** Pairs per chunk message (fewer, larger chunks cost less per pair on both sides), and a byte bound so one chunk stays far below the gRPC cap. */
+/**
+ * Pairs per chunk message (fewer, larger chunks cost less per pair on both sides), and a
+ * byte bound: a chunk ends with the pair that crosses it, so it stays far below the gRPC
+ * cap (at most this plus one largest key and value).
+ */
 export const SNAPSHOT_CHUNK_PAIRS = 4_096;
 export const SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
 
@@ -52,47 +56,35 @@ export async function takeSnapshot(db: Store): Promise<TakenSnapshot> {
 }
 
 /**
- * Streams every pair of a taken snapshot in key order, in chunks, through send(), which
- * resolves when the transport can take more (backpressure). Returns the count and the
- * digest (same framing as the Digest RPC) for the follower to verify.
+ * Streams every pair of a taken snapshot in key order, in chunks (one per read: at most
+ * SNAPSHOT_CHUNK_PAIRS pairs, about SNAPSHOT_CHUNK_BYTES), each encoded straight from the
+ * rows read (no pair objects, no key views), through send(), which resolves when the
+ * transport can take more (backpressure). Returns the count and the digest (same framing
+ * as the Digest RPC) for the follower to verify.
  */
 export async function streamSnapshot(
   db: Store,
   taken: TakenSnapshot,
-  send: (pairs: KeyValue[]) => Promise<boolean>,
+  send: (chunk: EncodedResponse) => Promise<boolean>,
   log: Logger,
 ): Promise<{ keys: bigint; digest: string }> {
   const hash = new PairHasher();
+  const hashPair = (key: Buffer, keyStart: number, value: Buffer) => hash.update(key, value, keyStart);
   let keys = 0n;
   // highWaterMarkBytes: classic-level stops a nextv() at 16 KiB by default, about 130
   // pairs here, and each call is a trip to the thread pool; reading was then most of a
   // snapshot's time.
   const it = db.iterator({ ...dataRange(MASTER_DATA_GEN), snapshot: taken.snapshot, highWaterMarkBytes: SNAPSHOT_CHUNK_BYTES });
   try {
-    let pairs: KeyValue[] = [];
-    let bytes = 0;
-    // The next read runs (off the main thread) while this one's pairs are hashed and sent.
+    // The next read runs (off the main thread) while this one's pairs are encoded and sent.
     let reading = it.nextv(SNAPSHOT_CHUNK_PAIRS);
     for (;;) {
       const rows = await reading;
-      if (rows.length > 0) reading = it.nextv(SNAPSHOT_CHUNK_PAIRS);
-      for (const [k, v] of rows) {
-        const key = userKeyOf(k);
-        hash.update(key, v);
-        pairs.push({ key, value: v });
-        bytes += key.length + v.length;
-        if (pairs.length >= SNAPSHOT_CHUNK_PAIRS || bytes >= SNAPSHOT_CHUNK_BYTES) {
-          keys += BigInt(pairs.length);
-          if (!(await send(pairs))) return { keys, digest: '' };
-          pairs = [];
-          bytes = 0;
-        }
-      }
       if (rows.length === 0) break;
-    }
-    if (pairs.length > 0) {
-      keys += BigInt(pairs.length);
-      if (!(await send(pairs))) return { keys, digest: '' };
+      reading = it.nextv(SNAPSHOT_CHUNK_PAIRS);
+      const chunk = encodeSnapshotRows(rows, DATA_KEY_PREFIX_BYTES, hashPair);
+      keys += BigInt(rows.length);
+      if (!(await send(chunk))) return { keys, digest: '' };
     }
   } finally {
     await it.close();

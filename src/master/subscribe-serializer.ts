@@ -5,7 +5,8 @@ import { ENTRY_FIELD_TAG } from './log-chunk.js';
 
 /**
  * A fast path for the master's bulk messages: SubscribeResponses carrying log entries
- * (encoded once per follower per message) or snapshot pairs.
+ * (encoded once per follower per message) or snapshot pairs (encoded by the snapshot
+ * sender straight from the rows it reads, see encodeSnapshotRows).
  *
  * protobufjs encodes repeated fields through a list of writer operations, objects per
  * element, then copies; this writes the same bytes directly: one allocation per message
@@ -22,15 +23,26 @@ export function withFastStreamEncoding<S extends grpc.ServiceDefinition>(service
   return { ...service, Subscribe: { ...subscribe, responseSerialize: fastSubscribeResponseSerializer(subscribe.responseSerialize) } };
 }
 
+/**
+ * A SubscribeResponse already encoded by the caller (snapshot chunks, see
+ * encodeSnapshotRows): the serializer passes its bytes through.
+ */
+export class EncodedResponse {
+  constructor(
+    readonly bytes: Buffer,
+    /** Payload (key and value) bytes, for the stream's unsent-bytes bound. */
+    readonly payloadBytes: number,
+  ) {}
+}
+
 export function fastSubscribeResponseSerializer(generic: grpc.serialize<SubscribeResponse>): grpc.serialize<SubscribeResponse> {
   return (msg: SubscribeResponse) => {
+    if ((msg as unknown) instanceof EncodedResponse) return (msg as unknown as EncodedResponse).bytes;
     if (msg.start || msg.heartbeat || msg.snapshotEnd) return generic(msg);
     const batch = msg.entries;
     if (batch && !msg.snapshotChunk && isBufferArray(batch.entries) && typeof batch.masterLastSeq === 'string') {
       return encodeEntryBatchResponse(batch.entries, BigInt(batch.masterLastSeq));
     }
-    const pairs = msg.snapshotChunk?.pairs;
-    if (!batch && pairs && arePlainPairs(pairs)) return encodeSnapshotChunkResponse(pairs);
     return generic(msg);
   };
 }
@@ -38,31 +50,41 @@ export function fastSubscribeResponseSerializer(generic: grpc.serialize<Subscrib
 const SNAPSHOT_CHUNK_TAG = 0x22; // SubscribeResponse field 4, length-delimited
 const VALUE_TAG = 0x12; // KeyValue field 2, length-delimited
 
-/** The bytes of SubscribeResponse { snapshotChunk: { pairs } }. */
-export function encodeSnapshotChunkResponse(pairs: readonly { key: Buffer; value: Buffer }[]): Buffer {
+/**
+ * The bytes of SubscribeResponse { snapshotChunk: { pairs } } for rows as an iterator
+ * returns them ([store key, value]), each key without its first keyOffset bytes (the
+ * store's key prefix): no pair objects, no key views, one allocation and one copy per
+ * key and value. onPair sees each pair as it is copied (the snapshot digest).
+ */
+export function encodeSnapshotRows(
+  rows: readonly (readonly [Buffer, Buffer])[],
+  keyOffset: number,
+  onPair: (key: Buffer, keyStart: number, value: Buffer) => void,
+): EncodedResponse {
   let body = 0;
-  for (const { key, value } of pairs) body += framedSize(framedSize(key.length) + framedSize(value.length));
+  let payload = 0;
+  for (const [k, v] of rows) {
+    const keyLength = k.length - keyOffset;
+    body += framedSize(framedSize(keyLength) + framedSize(v.length));
+    payload += keyLength + v.length;
+  }
   const buf = Buffer.allocUnsafe(1 + varintSize(body) + body);
   buf[0] = SNAPSHOT_CHUNK_TAG;
   let o = writeVarint(buf, 1, body);
-  for (const { key, value } of pairs) {
+  for (const [k, v] of rows) {
+    const keyLength = k.length - keyOffset;
     buf[o] = ENTRY_FIELD_TAG; // SnapshotChunk.pairs is field 1
-    o = writeVarint(buf, o + 1, framedSize(key.length) + framedSize(value.length));
+    o = writeVarint(buf, o + 1, framedSize(keyLength) + framedSize(v.length));
     buf[o] = ENTRY_FIELD_TAG; // KeyValue.key is field 1
-    o = writeVarint(buf, o + 1, key.length);
-    buf.set(key, o);
-    o += key.length;
+    o = writeVarint(buf, o + 1, keyLength);
+    o += k.copy(buf, o, keyOffset);
     buf[o] = VALUE_TAG;
-    o = writeVarint(buf, o + 1, value.length);
-    buf.set(value, o);
-    o += value.length;
+    o = writeVarint(buf, o + 1, v.length);
+    buf.set(v, o);
+    o += v.length;
+    onPair(k, keyOffset, v);
   }
-  return buf;
-}
-
-function arePlainPairs(pairs: readonly unknown[]): pairs is { key: Buffer; value: Buffer }[] {
-  for (const p of pairs as { key?: unknown; value?: unknown }[]) if (!Buffer.isBuffer(p.key) || !Buffer.isBuffer(p.value)) return false;
-  return true;
+  return new EncodedResponse(buf, payload);
 }
 
 const MASTER_LAST_SEQ_TAG = 0x10; // EntryBatch field 2, varint

@@ -146,7 +146,8 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         ctx.metrics.snapshotsSent.inc();
         flog.warn({ reason: plan.reason, snapshotSeq: taken.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: taken.info, reason: plan.reason } });
-        const { keys, digest } = await streamSnapshot(wal.db, taken, (pairs) => send({ snapshotChunk: { pairs } }, pairBytes(pairs)), flog);
+        // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
+        const { keys, digest } = await streamSnapshot(wal.db, taken, (chunk) => send(chunk as unknown as SubscribeResponse, chunk.payloadBytes), flog);
         if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
           registry.endSnapshot(record);
           flog.info({ keys: keys.toString(), snapshotSeq: taken.seq.toString() }, 'snapshot sent; streaming the log after it');
@@ -211,12 +212,6 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
     flog.info({ sentSeq: record.sentSeq.toString(), cancelled }, 'follower stream ended');
   }
   if (!cancelled) call.end();
-}
-
-function pairBytes(pairs: readonly { key?: Buffer | Uint8Array | string | null; value?: Buffer | Uint8Array | string | null }[]): number {
-  let n = 0;
-  for (const p of pairs) n += (p.key?.length ?? 0) + (p.value?.length ?? 0);
-  return n;
 }
 
 function drainedOrCancelled(call: SubscribeCall): Promise<void> {

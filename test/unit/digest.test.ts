@@ -28,5 +28,9 @@ describe('store digest framing', () => {
     for (const [k, v] of pairs) h.update(k, v);
     assert.equal(h.digest(), reference(pairs));
     assert.equal(new PairHasher().digest(), reference([]));
+    // keyStart: the same digest from store keys, their 5-byte prefix skipped.
+    const prefixed = new PairHasher();
+    for (const [k, v] of pairs) prefixed.update(Buffer.concat([Buffer.from([2, 0, 0, 0, 1]), k]), v, 5);
+    assert.equal(prefixed.digest(), reference(pairs));
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SubscribeResponse, SubscribeResponse__Output } from '../../src/common/generated/levelreplicator/v1/SubscribeResponse.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { fastSubscribeResponseSerializer } from '../../src/master/subscribe-serializer.js';
+import { encodeSnapshotRows, fastSubscribeResponseSerializer } from '../../src/master/subscribe-serializer.js';
 
 const method = replicatorProto().Master.service.Subscribe;
 const generic = (msg: SubscribeResponse) => method.responseSerialize(msg) as Buffer;
@@ -24,11 +24,17 @@ describe('fast stream encoding', () => {
     }
   });
 
-  it('encodes snapshot chunks to the same bytes as protobufjs', () => {
+  it('encodes snapshot rows (store keys without their prefix) to the same bytes as protobufjs, and passes them through', () => {
     for (const n of [1, 3, 1_000]) {
       const pairs = Array.from({ length: n }, (_, i) => ({ key: Buffer.alloc(1 + (i % 200), i % 251), value: Buffer.alloc(i % 3 === 0 ? 0 : 100 + i * 37, 7) }));
+      const rows = pairs.map(({ key, value }) => [Buffer.concat([Buffer.from([2, 0, 0, 0, 9]), key]), value] as const);
+      const seen: string[] = [];
+      const encoded = encodeSnapshotRows(rows, 5, (k, start, v) => seen.push(`${k.subarray(start).toString('hex')}=${v.length}`));
       const msg: SubscribeResponse = { snapshotChunk: { pairs } };
-      assert.ok(fast(msg).equals(generic(msg)), `${n} pairs`);
+      assert.ok(encoded.bytes.equals(generic(msg)), `${n} pairs`);
+      assert.equal(encoded.payloadBytes, pairs.reduce((t, p) => t + p.key.length + p.value.length, 0));
+      assert.deepEqual(seen, pairs.map((p) => `${p.key.toString('hex')}=${p.value.length}`), 'every pair is seen once, in order, without its prefix');
+      assert.equal(fast(encoded as unknown as SubscribeResponse), encoded.bytes, 'the serializer passes encoded bytes through');
     }
   });
 
@@ -38,6 +44,7 @@ describe('fast stream encoding', () => {
       { start: { historyId: Buffer.alloc(16, 1), fromSeq: '3', masterLastSeq: '9', epoch: 1 } },
       { snapshotEnd: { keys: '3', digest: 'ab' } },
       { snapshotChunk: { pairs: [{ key: new Uint8Array([1, 2]), value: Buffer.from('v') }] } },
+      { snapshotChunk: { pairs: [{ key: Buffer.from('k'), value: Buffer.from('v') }] } },
       { entries: { entries: [Buffer.from('x')], masterLastSeq: 4 } },
     ];
     for (const msg of others) assert.ok(fast(msg).equals(generic(msg)), JSON.stringify(Object.keys(msg)));
