@@ -160,7 +160,9 @@ export class LogRetention {
     }
     if (policy.retainBytes > 0 && keep > wal.firstSeq) {
       // The first entry whose suffix fits in retainBytes, and one more so at least that many bytes stay.
-      const fits = await this.search(wal.firstSeq, keep, async (s) => (await this.db.approximateSize(logKey(s), LOG_PREFIX_END)) <= policy.retainBytes);
+      // keep itself is searched too: if the suffix from keep is already more than retainBytes
+      // (fits = keep + 1), the bytes rule wants nothing before keep, not one entry more.
+      const fits = await this.search(wal.firstSeq, keep + 1n, async (s) => (await this.db.approximateSize(logKey(s), LOG_PREFIX_END)) <= policy.retainBytes);
       const byBytes = fits > wal.firstSeq ? fits - 1n : fits;
       if (byBytes < keep) keep = byBytes;
     }

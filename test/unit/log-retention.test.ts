@@ -1,15 +1,22 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { entryCommitTimeMs, entrySeq, MutationKind } from '../../src/common/entry-codec.js';
-import { openStore } from '../../src/common/store.js';
+import { LOG_PREFIX_END, LOG_PREFIX_START, logKey } from '../../src/common/keys.js';
+import { openStore, type Store } from '../../src/common/store.js';
+import { AckWaiters } from '../../src/master/ack-waiters.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
 import { LogRetention, type RetentionPolicy } from '../../src/master/log-retention.js';
 import { verifyLog } from '../../src/master/log-verify.js';
+import { MasterMetrics } from '../../src/master/metrics.js';
 import { storedEntryAt, Wal } from '../../src/master/wal.js';
-import { tempDir } from '../helpers/processes.js';
+import { WriteGate } from '../../src/master/write-gate.js';
+import { digests, status, waitConverged } from '../helpers/cluster.js';
+import { scrapeMetrics } from '../helpers/probes.js';
+import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
 const POLICY: RetentionPolicy = {
@@ -30,6 +37,34 @@ async function setup(entries: number, value = 'v') {
     await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: Buffer.from(value) }]], 2 + value.length);
   }
   return { db, wal, registry, committer };
+}
+
+/**
+ * Entries of about 140 bytes with incompressible values, one per chunk, compacted into
+ * table files: the bytes rules use LevelDB's size estimate, which sees table files only
+ * (not the memtable).
+ */
+async function setupOnDisk(entries: number) {
+  const db = await openStore(path.join(tempDir(), 'm'), { create: true });
+  const wal = await Wal.open(db);
+  const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
+  for (let i = 0; i < entries; i++) {
+    await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: crypto.randomBytes(100) }]], 110);
+  }
+  await committer.close();
+  await db.compactRange(LOG_PREFIX_START, LOG_PREFIX_END);
+  return { db, wal, registry: new FollowerRegistry() };
+}
+
+/** LevelDB's estimate of the log from seq s on, for s in [from, to] (what the bytes rules read). */
+async function estimates(db: Store, from: bigint, to: bigint): Promise<(s: bigint) => number> {
+  const e = new Map<bigint, number>();
+  for (let s = from; s <= to + 1n; s++) e.set(s, await db.approximateSize(logKey(s), LOG_PREFIX_END));
+  return (s) => {
+    const v = e.get(s);
+    if (v === undefined) throw new Error(`no estimate for seq ${s}`);
+    return v;
+  };
 }
 
 describe('log retention', () => {
@@ -108,13 +143,85 @@ describe('log retention', () => {
     await db.close();
   });
 
-  it('the bytes rule keeps at least the newest B bytes (as LevelDB estimates them)', async () => {
-    const { db, wal, registry } = await setup(3_000, 'x'.repeat(200));
-    await db.compactRange(Buffer.from([0x01]), Buffer.from([0x02])); // sizes are estimated from table files
-    await new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n, retainBytes: 100_000 }, log).runOnce();
-    const kept = wal.lastSeq - wal.firstSeq + 1n;
-    // ~230 bytes per entry on disk before compression: roughly 100 KB worth, and never all.
-    assert.ok(kept >= 100n && kept < 3_000n, `kept ${kept} entries`);
+  it('the bytes rule keeps exactly the shortest newest run of log that LevelDB estimates at B bytes or more', async () => {
+    const { db, wal, registry } = await setupOnDisk(3_000);
+    const last = wal.lastSeq;
+    const trim = (p: Partial<RetentionPolicy>) => new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n, ...p }, log).runOnce();
+    /** What the rule must keep for B: from one entry before the first whose suffix estimate fits in B. */
+    const expectedFirst = async (B: number) => {
+      const e = await estimates(db, wal.firstSeq, last);
+      let s = wal.firstSeq;
+      while (s <= last && e(s) > B) s++;
+      return { first: s > wal.firstSeq ? s - 1n : s, e };
+    };
+
+    // More than the whole log is estimated at: nothing is trimmed.
+    const whole = (await estimates(db, 1n, last))(1n);
+    assert.ok(whole > 200_000, `the log's ${whole} bytes are in table files`);
+    await trim({ retainBytes: whole + 1 });
+    assert.equal(wal.firstSeq, 1n);
+
+    // B exactly the estimate of some suffix (a suffix of exactly B bytes fits), then one byte less.
+    const mid = (await estimates(db, 1n, last))(1_500n);
+    for (const B of [mid, mid - 1, Math.floor(mid / 3)]) {
+      const { first, e } = await expectedFirst(B);
+      await trim({ retainBytes: B });
+      assert.equal(wal.firstSeq, first, `retain ${B} bytes`);
+      assert.ok(e(wal.firstSeq) >= B, `at least ${B} bytes kept (${e(wal.firstSeq)} from seq ${wal.firstSeq})`);
+      assert.ok(e(wal.firstSeq + 1n) <= B, `and no more than needed: from seq ${wal.firstSeq + 1n} on there are ${e(wal.firstSeq + 1n)}`);
+      assert.ok(wal.firstSeq > 1n && wal.firstSeq < last);
+      await trim({ retainBytes: B }); // a second pass with the same rule trims nothing more
+      assert.equal(wal.firstSeq, first);
+    }
+    const v = await verifyLog(db);
+    assert.equal(v.corrupt, undefined);
+    assert.equal(v.firstSeq, wal.firstSeq);
+
+    // Any rule keeps an entry: more newest entries than the bytes rule keeps win over it.
+    const before = wal.firstSeq;
+    const want = last - before; // fewer than are kept now
+    await trim({ retainBytes: 1, retainEntries: want });
+    assert.equal(wal.firstSeq, last - want + 1n, 'the entries rule wants more than the bytes rule: exactly its newest entries are kept, not one more');
+    await db.close();
+  });
+
+  it('the bytes cap drops a slot that the entries cap would keep, and reports it', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const captured = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { db, wal, registry } = await setupOnDisk(3_000);
+    const f = registry.attach(7, 'peer', '', true);
+    registry.startStream(f, 101n, wal.lastSeq); // applied 100: 2900 entries behind
+    registry.detach(f);
+    const metrics = new MasterMetrics({ wal, followers: registry, gate: new WriteGate({ minFollowers: 0, maxLagMs: 10_000 }, registry, wal), acks: new AckWaiters(registry) });
+    const slotLostMetric = async () => (await metrics.registry.getSingleMetric('lr_master_follower_slot_lost')!.get()).values.find((v) => v.labels.follower === '7')?.value;
+    const lagBytes = (await estimates(db, 101n, 101n))(101n);
+    assert.ok(lagBytes > 200_000, `the follower is ${lagBytes} bytes of log behind`);
+    const trim = (slotMaxLagBytes: number) =>
+      new LogRetention(db, wal, registry, { ...POLICY, slotMaxLagEntries: 1_000_000n, slotMaxLagBytes }, captured).runOnce();
+
+    await trim(0); // 0: no bytes cap
+    assert.equal(f.slotLost, false);
+    await trim(lagBytes); // exactly at the cap is not beyond it
+    assert.equal(f.slotLost, false, `${lagBytes} bytes behind with a cap of ${lagBytes}: the slot holds`);
+    assert.equal(wal.firstSeq, 101n, 'and the log keeps what follower 7 needs');
+    assert.equal(await slotLostMetric(), 0);
+    assert.equal(lines.filter((l) => l.level === 50).length, 0, 'nothing reported while the slot holds');
+
+    await trim(lagBytes - 1);
+    assert.equal(f.slotLost, true, `${lagBytes} bytes behind with a cap of ${lagBytes - 1}: lost, though only 2900 of 1000000 entries behind`);
+    assert.equal(wal.firstSeq, wal.lastSeq - POLICY.retainEntries + 1n, 'the log no longer waits for it');
+    const errors = lines.filter((l) => l.level === 50);
+    assert.equal(errors.length, 1, JSON.stringify(lines));
+    assert.match(String(errors[0].msg), /^follower 7 fell behind the retention cap; its slot is lost/);
+    assert.equal(errors[0].followerId, 7);
+    assert.equal(errors[0].lagBytes, lagBytes);
+    assert.equal(errors[0].lagEntries, '2900');
+    assert.equal(errors[0].appliedSeq, '100');
+    assert.equal(await slotLostMetric(), 1, 'lr_master_follower_slot_lost{follower="7"} is 1');
+    const reloaded = await FollowerRegistry.load(db);
+    assert.equal(reloaded.list().find((r) => r.id === 7)?.slotLost, true, 'the lost slot is persisted');
+    await trim(lagBytes - 1);
+    assert.equal(lines.filter((l) => l.level === 50).length, 1, 'reported once, not on every pass');
     await db.close();
   });
 
@@ -124,5 +231,72 @@ describe('log retention', () => {
     assert.equal(wal.firstSeq, 5n);
     assert.equal(wal.lastSeq, 5n);
     await db.close();
+  });
+});
+
+/**
+ * The same cap end to end, through master-server's own flag: a stopped follower that is
+ * only some 20,000 entries behind (the entries cap is its default, 10,000,000) but more
+ * than --slot-max-lag-bytes of log behind loses its slot, is reported as README says
+ * (error log line, SLOT-LOST in replication-status, slotLost in --json, the
+ * lr_master_follower_slot_lost metric), and is resynchronised by snapshot when it returns.
+ * The estimate counts table files only, so the load is several times LevelDB's memtable.
+ */
+describe('the bytes cap through master-server', () => {
+  const root = tempDir();
+  const CAP = 1_000_000;
+  let master: MasterHandle | undefined;
+  let follower: FollowerHandle | undefined;
+  after(async () => {
+    await follower?.proc.kill('SIGKILL');
+    await master?.proc.kill('SIGKILL');
+  });
+
+  it('a follower further behind than --slot-max-lag-bytes loses its slot, is reported, and is snapshotted back', { timeout: 180_000 }, async (t) => {
+    master = await startMaster(path.join(root, 'master'), '127.0.0.1:0', ['--retain-entries', '100', '--slot-max-lag-bytes', String(CAP), '--trim-interval-ms', '100']);
+    const m = master;
+    const push = (input: string) => runTool('push-data', ['--stdin', '--master', m.address], { input, timeoutMs: 120_000 });
+    follower = await startFollower(1, path.join(root, 'follower-1'), m.address);
+    assert.equal((await push('a\t1\nb\t2\nc\t3\n')).code, 0);
+    await waitConverged(m.address, [1]);
+    await follower.proc.kill('SIGTERM');
+    follower = undefined;
+
+    // About 10 MB of log (and as much data): incompressible values of 500 bytes.
+    let load = '';
+    for (let i = 0; i < 20_000; i++) load += `big-${i}\t${crypto.randomBytes(375).toString('base64')}\n`;
+    const res = await push(load);
+    assert.equal(res.code, 0, res.stderr);
+
+    const lost = await waitFor(async () => {
+      const s = await status(m.address);
+      const f = s.followers.find((x) => x.followerId === 1);
+      return f?.slotLost && BigInt(s.firstSeq) > BigInt(f.appliedSeq) + 1n ? { s, f } : undefined;
+    }, 'slot 1 to be lost to the bytes cap and the log trimmed past it', 60_000);
+    assert.equal(lost.f.appliedSeq, '3');
+    const line = m.proc.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('follower 1 fell behind the retention cap; its slot is lost'));
+    assert.ok(line, 'an error log line');
+    assert.equal(line.level, 50);
+    t.diagnostic(`slot lost at ${line.lagEntries} entries and ${line.lagBytes} bytes behind`);
+    assert.ok(Number(line.lagBytes) > CAP, `lagBytes ${line.lagBytes} is over the cap of ${CAP}`);
+    assert.ok(BigInt(String(line.lagEntries)) <= 20_000n, `only ${line.lagEntries} entries behind: not the entries cap (10,000,000)`);
+    const text = await runTool('replication-status', ['--master', m.address]);
+    assert.match(text.stdout, /^1\s+disconnected,SLOT-LOST/m);
+    assert.match(text.stdout, /follower 1: fell behind the log retention cap/);
+    const json = await runTool('replication-status', ['--master', m.address, '--json']);
+    const parsed = JSON.parse(json.stdout) as { followers: { id: number; slotLost: boolean }[] };
+    assert.equal(parsed.followers.find((f) => f.id === 1)?.slotLost, true, json.stdout);
+    assert.equal((await scrapeMetrics(m.metricsAddress!)).get('lr_master_follower_slot_lost{follower="1"}'), 1);
+
+    follower = await startFollower(1, path.join(root, 'follower-1'), m.address);
+    const snap = await follower.proc.waitForLog('master is sending a snapshot');
+    assert.match(String(snap.reason), /log trimmed/);
+    await follower.proc.waitForLog('snapshot installed; streaming the log after it', 60_000);
+    await waitConverged(m.address, [1]);
+    assert.equal((await status(m.address)).followers.find((f) => f.followerId === 1)?.slotLost, false, 'the slot holds again');
+    assert.equal((await scrapeMetrics(m.metricsAddress!)).get('lr_master_follower_slot_lost{follower="1"}'), 0);
+    const rows = await digests(root, ['master', '1']);
+    assert.equal(rows[0].digest, rows[1].digest);
+    assert.equal(rows[0].seq, rows[1].seq);
   });
 });
