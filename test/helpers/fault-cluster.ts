@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { DigestResponse__Output } from '../../src/common/generated/levelreplicator/v1/DigestResponse.js';
 import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
+import { SERVER_OPTIONS } from '../../src/common/grpc-transport.js';
 import { callUnary, masterClient, storeClient } from '../../src/common/rpc-client.js';
 import { FaultProxy } from './fault-proxy.js';
 import { waitConverged } from './cluster.js';
@@ -9,8 +10,15 @@ import { startFollower, startMaster, tempDir, type ServerProcess } from './proce
 
 /** The follower heartbeat watchdog startFollower (processes.ts) configures. */
 export const HEARTBEAT_TIMEOUT_MS = 2_000;
-/** The master notices a silent follower connection by HTTP/2 keepalive within about this long. */
-export const MASTER_KEEPALIVE_DETECT_MS = 5_000;
+/** The master's heartbeat interval startMaster (processes.ts) configures: an idle stream still carries a message this often. */
+export const HEARTBEAT_INTERVAL_MS = 200;
+/**
+ * The longest the master takes to drop a silent follower connection, from the moment it
+ * goes silent: its HTTP/2 keepalive (grpc-transport.ts) pings keepalive_time_ms after the
+ * previous ping was answered and drops the connection when a ping goes unanswered for
+ * keepalive_timeout_ms. The last answer came no later than the silence began.
+ */
+export const MASTER_KEEPALIVE_DETECT_MS = Number(SERVER_OPTIONS['grpc.keepalive_time_ms']) + Number(SERVER_OPTIONS['grpc.keepalive_timeout_ms']);
 /** A node must stop cleanly this soon after SIGTERM. */
 const STOP_DEADLINE_MS = 30_000;
 

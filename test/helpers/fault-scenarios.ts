@@ -1,5 +1,5 @@
 import type { FollowerStatus__Output } from '../../src/common/generated/levelreplicator/v1/FollowerStatus.js';
-import { HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
+import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
 import { diskFullScenario } from './disk-full.js';
 import { snapshotScenario } from './snapshot-scenario.js';
 import { waitFor } from './processes.js';
@@ -167,11 +167,31 @@ const followerPauses: ScenarioDef = {
   },
 };
 
+/** What a follower logs once when it loses its stream (subscriber.ts). */
+const DISCONNECTED_MSG = 'disconnected from master; reconnecting with backoff';
+/** Slack over a computed worst-case detection time, for a loaded 2-core CI machine. */
+const DETECTION_MARGIN_MS = 5_000;
+/**
+ * Worst-case detection of a blackholed link, counted from the moment the blackhole starts
+ * (after it, not a byte moves either way):
+ * - The follower's watchdog is re-armed by every message and fires HEARTBEAT_TIMEOUT_MS
+ *   after the last one, which arrived no later than the blackhole: it fires by then +
+ *   HEARTBEAT_TIMEOUT_MS. (The master's heartbeat interval, well under the timeout, keeps an
+ *   idle stream from firing it without a fault; it only makes it fire no earlier than
+ *   HEARTBEAT_TIMEOUT_MS - HEARTBEAT_INTERVAL_MS after the blackhole on an idle stream.)
+ * - The master's keepalive drops the connection by then + MASTER_KEEPALIVE_DETECT_MS, and
+ *   the stream's end detaches the follower at once.
+ */
+const FOLLOWER_DETECT_BOUND_MS = HEARTBEAT_TIMEOUT_MS + DETECTION_MARGIN_MS;
+const MASTER_DETECT_BOUND_MS = MASTER_KEEPALIVE_DETECT_MS + DETECTION_MARGIN_MS;
+if (HEARTBEAT_INTERVAL_MS >= HEARTBEAT_TIMEOUT_MS) throw new Error('the heartbeat interval must be shorter than the follower heartbeat timeout');
+
 /**
  * Blackhole one follower's link: the connection stays open, no FIN, no RST, nothing
- * arrives. The master must mark the follower disconnected (keepalive) and the follower
- * must notice the silence (heartbeat watchdog) while the other follower goes on; after
- * heal the follower reconnects and catches up.
+ * arrives. The follower must notice the silence by its heartbeat watchdog within
+ * FOLLOWER_DETECT_BOUND_MS and the master must mark it disconnected (keepalive) within
+ * MASTER_DETECT_BOUND_MS, both counted from the start of the blackhole, while the other
+ * follower goes on; after heal the follower reconnects and catches up.
  */
 const blackhole: ScenarioDef = {
   id: '5',
@@ -188,13 +208,34 @@ const blackhole: ScenarioDef = {
       const t0 = Date.now();
       slot.proxy.blackhole();
       ctx.fault(`blackhole follower ${id}`);
-      const followerMs = await waitFor(
-        () => proc.logs.slice(logFrom).some((l) => l.msg === 'disconnected from master; reconnecting with backoff') && Date.now() - t0,
-        `follower ${id} to notice the blackhole`,
-        REACTION_DEADLINE_MS,
+      // Both sides are watched at once, each timed from t0: the follower by the time of its
+      // own log line, the master by when its status first shows the follower disconnected.
+      const [noticed, masterMs] = await Promise.all([
+        waitFor(
+          () => {
+            const lines = proc.logs.slice(logFrom);
+            const at = lines.findIndex((l) => l.msg === DISCONNECTED_MSG);
+            if (at < 0) return undefined;
+            return { ms: Number(lines[at].time) - t0, byWatchdog: lines.slice(0, at).some((l) => l.msg === WATCHDOG_MSG), lines: lines.slice(0, at + 1) };
+          },
+          `follower ${id} to notice the blackhole`,
+          REACTION_DEADLINE_MS,
+        ),
+        waitMasterSeesDisconnected(ctx.cluster, id, t0, 'behind the blackhole'),
+      ]);
+      ctx.note(
+        `blackhole ${i + 1}: follower ${id} noticed after ${noticed.ms} ms (bound ${FOLLOWER_DETECT_BOUND_MS} ms), ` +
+          `the master after ${masterMs} ms (bound ${MASTER_DETECT_BOUND_MS} ms)`,
       );
-      const masterMs = await waitMasterSeesDisconnected(ctx.cluster, id, t0, 'behind the blackhole');
-      ctx.note(`blackhole ${i + 1}: follower ${id} noticed after ${followerMs} ms, the master after ${masterMs} ms (keepalive bound ~${MASTER_KEEPALIVE_DETECT_MS} ms)`);
+      if (!noticed.byWatchdog) {
+        ctx.problem(`follower ${id} lost the blackholed stream, but not by its heartbeat watchdog ("${WATCHDOG_MSG}"): ${noticed.lines.map((l) => l.msg).join(' | ')}`);
+      }
+      if (noticed.ms > FOLLOWER_DETECT_BOUND_MS) {
+        ctx.problem(`follower ${id} noticed the blackhole after ${noticed.ms} ms: heartbeat timeout ${HEARTBEAT_TIMEOUT_MS} ms + ${DETECTION_MARGIN_MS} ms margin exceeded`);
+      }
+      if (masterMs > MASTER_DETECT_BOUND_MS) {
+        ctx.problem(`the master marked follower ${id} disconnected ${masterMs} ms after the blackhole: keepalive ${MASTER_KEEPALIVE_DETECT_MS} ms + ${DETECTION_MARGIN_MS} ms margin exceeded`);
+      }
       // The other followers were not held up by the dead link.
       const during = await ctx.cluster.status();
       for (const o of others) {
