@@ -68,6 +68,10 @@ export async function planStream(wal: Wal, req: { fromSeq: bigint; historyId: Bu
   const continues = entry ? chainsFrom(entry, prevChecksum) : prevChecksum === wal.lastChecksum;
   if (!continues) {
     const mine = await checksumAt(wal, appliedSeq);
+    // The follower is on the master's history at appliedSeq, yet the master's own next entry
+    // does not chain from it: that entry is damaged (on disk, after start-up verification),
+    // not the follower. A snapshot would serve past it; refuse, as streaming does.
+    if (entry && mine === prevChecksum) throw corruptEntry(fromSeq);
     const master = mine === undefined ? 'no longer in its log' : mine.toString(16);
     return {
       mode: 'snapshot',
@@ -176,10 +180,10 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
           prevChecksum = entryChecksum(entries[entries.length - 1]);
         } else {
           // Read back from the store: never serve past a bad entry, each must chain from the one before.
+          let seq = next;
           for (const e of entries) {
-            if (!chainsFrom(e, prevChecksum)) {
-              throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log entry ${next} does not chain from the entry before it; refusing to serve past it`);
-            }
+            if (!chainsFrom(e, prevChecksum)) throw corruptEntry(seq);
+            seq++;
             prevChecksum = entryChecksum(e);
             bytes += e.length;
           }
@@ -228,3 +232,7 @@ function drainedOrCancelled(call: SubscribeCall): Promise<void> {
   });
 }
 
+/** The master's own stored entry at seq does not chain from its entry before: nothing at or past seq may be served. */
+function corruptEntry(seq: bigint): ReplicatorError {
+  return new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log entry ${seq} does not chain from the entry before it; refusing to serve past it`);
+}
