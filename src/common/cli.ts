@@ -57,7 +57,8 @@ export function cli(scriptName: string, usage: string): Argv {
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
-      const text = msg ?? err?.message ?? 'invalid arguments';
+      // One line: yargs words some errors on several ("Invalid values:\n  Argument: ...").
+      const text = (msg ?? err?.message ?? 'invalid arguments').replace(/\s*\n\s*/g, ' ').trim();
       process.stderr.write(`${scriptName}: ${text} (see --help)\n`);
       process.exit(ExitCode.USAGE);
     });
