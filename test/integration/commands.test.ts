@@ -104,4 +104,15 @@ describe('the four commands, as users type them', () => {
       assert.match(res.stdout, /default/, `${tool} --help shows defaults`);
     }
   });
+
+  it('a flag given twice takes its last value', async () => {
+    // push() appends the real --master after this unreachable one: the last one wins.
+    const res = await push(['--master', '127.0.0.1:1', 'twice', 'x']);
+    assert.equal(res.code, 0, res.stderr);
+    const got = await waitFor(async () => {
+      const r = await get('1', 'twice', ['--min-seq', res.stdout.trim()]);
+      return r.code === 0 ? r : undefined;
+    }, 'follower 1 to have the write');
+    assert.equal(got.stdout, 'x\n');
+  });
 });
