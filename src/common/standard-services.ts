@@ -16,9 +16,16 @@ export class StandardServices {
 
   constructor(
     server: grpc.Server,
+    /** Services whose status follows the node (setAll). */
     private readonly serviceNames: readonly string[],
+    /**
+     * Services the server registers but never serves, reported NOT_SERVING always: a
+     * follower's Master service, which refuses every call (NOT_MASTER), so a load balancer
+     * checking that name never sends writes to a follower.
+     */
+    neverServing: readonly string[] = [],
   ) {
-    this.health = new HealthImplementation(Object.fromEntries(['', ...serviceNames].map((s) => [s, 'NOT_SERVING' as ServingStatus])));
+    this.health = new HealthImplementation(Object.fromEntries(['', ...serviceNames, ...neverServing].map((s) => [s, 'NOT_SERVING' as ServingStatus])));
     this.health.addToServer(server);
     new ReflectionService(reflectionPackageDefinition()).addToServer(server);
   }

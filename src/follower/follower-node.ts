@@ -1,15 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
 import { bindServer, shutdownServer } from '../common/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { startMetricsServer, type MetricsServer } from '../common/metrics-server.js';
-import { reflectionPackageDefinition, replicatorProto } from '../common/proto.js';
+import { replicatorProto } from '../common/proto.js';
 import { NO_CLIENT_SECURITY, type ClientSecurity, type ServerSecurity } from '../common/security.js';
 import { createServer } from '../common/server-guard.js';
-import { MASTER_SERVICE, STORE_SERVICE } from '../common/standard-services.js';
+import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/standard-services.js';
 import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../common/store-service.js';
@@ -83,7 +81,8 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       proto.Master.service,
       readOnlyMasterHandlers(opts.followerId, opts.masterAddress, () => metrics.errors.inc({ code: 'NOT_MASTER' })),
     );
-    const health = followerHealth(server);
+    // The follower's Master service only refuses (NOT_MASTER): never reported as serving.
+    const health = new StandardServices(server, [STORE_SERVICE], [MASTER_SERVICE]);
     const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);
     const tls = opts.security?.tls ?? false;
 
@@ -101,7 +100,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     metrics.bind(applier, subscriber);
     if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
-    health.set('SERVING');
+    health.setAll('SERVING');
     writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, metricsAddress, startedAt: new Date().toISOString(), tls });
     log.info(
       { readAddress, metricsAddress, masterAddress: opts.masterAddress, sync: opts.sync, tls, masterTls: Boolean(opts.masterSecurity?.tls) },
@@ -122,7 +121,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       async close() {
         if (closed) return;
         closed = true;
-        health.set('NOT_SERVING');
+        health.setAll('NOT_SERVING');
         await subscriber.stop(); // waits for the batch being applied, if any
         applier.progress.cancelAll(); // readers waiting for a seq get SEQ_NOT_APPLIED now
         cli.close();
@@ -145,22 +144,3 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
   }
 }
 
-/**
- * The standard health service and server reflection on a follower's server (as
- * StandardServices gives a master). A follower answers every Master call with NOT_MASTER,
- * so its health says NOT_SERVING for levelreplicator.v1.Master, always: a load balancer
- * or orchestrator checking that service name must never send writes to a follower. The
- * whole server ("") and the Store (read) service follow the node: SERVING once it
- * listens, NOT_SERVING while it stops.
- */
-function followerHealth(server: grpc.Server): { set(status: ServingStatus): void } {
-  const health = new HealthImplementation({ '': 'NOT_SERVING', [STORE_SERVICE]: 'NOT_SERVING', [MASTER_SERVICE]: 'NOT_SERVING' });
-  health.addToServer(server);
-  new ReflectionService(reflectionPackageDefinition()).addToServer(server);
-  return {
-    set(status) {
-      health.setStatus('', status);
-      health.setStatus(STORE_SERVICE, status);
-    },
-  };
-}
