@@ -149,10 +149,15 @@ describe('exposure warning', () => {
   const tableFile = path.join(root, 'tokens');
   fs.writeFileSync(tableFile, TABLE, { mode: 0o644 });
 
-  /** Starts a master (bound only for a moment), returns its stderr and logs, and stops it. */
+  /**
+   * Starts a master (bound only for a moment), stops it with SIGTERM and returns its stderr
+   * and logs. Not SIGKILL: the warning is printed just after the "master listening" line,
+   * and a kill on seeing that line could beat it. Exit 0 means start-up ran to its end.
+   */
   async function startup(listen: string, extra: string[]) {
     const m = await serve('master-server', ['--data-dir', path.join(root, `m-${Math.random().toString(16).slice(2)}`), '--listen', listen, ...extra]);
-    await m.proc.kill('SIGKILL');
+    const exit = await m.proc.kill('SIGTERM');
+    assert.equal(exit.code, 0, `master-server stopped cleanly: ${m.proc.stderr}`);
     return m.proc;
   }
 
