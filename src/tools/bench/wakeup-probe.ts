@@ -13,7 +13,7 @@ import { PACE_TICK_MS } from './load.js';
 export function startWakeupProbe(dir: string): () => { p99: number; p999: number } {
   const ms: number[] = [];
   let running = true;
-  const loop = (async () => {
+  void (async () => {
     while (running) {
       const t = performance.now();
       await fs.promises.stat(dir);
@@ -22,8 +22,7 @@ export function startWakeupProbe(dir: string): () => { p99: number; p999: number
     }
   })();
   return () => {
-    running = false;
-    void loop;
+    running = false; // the loop ends after its current round trip
     const sorted = Float64Array.from(ms).sort();
     return { p99: quantileSorted(sorted, 0.99), p999: quantileSorted(sorted, 0.999) };
   };
