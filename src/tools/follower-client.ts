@@ -21,7 +21,7 @@ import {
   parseMetricsListen,
   parsePositiveInt,
 } from '../common/config.js';
-import { untilSignal } from '../common/lifecycle.js';
+import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { startFollower } from '../follower/follower-node.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
@@ -52,6 +52,7 @@ await runCli(NAME, async () => {
   ), FOLLOWER_SECURITY_OPTIONS).parse();
   const followerId = parseFollowerId(argv.id);
   const log = createLogger(NAME, argv['log-level'] as string).child({ followerId });
+  const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
   const security = serverSecurityFromArgv(argv, log);
   const masterSecurity = clientSecurityFromArgv(argv);
   const dataDir = (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId);
@@ -71,5 +72,5 @@ await runCli(NAME, async () => {
     masterSecurity,
   });
   warnIfExposed(NAME, node.readAddress, security, log);
-  await untilSignal(log, () => node.close());
+  await stop.whenStopped(() => node.close());
 });

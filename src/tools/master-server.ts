@@ -14,7 +14,7 @@ import {
   parsePositiveInt,
 } from '../common/config.js';
 import { ExitCode } from '../common/errors.js';
-import { untilSignal } from '../common/lifecycle.js';
+import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';
 import { startMaster } from '../master/master-node.js';
@@ -51,6 +51,7 @@ await runCli(NAME, async () => {
   ), SERVER_SECURITY_OPTIONS).parse();
 
   const log = createLogger(NAME, argv['log-level'] as string);
+  const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
   const security = serverSecurityFromArgv(argv, log);
   const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
   checkDataDir(dataDir);
@@ -84,7 +85,7 @@ await runCli(NAME, async () => {
   warnIfExposed(NAME, node.address, security, log);
   let fatal = false;
   await Promise.race([
-    untilSignal(log, () => node.close()),
+    stop.whenStopped(() => node.close()),
     node.failed.then(async (err) => {
       fatal = true;
       log.fatal({ code: err.code }, 'stopping after a store failure; restart to recover from the store');

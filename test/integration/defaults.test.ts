@@ -455,3 +455,26 @@ describe('a follower whose port is taken', () => {
     }
   });
 });
+
+/**
+ * A stop signal that arrives during start-up (here: as soon as the store is open, before
+ * the server listens) is held until the node is up, which then stops cleanly: exit 0,
+ * store closed. Caught only after start-up, it killed the process with its store open.
+ */
+describe('SIGTERM during start-up', () => {
+  const root = tempDir();
+  for (const tool of ['master-server', 'follower-client'] as const) {
+    it(`${tool}: stops cleanly, and its store opens again at once`, async () => {
+      const dataDir = path.join(root, tool === 'master-server' ? 'master' : 'follower-1');
+      const args = tool === 'master-server' ? ['--data-dir', dataDir, '--listen', '127.0.0.1:0'] : ['1', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--master', '127.0.0.1:1'];
+      const proc = new ServerProcess(tool, args);
+      await proc.waitForLog(tool === 'master-server' ? 'master store opened' : 'follower store opened');
+      const exit = await proc.kill('SIGTERM');
+      assert.deepEqual(exit, { code: 0, signal: null }, proc.stderr);
+      assert.ok(proc.logs.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM'));
+      assert.ok(proc.logs.some((l) => l.msg === (tool === 'master-server' ? 'master stopped' : 'follower stopped')));
+      const again = await runTool('store-digest', [tool === 'master-server' ? 'master' : '1', '--data-root', root, '--json']);
+      assert.equal(again.code, 0, again.stderr);
+    });
+  }
+});
