@@ -24,16 +24,16 @@ export class PairHasher {
   private readonly stage = Buffer.allocUnsafe(STAGE_BYTES);
   private staged = 0;
 
-  /** Hashes the pair (key from keyStart on, value): keyStart skips a store key's prefix without a view. */
-  update(key: Buffer, value: Buffer, keyStart = 0): void {
-    const keyLength = key.length - keyStart;
+  /** Hashes the pair (key[keyStart, keyEnd), value): the bounds skip a store key's prefix, or pick a key out of a larger buffer, without a view. */
+  update(key: Buffer, value: Buffer, keyStart = 0, keyEnd = key.length): void {
+    const keyLength = keyEnd - keyStart;
     if (this.staged + 8 + keyLength + value.length > STAGE_BYTES) {
       this.flush();
       if (8 + keyLength + value.length > STAGE_BYTES) {
         // A pair larger than the stage: hash it directly, framing and all.
         const len = Buffer.allocUnsafe(4);
         len.writeUInt32BE(keyLength);
-        this.hash.update(len).update(key.subarray(keyStart));
+        this.hash.update(len).update(key.subarray(keyStart, keyEnd));
         len.writeUInt32BE(value.length);
         this.hash.update(len).update(value);
         return;
@@ -42,7 +42,7 @@ export class PairHasher {
     const b = this.stage;
     let o = this.staged;
     b.writeUInt32BE(keyLength, o);
-    key.copy(b, o + 4, keyStart);
+    key.copy(b, o + 4, keyStart, keyEnd);
     o += 4 + keyLength;
     b.writeUInt32BE(value.length, o);
     b.set(value, o + 4);

@@ -7,6 +7,7 @@ import { seqToWire } from '../common/seq.js';
 import type { Store, StoreSnapshot } from '../common/store.js';
 import type { SnapshotInfo } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
 import { MASTER_DATA_GEN } from './group-commit.js';
+import { SnapshotReader } from './snapshot-reader.js';
 import { encodeSnapshotRows, type EncodedResponse } from './subscribe-serializer.js';
 import { lastSeqAt, storedEntryAt } from './wal.js';
 
@@ -69,25 +70,20 @@ export async function streamSnapshot(
   log: Logger,
 ): Promise<{ keys: bigint; digest: string }> {
   const hash = new PairHasher();
-  const hashPair = (key: Buffer, keyStart: number, value: Buffer) => hash.update(key, value, keyStart);
+  const hashPair = (src: Buffer, keyStart: number, keyEnd: number, value: Buffer) => hash.update(src, value, keyStart, keyEnd);
   let keys = 0n;
-  // highWaterMarkBytes: classic-level stops a nextv() at 16 KiB by default, about 130
-  // pairs here, and each call is a trip to the thread pool; reading was then most of a
-  // snapshot's time.
-  const it = db.iterator({ ...dataRange(MASTER_DATA_GEN), snapshot: taken.snapshot, highWaterMarkBytes: SNAPSHOT_CHUNK_BYTES });
+  const reader = new SnapshotReader(db, taken.snapshot, dataRange(MASTER_DATA_GEN), SNAPSHOT_CHUNK_PAIRS, SNAPSHOT_CHUNK_BYTES);
   try {
-    // The next read runs (off the main thread) while this one's pairs are encoded and sent.
-    let reading = it.nextv(SNAPSHOT_CHUNK_PAIRS);
     for (;;) {
-      const rows = await reading;
+      // The next read runs (off the main thread) while this one's pairs are encoded and sent.
+      const rows = await reader.next();
       if (rows.length === 0) break;
-      reading = it.nextv(SNAPSHOT_CHUNK_PAIRS);
       const chunk = encodeSnapshotRows(rows, DATA_KEY_PREFIX_BYTES, hashPair);
       keys += BigInt(rows.length);
       if (!(await send(chunk))) return { keys, digest: '' };
     }
   } finally {
-    await it.close();
+    await reader.close();
   }
   log.debug({ keys: keys.toString(), seq: taken.seq.toString() }, 'snapshot streamed');
   return { keys, digest: hash.digest() };

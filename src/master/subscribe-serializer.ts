@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import { framedSize, varint64Size, varintSize, writeVarint, writeVarint64 } from '../common/protobuf-wire.js';
 import { ENTRY_FIELD_TAG } from './log-chunk.js';
+import type { SnapshotRow } from './snapshot-reader.js';
 
 /**
  * A fast path for the master's bulk messages: SubscribeResponses carrying log entries
@@ -50,41 +51,59 @@ export function fastSubscribeResponseSerializer(generic: grpc.serialize<Subscrib
 const SNAPSHOT_CHUNK_TAG = 0x22; // SubscribeResponse field 4, length-delimited
 const VALUE_TAG = 0x12; // KeyValue field 2, length-delimited
 
+/** Key byte lengths of the chunk being encoded (reused: one chunk is encoded at a time). */
+let keyLengths = new Int32Array(4096);
+
 /**
- * The bytes of SubscribeResponse { snapshotChunk: { pairs } } for rows as an iterator
- * returns them ([store key, value]), each key without its first keyOffset bytes (the
- * store's key prefix): no pair objects, no key views, one allocation and one copy per
- * key and value. onPair sees each pair as it is copied (the snapshot digest).
+ * The bytes of SubscribeResponse { snapshotChunk: { pairs } } for rows as a
+ * SnapshotReader returns them ([store key, value]; the key as text or bytes), each key
+ * without its first keyOffset bytes (the store's key prefix, ASCII): no pair objects, no
+ * key views, one allocation and one copy per key and value. onPair sees each pair as it
+ * is copied (the snapshot digest): its key is src[keyStart, keyEnd).
  */
 export function encodeSnapshotRows(
-  rows: readonly (readonly [Buffer, Buffer])[],
+  rows: readonly SnapshotRow[],
   keyOffset: number,
-  onPair: (key: Buffer, keyStart: number, value: Buffer) => void,
+  onPair: (src: Buffer, keyStart: number, keyEnd: number, value: Buffer) => void,
 ): EncodedResponse {
+  if (keyLengths.length < rows.length) keyLengths = new Int32Array(rows.length);
   let body = 0;
   let payload = 0;
-  for (const [k, v] of rows) {
-    const keyLength = k.length - keyOffset;
+  for (let i = 0; i < rows.length; i++) {
+    const [k, v] = rows[i];
+    const keyLength = (typeof k === 'string' ? Buffer.byteLength(k, 'utf8') : k.length) - keyOffset;
+    keyLengths[i] = keyLength;
     body += framedSize(framedSize(keyLength) + framedSize(v.length));
     payload += keyLength + v.length;
   }
-  const buf = Buffer.allocUnsafe(1 + varintSize(body) + body);
+  const size = 1 + varintSize(body) + body;
+  // keyOffset bytes of slack: a text key is written whole, prefix included, then moved
+  // over its prefix; the last key's prefix may reach past the message.
+  const buf = Buffer.allocUnsafe(size + keyOffset);
   buf[0] = SNAPSHOT_CHUNK_TAG;
   let o = writeVarint(buf, 1, body);
-  for (const [k, v] of rows) {
-    const keyLength = k.length - keyOffset;
+  for (let i = 0; i < rows.length; i++) {
+    const [k, v] = rows[i];
+    const keyLength = keyLengths[i];
     buf[o] = ENTRY_FIELD_TAG; // SnapshotChunk.pairs is field 1
     o = writeVarint(buf, o + 1, framedSize(keyLength) + framedSize(v.length));
     buf[o] = ENTRY_FIELD_TAG; // KeyValue.key is field 1
     o = writeVarint(buf, o + 1, keyLength);
-    o += k.copy(buf, o, keyOffset);
+    if (typeof k === 'string') {
+      buf.write(k, o, 'utf8');
+      buf.copyWithin(o, o + keyOffset, o + keyOffset + keyLength);
+    } else {
+      k.copy(buf, o, keyOffset);
+    }
+    const keyStart = o;
+    o += keyLength;
     buf[o] = VALUE_TAG;
     o = writeVarint(buf, o + 1, v.length);
     buf.set(v, o);
     o += v.length;
-    onPair(k, keyOffset, v);
+    onPair(buf, keyStart, keyStart + keyLength, v);
   }
-  return new EncodedResponse(buf, payload);
+  return new EncodedResponse(buf.subarray(0, size), payload);
 }
 
 const MASTER_LAST_SEQ_TAG = 0x10; // EntryBatch field 2, varint

@@ -32,5 +32,9 @@ describe('store digest framing', () => {
     const prefixed = new PairHasher();
     for (const [k, v] of pairs) prefixed.update(Buffer.concat([Buffer.from([2, 0, 0, 0, 1]), k]), v, 5);
     assert.equal(prefixed.digest(), reference(pairs));
+    // keyStart and keyEnd: the same digest from keys picked out of a larger buffer.
+    const framed = new PairHasher();
+    for (const [k, v] of pairs) framed.update(Buffer.concat([Buffer.from([9, 9]), k, Buffer.from([7, 7, 7])]), v, 2, 2 + k.length);
+    assert.equal(framed.digest(), reference(pairs));
   });
 });

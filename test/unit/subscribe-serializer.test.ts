@@ -29,12 +29,29 @@ describe('fast stream encoding', () => {
       const pairs = Array.from({ length: n }, (_, i) => ({ key: Buffer.alloc(1 + (i % 200), i % 251), value: Buffer.alloc(i % 3 === 0 ? 0 : 100 + i * 37, 7) }));
       const rows = pairs.map(({ key, value }) => [Buffer.concat([Buffer.from([2, 0, 0, 0, 9]), key]), value] as const);
       const seen: string[] = [];
-      const encoded = encodeSnapshotRows(rows, 5, (k, start, v) => seen.push(`${k.subarray(start).toString('hex')}=${v.length}`));
+      const encoded = encodeSnapshotRows(rows, 5, (src, start, end, v) => seen.push(`${src.subarray(start, end).toString('hex')}=${v.length}`));
       const msg: SubscribeResponse = { snapshotChunk: { pairs } };
       assert.ok(encoded.bytes.equals(generic(msg)), `${n} pairs`);
       assert.equal(encoded.payloadBytes, pairs.reduce((t, p) => t + p.key.length + p.value.length, 0));
       assert.deepEqual(seen, pairs.map((p) => `${p.key.toString('hex')}=${p.value.length}`), 'every pair is seen once, in order, without its prefix');
       assert.equal(fast(encoded as unknown as SubscribeResponse), encoded.bytes, 'the serializer passes encoded bytes through');
+    }
+  });
+
+  it('encodes text keys (as a SnapshotReader returns them) to the same bytes as Buffer keys', () => {
+    const texts = ['k', 'caf\u00e9', '\u{1f600}\u4e2d', '\u0000nul', 'x'.repeat(300)];
+    for (const valueLength of [0, 1, 200]) {
+      const value = Buffer.alloc(valueLength, 3);
+      const prefix = '\u0002\u0000\u0000\u0000\u0000';
+      const textRows = texts.map((t) => [prefix + t, value] as const);
+      const bufferRows = texts.map((t) => [Buffer.from(prefix + t, 'utf8'), value] as const);
+      const seen: string[] = [];
+      const fromText = encodeSnapshotRows(textRows, 5, (src, start, end) => seen.push(src.subarray(start, end).toString('utf8')));
+      const fromBuffers = encodeSnapshotRows(bufferRows, 5, () => undefined);
+      assert.ok(fromText.bytes.equals(fromBuffers.bytes), `value of ${valueLength} bytes`);
+      assert.equal(fromText.payloadBytes, fromBuffers.payloadBytes);
+      assert.deepEqual(seen, texts);
+      assert.deepEqual(decode(fromText.bytes).snapshotChunk?.pairs.map((p) => Buffer.from(p.key).toString('utf8')), texts);
     }
   });
 
