@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { DATA_KEY_PREFIX_BYTES, dataRange } from './keys.js';
+import { SnapshotReader } from './snapshot-reader.js';
 import type { Store, StoreSnapshot } from './store.js';
 
 export interface StoreDigest {
@@ -21,7 +22,7 @@ const SCAN_BYTES = 1024 * 1024;
 export class PairHasher {
   private readonly hash = crypto.createHash('sha256');
   /** Framed pairs waiting to be hashed: one hash update per STAGE_BYTES, not four per pair. */
-  private readonly stage = Buffer.allocUnsafe(STAGE_BYTES);
+  private readonly stage = Buffer.allocUnsafe(STAGE_BYTES + STAGE_SLACK_BYTES);
   private staged = 0;
 
   /** Hashes the pair (key[keyStart, keyEnd), value): the bounds skip a store key's prefix, or pick a key out of a larger buffer, without a view. */
@@ -49,6 +50,32 @@ export class PairHasher {
     this.staged = o + 4 + value.length;
   }
 
+  /**
+   * update() for a key read as text (see SnapshotReader): the key's UTF-8 bytes from
+   * byte keyStart on. Invariant: the text is exactly the stored key bytes.
+   */
+  updateText(key: string, value: Buffer, keyStart = 0): void {
+    const keyLength = Buffer.byteLength(key, 'utf8') - keyStart;
+    if (keyStart > STAGE_SLACK_BYTES) return this.update(Buffer.from(key, 'utf8'), value, keyStart);
+    if (this.staged + 8 + keyLength + value.length > STAGE_BYTES) {
+      this.flush();
+      if (8 + keyLength + value.length > STAGE_BYTES) {
+        this.update(Buffer.from(key, 'utf8'), value, keyStart);
+        return;
+      }
+    }
+    const b = this.stage;
+    let o = this.staged;
+    b.writeUInt32BE(keyLength, o);
+    // Written whole, then moved over the skipped bytes (the stage has slack for them).
+    b.write(key, o + 4, 'utf8');
+    if (keyStart > 0) b.copyWithin(o + 4, o + 4 + keyStart, o + 4 + keyStart + keyLength);
+    o += 4 + keyLength;
+    b.writeUInt32BE(value.length, o);
+    b.set(value, o + 4);
+    this.staged = o + 4 + value.length;
+  }
+
   digest(): string {
     this.flush();
     return this.hash.digest('hex');
@@ -61,6 +88,8 @@ export class PairHasher {
 }
 
 const STAGE_BYTES = 64 * 1024;
+/** Room past the stage for a text key's skipped prefix (store key prefixes are 5 bytes). */
+const STAGE_SLACK_BYTES = 64;
 
 /**
  * Hashes one generation of user data as seen by snapshot. The caller reads the seq from
@@ -69,16 +98,19 @@ const STAGE_BYTES = 64 * 1024;
 export async function digestData(db: Store, snapshot: StoreSnapshot, gen: number): Promise<{ digest: string; keys: bigint }> {
   const hash = new PairHasher();
   let keys = 0n;
-  const it = db.iterator({ ...dataRange(gen), snapshot, highWaterMarkBytes: SCAN_BYTES });
+  const reader = new SnapshotReader(db, snapshot, dataRange(gen), SCAN_CHUNK, SCAN_BYTES);
   try {
     for (;;) {
-      const chunk = await it.nextv(SCAN_CHUNK);
-      if (chunk.length === 0) break;
-      for (const [k, v] of chunk) hash.update(k, v, DATA_KEY_PREFIX_BYTES);
-      keys += BigInt(chunk.length);
+      const rows = await reader.next();
+      if (rows.length === 0) break;
+      for (const [k, v] of rows) {
+        if (typeof k === 'string') hash.updateText(k, v, DATA_KEY_PREFIX_BYTES);
+        else hash.update(k, v, DATA_KEY_PREFIX_BYTES);
+      }
+      keys += BigInt(rows.length);
     }
   } finally {
-    await it.close();
+    await reader.close();
   }
   return { digest: hash.digest(), keys };
 }

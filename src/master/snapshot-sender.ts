@@ -7,7 +7,7 @@ import { seqToWire } from '../common/seq.js';
 import type { Store, StoreSnapshot } from '../common/store.js';
 import type { SnapshotInfo } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
 import { MASTER_DATA_GEN } from './group-commit.js';
-import { SnapshotReader } from './snapshot-reader.js';
+import { SnapshotReader } from '../common/snapshot-reader.js';
 import { encodeSnapshotRows, type EncodedResponse } from './subscribe-serializer.js';
 import { lastSeqAt, storedEntryAt } from './wal.js';
 

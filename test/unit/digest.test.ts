@@ -36,5 +36,16 @@ describe('store digest framing', () => {
     const framed = new PairHasher();
     for (const [k, v] of pairs) framed.update(Buffer.concat([Buffer.from([9, 9]), k, Buffer.from([7, 7, 7])]), v, 2, 2 + k.length);
     assert.equal(framed.digest(), reference(pairs));
+    // updateText: keys read as text (valid UTF-8, multi-byte too), with and without a prefix.
+    const text = (i: number) => `k${i}-\u00e9\u{1f600}`.repeat(1 + (i % 5));
+    const textPairs: [Buffer, Buffer][] = pairs.map(([, v], i) => [Buffer.from(text(i), 'utf8'), v]);
+    const fromText = new PairHasher();
+    const fromPrefixedText = new PairHasher();
+    textPairs.forEach(([, v], i) => {
+      fromText.updateText(text(i), v);
+      fromPrefixedText.updateText('\u0002\u0000\u0000\u0000\u0001' + text(i), v, 5);
+    });
+    assert.equal(fromText.digest(), reference(textPairs));
+    assert.equal(fromPrefixedText.digest(), reference(textPairs));
   });
 });

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PairHasher } from '../../src/common/digest.js';
+import { digestData, PairHasher } from '../../src/common/digest.js';
 import { DATA_KEY_PREFIX_BYTES, dataKey, dataRange } from '../../src/common/keys.js';
 import { openStore, type Store } from '../../src/common/store.js';
-import { SnapshotReader } from '../../src/master/snapshot-reader.js';
+import { SnapshotReader } from '../../src/common/snapshot-reader.js';
 import { encodeSnapshotRows } from '../../src/master/subscribe-serializer.js';
 import { tempDir } from '../helpers/processes.js';
 
@@ -52,6 +52,16 @@ async function readAll(db: Store, pairs: number): Promise<{ pairs: string[]; dig
   return { pairs: out, digest: hash.digest() };
 }
 
+/** The store digest (Digest RPC, store-digest), which reads through a SnapshotReader too. */
+async function storeDigest(db: Store): Promise<string> {
+  const snapshot = db.snapshot();
+  try {
+    return (await digestData(db, snapshot, GEN)).digest;
+  } finally {
+    await snapshot.close();
+  }
+}
+
 /** The reference: a plain Buffer-keyed scan. */
 async function expected(db: Store): Promise<{ pairs: string[]; digest: string }> {
   const hash = new PairHasher();
@@ -68,6 +78,7 @@ describe('snapshot reader', () => {
     const db = await storeWith(TEXT_KEYS);
     try {
       for (const pairs of [1, 2, 100]) assert.deepEqual(await readAll(db, pairs), await expected(db), `${pairs} pairs per read`);
+      assert.equal(await storeDigest(db), (await expected(db)).digest);
     } finally {
       await db.close();
     }
@@ -82,6 +93,7 @@ describe('snapshot reader', () => {
           const want = await expected(db);
           assert.equal(want.pairs.length, keys.length + TEXT_KEYS.length);
           for (const pairs of [1, 2, 3, 1000]) assert.deepEqual(await readAll(db, pairs), want, `${pairs} pairs per read`);
+          assert.equal(await storeDigest(db), want.digest, 'the store digest');
         } finally {
           await db.close();
         }

@@ -1,4 +1,4 @@
-import type { Store, StoreSnapshot } from '../common/store.js';
+import type { Store, StoreSnapshot } from './store.js';
 
 /** One pair as read: the store key as text (see SnapshotReader) or bytes, and the value. */
 export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
@@ -6,9 +6,9 @@ export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
 const REPLACEMENT_CHAR = '\ufffd';
 
 /**
- * Reads a key range of a LevelDB snapshot in key order, up to `pairs` pairs (about
- * `bytes`) per read, the next read running off the main thread while the caller works on
- * the current one.
+ * Reads a key range of a LevelDB snapshot in key order (the master's snapshots, store
+ * digests), up to `pairs` pairs (about `bytes`) per read, the next read running off the
+ * main thread while the caller works on the current one.
  *
  * Keys are read as text while every key is valid UTF-8. During a snapshot the master's
  * main thread is the limit, and classic-level makes a key string about three times more
@@ -20,7 +20,8 @@ const REPLACEMENT_CHAR = '\ufffd';
  * sequence (overlong forms, encoded surrogates, code points past U+10FFFF, truncated
  * sequences) into U+FFFD, so a batch is kept as text only if no key contains U+FFFD, and
  * valid UTF-8 re-encodes to the same bytes. (A key holding a real U+FFFD merely takes the
- * byte path.) The range's bounds must be ASCII so every key's prefix is one byte per char.
+ * byte path.) Consumers work in bytes (a key prefix is skipped as bytes after encoding),
+ * so how a prefix happens to decode does not matter.
  */
 export class SnapshotReader {
   private text = true;
