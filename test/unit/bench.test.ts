@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
 import { replicatorProto } from '../../src/common/proto.js';
 import { entryLagsMs, parseTrace, summarizeLags } from '../../src/tools/bench/lag.js';
+import { TickReplies } from '../../src/tools/bench/redis-wait.js';
 import { median, quantileSorted, relativeSpread } from '../../src/tools/bench/stats.js';
 import { formatCount, formatRatio, renderTable } from '../../src/tools/bench/table.js';
 import { encodeWriteRequest, KEY_BYTES, Workload } from '../../src/tools/bench/workload.js';
@@ -50,6 +51,26 @@ describe('benchmark helpers', () => {
       keys.add(m.key.toString());
     }
     assert.equal(keys.size, 300);
+  });
+
+  it('times pipelined Redis ticks from their replies, split anywhere', () => {
+    const done: [number, number][] = [];
+    const r = new TickReplies((sets, ms) => done.push([sets, ms]));
+    r.sent(2, 0); // +OK +OK :1
+    r.sent(1, 5); // +OK :1
+    r.received('+OK\r\n+O', 1);
+    r.received('K\r\n:', 2);
+    assert.deepEqual(done, [], 'WAIT has not answered yet');
+    r.received('1\r\n+OK\r\n', 3);
+    assert.deepEqual(done, [[2, 3]]);
+    assert.equal(r.pending, 1);
+    r.received(':1\r\n', 9);
+    assert.deepEqual(done, [[2, 3], [1, 4]]);
+    assert.equal(r.pending, 0);
+    assert.throws(() => r.received('+OK\r\n', 10), /no request waiting/);
+    const e = new TickReplies(() => undefined);
+    e.sent(1, 0);
+    assert.throws(() => e.received('-ERR wrong\r\n', 1), /error: ERR wrong/);
   });
 
   it('renders aligned tables and readable numbers', () => {

@@ -36,7 +36,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-class RedisServer {
+/** One redis-server process (appendonly everysec, diskless sync at once), driven through redis-cli. */
+export class RedisServer {
   private constructor(
     readonly port: number,
     private readonly child: ChildProcess,

@@ -7,6 +7,7 @@ import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, stalledFollowerPhase, type PhaseOptions } from './phases.js';
 import { fsyncLatencyMs, rawLevel } from './raw-level.js';
 import { redisFigures, redisVersion } from './redis.js';
+import { redisWaitLatency } from './redis-wait.js';
 import { report, type Figures } from './report.js';
 import { Workload } from './workload.js';
 
@@ -109,6 +110,11 @@ await runCli(NAME, async () => {
         add('redis-set', r.setsPerSecond, '/s');
         add('redis-e2e', r.endToEndSeconds, 's');
         add('redis-sync', r.fullSyncSeconds, 's');
+        for (const { rate, p50, p99, p999 } of await redisWaitLatency(path.join(root, 'redis-wait'), w, lagRates, lagSeconds)) {
+          add(`redis-wait-${rate}-p50`, p50, 'ms');
+          add(`redis-wait-${rate}-p99`, p99, 'ms');
+          add(`redis-wait-${rate}-p999`, p999, 'ms');
+        }
       }
     }
   } finally {
