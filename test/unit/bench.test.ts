@@ -4,6 +4,7 @@ import type { WriteRequest__Output } from '../../src/common/generated/levelrepli
 import { replicatorProto } from '../../src/common/proto.js';
 import { entryLagsMs, parseTrace, summarizeLags } from '../../src/tools/bench/lag.js';
 import { TickReplies } from '../../src/tools/bench/redis-wait.js';
+import { RespReplyParser } from '../../src/tools/bench/resp.js';
 import { median, quantileSorted, relativeSpread } from '../../src/tools/bench/stats.js';
 import { formatCount, formatRatio, renderTable } from '../../src/tools/bench/table.js';
 import { encodeWriteRequest, KEY_BYTES, Workload } from '../../src/tools/bench/workload.js';
@@ -71,6 +72,17 @@ describe('benchmark helpers', () => {
     const e = new TickReplies(() => undefined);
     e.sent(1, 0);
     assert.throws(() => e.received('-ERR wrong\r\n', 1), /error: ERR wrong/);
+  });
+
+  it('parses Redis replies split anywhere: simple, integer, error, bulk and null bulk strings', () => {
+    const stream = Buffer.from('+PONG\r\n:42\r\n-ERR no\r\n$11\r\nrole:master\r\n$-1\r\n$0\r\n\r\n');
+    for (const cut of [1, 3, 7, 20, stream.length]) {
+      const p = new RespReplyParser();
+      const got: (string | Error)[] = [];
+      for (let i = 0; i < stream.length; i += cut) got.push(...p.push(stream.subarray(i, i + cut)));
+      assert.deepEqual(got.map((r) => (r instanceof Error ? `E:${r.message}` : r)), ['PONG', '42', 'E:Redis answered an error: ERR no', 'role:master', '', ''], `cut every ${cut} bytes`);
+    }
+    assert.throws(() => new RespReplyParser().push(Buffer.from('*1\r\n')), /unexpected Redis reply type/);
   });
 
   it('renders aligned tables and readable numbers', () => {

@@ -3,10 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GetResponse__Output } from '../../common/generated/levelreplicator/v1/GetResponse.js';
+import { ErrorCode, isReplicatorError } from '../../common/errors.js';
 import { callUnary, storeClient } from '../../common/rpc-client.js';
 
 const TOOLS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const POLL_MS = 10;
+/** One waiting Get's deadline (the follower caps its wait below it). */
+const WAIT_CALL_MS = 30_000;
+/** How often waitForLog looks at the lines already read (in memory; a line's time is when it arrived). */
+const LOG_POLL_MS = 10;
 
 type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -62,7 +66,7 @@ export class NodeProcess {
       if (hit) return hit;
       if (this.exited) throw new Error(`process exited before logging "${msg}": ${this.stderr.trim() || JSON.stringify(this.logs.slice(-3).map((l) => l.line))}`);
       if (Date.now() > deadline) throw new Error(`no "${msg}" log line within ${timeoutMs} ms`);
-      await sleep(POLL_MS);
+      await sleep(LOG_POLL_MS);
     }
   }
 
@@ -143,29 +147,38 @@ export async function startFollower(id: number, dataDir: string, master: string,
 }
 
 /**
- * Polls every POLL_MS until each follower has applied at least seq; resolves to the
- * time (performance.now(), ms) each one was first seen there.
+ * Resolves to the time (performance.now(), ms) each follower applied at least seq. Each
+ * follower is asked once, with a Get carrying min_seq = seq, which it answers as soon as it
+ * has applied seq (read-your-writes): no polling, whose calls (a grpc-js unary call costs
+ * about 1 ms of CPU on the two sides) would compete with the load being measured. A Get
+ * that reaches its wait budget first (SEQ_NOT_APPLIED) is asked again.
  */
 export async function waitApplied(followers: readonly Follower[], seq: number, timeoutMs = 1_800_000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
   const clients = followers.map((f) => storeClient(f.readAddress));
-  const seenAt: number[] = followers.map(() => NaN);
   try {
-    while (seenAt.some((t) => Number.isNaN(t))) {
-      await Promise.all(
-        followers.map(async (f, i) => {
-          if (!Number.isNaN(seenAt[i])) return;
-          const res = await callUnary<GetResponse__Output>((o, cb) => clients[i].Get({ key: Buffer.from('-') }, o, cb), 5_000, { role: 'follower', address: f.readAddress });
-          if (Number(res.appliedSeq) >= seq) seenAt[i] = performance.now();
-        }),
-      );
-      if (Date.now() > deadline) throw new Error(`followers did not apply seq ${seq} within ${timeoutMs} ms`);
-      if (seenAt.some((t) => Number.isNaN(t))) await sleep(POLL_MS);
-    }
+    return await Promise.all(
+      followers.map(async (f, i) => {
+        for (;;) {
+          try {
+            const res = await callUnary<GetResponse__Output>(
+              (o, cb) => clients[i].Get({ key: Buffer.from('-'), minSeq: String(seq) }, o, cb),
+              Math.max(1_000, Math.min(WAIT_CALL_MS, deadline - Date.now())),
+              { role: 'follower', address: f.readAddress },
+            );
+            const at = performance.now();
+            if (Number(res.appliedSeq) < seq) throw new Error(`follower answered at seq ${res.appliedSeq}, below min_seq ${seq}`);
+            return at;
+          } catch (err) {
+            if (!(isReplicatorError(err) && err.code === ErrorCode.SEQ_NOT_APPLIED)) throw err;
+            if (Date.now() > deadline) throw new Error(`a follower did not apply seq ${seq} within ${timeoutMs} ms`);
+          }
+        }
+      }),
+    );
   } finally {
     for (const c of clients) c.close();
   }
-  return seenAt;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -4,6 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { sleep } from './cluster.js';
+import { RespConnection } from './resp.js';
 import type { Workload } from './workload.js';
 
 const run = promisify(execFile);
@@ -36,8 +37,10 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** One redis-server process (appendonly everysec, diskless sync at once), driven through redis-cli. */
+/** One redis-server process (appendonly everysec, diskless sync at once), driven through redis-cli; polled over one connection. */
 export class RedisServer {
+  private conn: Promise<RespConnection> | undefined;
+
   private constructor(
     readonly port: number,
     private readonly child: ChildProcess,
@@ -73,9 +76,11 @@ export class RedisServer {
     return (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(this.port), ...args], { maxBuffer: 16 << 20 })).stdout;
   }
 
+  /** INFO over this server's one polling connection (no process per poll). */
   async info(section: string): Promise<Record<string, string>> {
+    this.conn ??= RespConnection.connect(this.port);
     const out: Record<string, string> = {};
-    for (const line of (await this.cli('INFO', section)).split(/\r?\n/)) {
+    for (const line of (await (await this.conn).command('INFO', section)).split(/\r?\n/)) {
       const i = line.indexOf(':');
       if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
     }
@@ -94,6 +99,7 @@ export class RedisServer {
   }
 
   async stop(): Promise<void> {
+    (await this.conn?.catch(() => undefined))?.close();
     this.child.kill('SIGKILL');
     await this.exited;
   }
