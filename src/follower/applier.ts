@@ -1,32 +1,16 @@
-import {
-  chainsFrom,
-  ENTRY_BODY_OFFSET,
-  entryBodyEnd,
-  entryChecksum,
-  entryCommitTimeMs,
-  entrySeq,
-  forEachMutation,
-  GENESIS_CHECKSUM,
-  MutationKind,
-} from '../common/entry-codec.js';
+import { GENESIS_CHECKSUM } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKeyOf, dataRange, metaKey, MetaName } from '../common/keys.js';
+import { dataRange, metaKey, MetaName } from '../common/keys.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
 import { reopenSpaceShortfall, u32, u64, writeBatch, writeOptions, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
 import type { ApplyAudit } from './apply-audit.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, stageEntries, type ChainPosition, type StagedEntries } from './apply-batch.js';
 
 const DATA_START = dataRange(0).gte;
 const DATA_END = dataRange(0xffff_ffff).lt;
-const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
-const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
-const APPLIED_COMMIT_TIME_KEY = metaKey(MetaName.APPLIED_COMMIT_TIME);
-const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
 const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
 const EPOCH_KEY = metaKey(MetaName.EPOCH);
-
-/** The apply loop's entry before the first. */
-const EMPTY: Buffer = Buffer.alloc(0);
 
 /** Where a completed snapshot leaves the follower. */
 export interface SnapshotPosition {
@@ -119,11 +103,7 @@ export class Applier {
     }
   }
 
-  /**
-   * write() for a chained batch the caller filled (the apply path).
-   * Invariant: the batch was filled synchronously right after ensureWritable(), so no
-   * failed write can have marked the handle unusable in between.
-   */
+  /** write() for a chained batch the caller filled (the apply path; see commit). */
   private async writeFilled(batch: ReturnType<Store['batch']>, sync: boolean, what: string): Promise<void> {
     try {
       await batch.write(writeOptions(sync));
@@ -225,6 +205,11 @@ export class Applier {
     return old;
   }
 
+  /** The applied position: the next entry must be seq + 1 and chain from checksum. */
+  get position(): ChainPosition {
+    return { seq: this.appliedSeq, checksum: this.appliedChecksum, commitTimeMs: this.appliedCommitTimeMs, historyId: this.historyId };
+  }
+
   /**
    * Verifies and applies consecutive entries of history historyId. Refuses (and writes
    * nothing) unless the first entry is exactly appliedSeq + 1, every entry follows the
@@ -236,56 +221,50 @@ export class Applier {
     // the disk): reopen and read it back BEFORE checking seqs against it, or a batch that
     // did land would be applied twice.
     await this.ensureWritable();
-    if (this.appliedSeq > 0n && !historyId.equals(this.historyId)) {
-      throw new ReplicatorError(ErrorCode.HISTORY_MISMATCH, `entries of history ${historyId.toString('hex')} offered to a store of history ${this.historyId.toString('hex')}`);
+    await this.commit(await this.stage(entries, historyId));
+  }
+
+  /**
+   * apply() in two steps, so the next batch can be verified and staged on the main thread
+   * while the previous one is written: stage() checks entries as following `from` (the
+   * applied position, or the `to` of a batch staged and not yet committed) and writes
+   * nothing; commit() writes. Call ensureWritable() before staging with no write in flight.
+   */
+  stage(entries: readonly Buffer[], historyId: Buffer, from: ChainPosition = this.position): Promise<StagedEntries> {
+    return stageEntries(this.db, this.dataGen, entries, historyId, from);
+  }
+
+  /**
+   * Writes staged entries; the applied position moves only once they are durable.
+   * Invariant: staged batches are committed one at a time, in order, each starting right
+   * after appliedSeq, into the active generation, through a handle no write has failed on.
+   * Anything else is refused and the batch dropped (nothing written, the position stays).
+   */
+  async commit(staged: StagedEntries): Promise<void> {
+    const { from, to } = staged;
+    if (this.mustReopen || from.seq !== this.appliedSeq || from.checksum !== this.appliedChecksum || staged.gen !== this.dataGen) {
+      await staged.batch.close();
+      throw new ReplicatorError(
+        this.mustReopen ? ErrorCode.STORE_FAILED : ErrorCode.INTERNAL,
+        this.mustReopen
+          ? `cannot apply seqs ${from.seq + 1n}..${to.seq}: another store write failed meanwhile; the store is reopened first`
+          : `staged seqs ${from.seq + 1n}..${to.seq} do not follow the applied seq ${this.appliedSeq} (generation ${staged.gen}, active ${this.dataGen})`,
+      );
     }
-    let seq = this.appliedSeq;
-    let checksum = this.appliedChecksum;
-    let commitTimeMs = this.appliedCommitTimeMs;
-    const gen = this.dataGen;
-    // The data changes go straight into a chained batch as views of the entries: no op
-    // objects (on the catch-up path, garbage collection was a fifth of the main thread).
-    const batch = this.db.batch();
-    let buf: Buffer = EMPTY;
-    const put = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
-      const key = dataKeyOf(gen, buf, keyStart, keyEnd);
-      if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
-      else batch.del(key);
-    };
-    try {
-      for (buf of entries) {
-        const bodyEnd = entryBodyEnd(buf);
-        const entrySeqValue = entrySeq(buf);
-        if (entrySeqValue !== seq + 1n) {
-          throw new ReplicatorError(ErrorCode.SEQ_GAP, `expected seq ${seq + 1n}, received seq ${entrySeqValue}; refusing to apply it`);
-        }
-        if (!chainsFrom(buf, checksum)) {
-          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `entry ${entrySeqValue} does not chain from the checksum of seq ${seq}`);
-        }
-        forEachMutation(buf, ENTRY_BODY_OFFSET, bodyEnd, put);
-        seq = entrySeqValue;
-        checksum = entryChecksum(buf);
-        commitTimeMs = entryCommitTimeMs(buf);
-      }
-      batch.put(APPLIED_SEQ_KEY, u64(seq));
-      batch.put(APPLIED_CHECKSUM_KEY, u32(checksum));
-      batch.put(APPLIED_COMMIT_TIME_KEY, u64(BigInt(commitTimeMs)));
-      if (!historyId.equals(this.historyId)) batch.put(HISTORY_ID_KEY, historyId);
-    } catch (err) {
-      // Refused before anything was written: the batch is dropped, the position stays.
-      await batch.close();
-      throw err;
-    }
-    const firstSeq = this.appliedSeq + 1n;
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
-    await this.writeFilled(batch, this.sync, `apply seqs ${firstSeq}..${seq}`);
-    latencyTrace?.record(seq);
-    this.appliedSeq = seq;
-    this.appliedChecksum = checksum;
-    this.appliedCommitTimeMs = commitTimeMs;
-    this.historyId = historyId;
-    this.progress.advance(seq);
-    this.audit?.applied(firstSeq, seq);
+    await this.writeFilled(staged.batch, this.sync, `apply seqs ${from.seq + 1n}..${to.seq}`);
+    latencyTrace?.record(to.seq);
+    this.appliedSeq = to.seq;
+    this.appliedChecksum = to.checksum;
+    this.appliedCommitTimeMs = to.commitTimeMs;
+    this.historyId = to.historyId;
+    this.progress.advance(to.seq);
+    this.audit?.applied(from.seq + 1n, to.seq);
+  }
+
+  /** Drops a staged batch that will not be committed. */
+  async discard(staged: StagedEntries): Promise<void> {
+    await staged.batch.close();
   }
 }
 

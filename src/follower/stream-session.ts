@@ -5,6 +5,7 @@ import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1
 import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire } from '../common/seq.js';
+import type { StagedEntries } from './apply-batch.js';
 import type { Applier } from './applier.js';
 import type { Progress } from './progress.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
@@ -85,6 +86,26 @@ export function runStreamSession(
       void applyLoop();
     };
 
+    const resumeIfDrained = () => {
+      if (paused && queued < RESUME_BELOW) {
+        paused = false;
+        call.resume();
+      }
+    };
+
+    // The entries write in flight, if any. Invariant: at most one; the next batch is
+    // verified and staged on the main thread meanwhile and committed after it.
+    let inFlight: { done: Promise<void>; staged: StagedEntries } | undefined;
+    const settleEntries = async (): Promise<void> => {
+      const f = inFlight;
+      if (!f) return;
+      try {
+        await f.done;
+      } finally {
+        if (inFlight === f) inFlight = undefined;
+      }
+    };
+
     const applyOne = async (): Promise<void> => {
       const head = queue[0];
       if (head.kind === 'entries') {
@@ -94,17 +115,33 @@ export function runStreamSession(
           batch.push(...(queue.shift() as Extract<Item, { kind: 'entries' }>).entries);
         }
         const started = process.hrtime.bigint();
-        await applier.apply(batch, historyId!);
-        if (events.onBatchApplied) {
-          let bytes = 0;
-          for (const e of batch) bytes += e.length;
-          events.onBatchApplied(batch.length, bytes, Number(process.hrtime.bigint() - started) / 1e9);
+        // With no write in flight, a failed one may have left the store to reopen (and the
+        // position to re-read) first; with one in flight, stage after its end position.
+        if (!inFlight) await applier.ensureWritable();
+        const staged = await applier.stage(batch, historyId!, inFlight?.staged.to);
+        try {
+          await settleEntries();
+        } catch (err) {
+          await applier.discard(staged);
+          throw err;
         }
-        queued -= batch.length;
-        events.onApplied(applier.appliedSeq);
-        progress.applied(applier.appliedSeq, masterLastSeq);
+        const done = applier.commit(staged).then(() => {
+          if (events.onBatchApplied) {
+            let bytes = 0;
+            for (const e of batch) bytes += e.length;
+            events.onBatchApplied(batch.length, bytes, Number(process.hrtime.bigint() - started) / 1e9);
+          }
+          queued -= batch.length;
+          resumeIfDrained();
+          events.onApplied(applier.appliedSeq);
+          progress.applied(applier.appliedSeq, masterLastSeq);
+        });
+        done.catch(() => undefined); // surfaced by settleEntries
+        inFlight = { done, staged };
         return;
       }
+      // Snapshot items follow every entry before them, written.
+      await settleEntries();
       queue.shift();
       if (!snapshot) throw new ReplicatorError(ErrorCode.INTERNAL, 'snapshot data outside a snapshot');
       await snapshot.begin();
@@ -128,23 +165,26 @@ export function runStreamSession(
       try {
         while (!failure) {
           if (queue.length === 0) {
-            // A snapshot chunk may still be being written: the loop is not done until it is.
+            // An entries batch or a snapshot chunk may still be being written: the loop is
+            // not done until it is.
+            if (inFlight) {
+              await settleEntries();
+              continue;
+            }
             if (!snapshot?.writing) break;
             await snapshot.settle();
             continue;
           }
           await applyOne();
-          if (paused && queued < RESUME_BELOW) {
-            paused = false;
-            call.resume();
-          }
+          resumeIfDrained();
         }
       } catch (err) {
         queue.length = 0;
         fail(err);
       } finally {
-        // Invariant: no staging write is in flight once the loop stops, so finish() may
-        // clear an interrupted snapshot's generation.
+        // Invariant: no write is in flight once the loop stops, so finish() may clear an
+        // interrupted snapshot's generation, and a new session starts from a settled position.
+        await settleEntries().catch(() => undefined);
         await snapshot?.settle().catch(() => undefined);
         applying = false;
         finish();

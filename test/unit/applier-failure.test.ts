@@ -263,3 +263,71 @@ describe('follower applier: a failed store write loses nothing and applies nothi
     assert.deepEqual(fresh.data, expectedData(10));
   });
 });
+
+describe('follower applier: staged batches (the next verified while the previous is written)', () => {
+  it('stages after an uncommitted batch, commits in order; out of order is refused and writes nothing', async () => {
+    const ctx = await setup();
+    const { db, applier, probe, log } = ctx;
+    await applier.apply(seqs(log, 1, 2), HISTORY);
+    const a = await applier.stage(seqs(log, 3, 5), HISTORY);
+    const b = await applier.stage(seqs(log, 6, 8), HISTORY, a.to);
+    assert.equal(applier.appliedSeq, 2n, 'staging writes nothing and moves nothing');
+    const mark = probe.events.length;
+    await assert.rejects(applier.commit(b), (err) => isReplicatorError(err, ErrorCode.INTERNAL) && /staged seqs 6\.\.8 do not follow the applied seq 2/.test((err as Error).message));
+    assert.deepEqual(probe.events.slice(mark), [], 'the out-of-order batch was not written');
+    assert.equal(applier.appliedSeq, 2n);
+    await applier.commit(a);
+    const c = await applier.stage(seqs(log, 6, 8), HISTORY, a.to);
+    await applier.commit(c);
+    assert.equal(applier.appliedSeq, 8n);
+    assert.deepEqual(await readData(db), expectedData(8));
+    // Staging from a stale position is refused by the chain checks, before any write.
+    await assert.rejects(applier.stage(seqs(log, 6, 8), HISTORY), (err) => isReplicatorError(err, ErrorCode.SEQ_GAP));
+    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
+    assert.equal(audit, 'open 0\napply 1 2\napply 3 5\napply 6 8\n');
+    assert.deepEqual(checkAudit(audit, 8n), []);
+    const fresh = await reopenFresh(ctx);
+    assert.equal(fresh.appliedSeq, 8n);
+    assert.deepEqual(fresh.data, expectedData(8));
+  });
+
+  it('a batch staged while the previous write fails is refused (STORE_FAILED) and never written through the failed handle', async () => {
+    const ctx = await setup();
+    const { db, applier, probe, log } = ctx;
+    await applier.apply(seqs(log, 1, 3), HISTORY);
+    const a = await applier.stage(seqs(log, 4, 5), HISTORY);
+    const b = await applier.stage(seqs(log, 6, 7), HISTORY, a.to);
+    probe.failNextWrite('written');
+    await assert.rejects(applier.commit(a), storeFailed(/cannot apply seqs 4\.\.5: the store write failed/));
+    const mark = probe.events.length;
+    await assert.rejects(applier.commit(b), storeFailed(/cannot apply seqs 6\.\.7: another store write failed meanwhile/));
+    assert.deepEqual(probe.events.slice(mark), [], 'nothing written after the failure');
+    // The retry reopens, reads 5 back (the failed batch did land) and goes on from 6.
+    await applier.ensureWritable();
+    assert.equal(applier.appliedSeq, 5n);
+    await applier.apply(seqs(log, 6, 10), HISTORY);
+    assert.deepEqual(await readData(db), expectedData(10));
+    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
+    assert.equal(audit, 'open 0\napply 1 3\nopen 5\napply 6 10\n');
+    assert.deepEqual(checkAudit(audit, 10n), []);
+    const fresh = await reopenFresh(ctx);
+    assert.equal(fresh.appliedSeq, 10n);
+    assert.deepEqual(fresh.data, expectedData(10));
+  });
+
+  it('a batch staged at the applied position is refused once any other store write has failed', async () => {
+    const ctx = await setup();
+    const { db, applier, probe, log } = ctx;
+    await applier.apply(seqs(log, 1, 3), HISTORY);
+    const a = await applier.stage(seqs(log, 4, 6), HISTORY);
+    probe.failNextWrite('nothing-written');
+    await assert.rejects(applier.write([{ type: 'put', key: Buffer.from('other'), value: Buffer.from('x') }], { sync: false }, 'write something else'), storeFailed(/cannot write something else/));
+    const mark = probe.events.length;
+    await assert.rejects(applier.commit(a), storeFailed(/cannot apply seqs 4\.\.6: another store write failed meanwhile/));
+    assert.deepEqual(probe.events.slice(mark), [], 'not written through the failed handle');
+    await applier.apply(seqs(log, 4, 10), HISTORY);
+    assert.deepEqual(probe.events.slice(mark, mark + 3), ['close', 'open', 'write'], 'reopened first');
+    assert.deepEqual(await readData(db), expectedData(10));
+    await reopenFresh(ctx);
+  });
+});
