@@ -14,6 +14,7 @@ export class AckReporter {
   private inFlight = false;
   private pending: bigint | undefined;
   private lastSent = -1n;
+  private stopped = false;
 
   constructor(
     private readonly client: MasterClient,
@@ -22,25 +23,40 @@ export class AckReporter {
   ) {}
 
   report(appliedSeq: bigint, force = false): void {
-    if (appliedSeq === this.lastSent && !force) return;
+    if (this.stopped || (appliedSeq === this.lastSent && !force)) return;
     this.pending = appliedSeq;
     if (!this.inFlight) this.send();
   }
 
+  /**
+   * No Ack calls from now on, not even one a call in flight would chain: the follower is
+   * stopping and closes the channel next (a call on a closed channel throws).
+   */
+  stop(): void {
+    this.stopped = true;
+    this.pending = undefined;
+  }
+
   private send(): void {
     const seq = this.pending;
-    if (seq === undefined) return;
+    if (seq === undefined || this.stopped) return;
     this.pending = undefined;
     this.inFlight = true;
-    this.client.Ack(
-      { followerId: this.followerId, appliedSeq: seqToWire(seq) },
-      { deadline: deadlineIn(ACK_DEADLINE_MS) },
-      (err) => {
-        this.inFlight = false;
-        if (err) this.log.debug({ err: err.message }, 'ack failed');
-        else this.lastSent = seq;
-        this.send();
-      },
-    );
+    try {
+      this.client.Ack(
+        { followerId: this.followerId, appliedSeq: seqToWire(seq) },
+        { deadline: deadlineIn(ACK_DEADLINE_MS) },
+        (err) => {
+          this.inFlight = false;
+          if (err) this.log.debug({ err: err.message }, 'ack failed');
+          else this.lastSent = seq;
+          this.send();
+        },
+      );
+    } catch (err) {
+      // grpc-js throws, rather than calling back, on a channel already closed.
+      this.inFlight = false;
+      this.log.debug({ err: (err as Error).message }, 'ack failed');
+    }
   }
 }

@@ -66,6 +66,9 @@ export class Subscriber {
     this.call?.cancel();
     this.wakeSleep?.();
     await this.loop;
+    // The channel is closed after this: no Ack may start on it, not even one chained from
+    // an Ack still in flight (the batch written last was reported just now).
+    this.acks.stop();
     this.progress.finish();
     this.state = 'stopped';
   }
