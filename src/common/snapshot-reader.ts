@@ -38,7 +38,7 @@ export class SnapshotReader {
     private readonly bytes: number,
   ) {
     this.it = openIterator(db, snapshot, range, 'utf8', bytes);
-    this.reading = this.it.nextv(pairs);
+    this.reading = this.prefetch();
   }
 
   /** The next batch of pairs; empty once the range is read. */
@@ -50,7 +50,7 @@ export class SnapshotReader {
     }
     if (rows.length > 0) {
       if (this.text) this.lastTextKey = rows[rows.length - 1][0] as string;
-      this.reading = this.it.nextv(this.pairs);
+      this.reading = this.prefetch();
     }
     return rows;
   }
@@ -66,7 +66,18 @@ export class SnapshotReader {
     this.text = false;
     const after = this.lastTextKey === undefined ? { gte: this.range.gte } : { gt: Buffer.from(this.lastTextKey, 'utf8') };
     this.it = openIterator(this.db, this.snapshot, { ...after, lt: this.range.lt }, 'buffer', this.bytes);
-    this.reading = this.it.nextv(this.pairs);
+    this.reading = this.prefetch();
+  }
+
+  /**
+   * The next read, started now. A failure is kept for next() to throw: it is marked
+   * handled at once, or it would be an unhandled rejection (fatal) while the caller is
+   * still busy sending the previous batch.
+   */
+  private prefetch(): Promise<SnapshotRow[]> {
+    const p = this.it.nextv(this.pairs);
+    p.catch(() => undefined);
+    return p;
   }
 }
 

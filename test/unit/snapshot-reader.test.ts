@@ -101,6 +101,25 @@ describe('snapshot reader', () => {
     });
   }
 
+  it('a read that fails while the caller is busy is thrown by next(), never left an unhandled rejection', async () => {
+    const failing = {
+      iterator: () => ({ nextv: () => Promise.reject(new Error('simulated read failure')), close: async () => undefined }),
+    } as unknown as Store;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const reader = new SnapshotReader(failing, {} as ReturnType<Store['snapshot']>, dataRange(GEN), 10, 1024);
+      // The caller is busy for a few turns of the event loop (sending the previous batch).
+      for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(unhandled, []);
+      await assert.rejects(reader.next(), /simulated read failure/);
+      await reader.close();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('reads an empty range', async () => {
     const db = await storeWith([]);
     try {
