@@ -110,8 +110,9 @@ describe('snapshot reader', () => {
     process.on('unhandledRejection', onUnhandled);
     try {
       const reader = new SnapshotReader(failing, {} as ReturnType<Store['snapshot']>, dataRange(GEN), 10, 1024);
-      // The caller is busy for a few turns of the event loop (sending the previous batch).
-      for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 5));
+      // The caller is busy for a few turns of the event loop (sending the previous batch);
+      // Node reports unhandled rejections at the end of each turn.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
       assert.deepEqual(unhandled, []);
       await assert.rejects(reader.next(), /simulated read failure/);
       await reader.close();

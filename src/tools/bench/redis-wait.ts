@@ -2,6 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { PACE_TICK_MS } from './load.js';
 import { RedisServer } from './redis.js';
+import { connectSocket } from './resp.js';
 import { quantileSorted } from './stats.js';
 import type { Workload } from './workload.js';
 
@@ -66,7 +67,7 @@ export async function redisWaitLatency(dir: string, w: Workload, rates: readonly
   try {
     await replica.cli('REPLICAOF', '127.0.0.1', String(master.port));
     await replica.waitSynced();
-    sock = await connect(master.port);
+    sock = await connectSocket(master.port);
     const out: RedisWaitFigures[] = [];
     let next = 0;
     for (const rate of rates) {
@@ -79,18 +80,6 @@ export async function redisWaitLatency(dir: string, w: Workload, rates: readonly
     await replica.stop();
     await master.stop();
   }
-}
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    sock.once('error', reject);
-    sock.once('connect', () => {
-      sock.off('error', reject);
-      sock.setNoDelay(true);
-      resolve(sock);
-    });
-  });
 }
 
 /** One rate: the same pacing as paceWrites; the first tenth of the SETs is a warm-up and left out. */

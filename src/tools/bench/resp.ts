@@ -27,16 +27,8 @@ export class RespConnection {
     sock.on('close', () => this.fail(new Error('the Redis connection closed')));
   }
 
-  static connect(port: number): Promise<RespConnection> {
-    return new Promise((resolve, reject) => {
-      const sock = net.connect(port, '127.0.0.1');
-      sock.once('error', reject);
-      sock.once('connect', () => {
-        sock.off('error', reject);
-        sock.setNoDelay(true);
-        resolve(new RespConnection(sock));
-      });
-    });
+  static async connect(port: number): Promise<RespConnection> {
+    return new RespConnection(await connectSocket(port));
   }
 
   command(...args: string[]): Promise<string> {
@@ -55,6 +47,19 @@ export class RespConnection {
   private fail(err: Error): void {
     for (const w of this.waiting.splice(0)) w.reject(err);
   }
+}
+
+/** A TCP connection to a Redis on loopback, Nagle off (pipelined commands go out at once). */
+export function connectSocket(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.once('error', reject);
+    sock.once('connect', () => {
+      sock.off('error', reject);
+      sock.setNoDelay(true);
+      resolve(sock);
+    });
+  });
 }
 
 /** Splits a RESP2 byte stream into replies: a string per reply, an Error for an error reply. */
