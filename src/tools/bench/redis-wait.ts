@@ -67,6 +67,10 @@ export async function redisWaitLatency(dir: string, w: Workload, rates: readonly
   try {
     await replica.cli('REPLICAOF', '127.0.0.1', String(master.port));
     await replica.waitSynced();
+    // Start settled, as the nodes' lag rows do: Redis forks at start-up (the first AOF
+    // rewrite) and for the replica's sync, and a WAIT during a fork can take 100s of ms.
+    await master.waitIdle();
+    await replica.waitIdle();
     sock = await connectSocket(master.port);
     const out: RedisWaitFigures[] = [];
     let next = 0;

@@ -98,6 +98,17 @@ export class RedisServer {
     }
   }
 
+  /** Waits until no fork of this server (an AOF rewrite, an RDB save for a sync) is running or due. */
+  async waitIdle(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const p = await this.info('persistence');
+      if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0' && p.rdb_bgsave_in_progress === '0') return;
+      if (Date.now() > deadline) throw new Error('Redis did not finish its background rewrite or save');
+      await sleep(POLL_MS);
+    }
+  }
+
   async stop(): Promise<void> {
     (await this.conn?.catch(() => undefined))?.close();
     this.child.kill('SIGKILL');
@@ -142,6 +153,10 @@ export async function redisFigures(dir: string, w: Workload, opts: { count: numb
     replicas.push(replica);
     await replica.cli('REPLICAOF', '127.0.0.1', String(master.port));
     await replica.waitSynced();
+    // The load starts with no start-up fork running (the first AOF rewrite, the replica's
+    // sync), as the nodes' ingest rows start on freshly started, idle nodes.
+    await master.waitIdle();
+    await replica.waitIdle();
     const started = performance.now();
     const { stdout } = await run(
       'redis-benchmark',
@@ -162,6 +177,9 @@ export async function redisFigures(dir: string, w: Workload, opts: { count: numb
     await populate(master, w, opts.count);
     const keys = Number((await master.cli('DBSIZE')).trim());
     if (keys !== opts.count) throw new Error(`Redis holds ${keys} keys, expected ${opts.count}`);
+    // Timed right after the load, as the nodes' snapshot row is: Redis may still be
+    // rewriting its AOF (the load grew it past auto-aof-rewrite's threshold) as the
+    // master's LevelDB may still be compacting. Neither side is waited out.
     const fresh = await RedisServer.start(path.join(dir, 'fresh-replica'));
     replicas.push(fresh);
     const syncStart = performance.now();
