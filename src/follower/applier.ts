@@ -103,6 +103,24 @@ export class Applier {
     }
   }
 
+  /** A chained batch for the caller to fill and hand to writeFilledBatch (snapshot chunks). */
+  newBatch(): ReturnType<Store['batch']> {
+    return this.db.batch();
+  }
+
+  /**
+   * write() for a chained batch the caller filled, possibly while another write ran:
+   * refused (dropped, unwritten) if any write failed since, so nothing goes through a
+   * failed handle.
+   */
+  async writeFilledBatch(batch: ReturnType<Store['batch']>, { sync }: { sync: boolean }, what: string): Promise<void> {
+    if (this.mustReopen) {
+      await batch.close();
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: another store write failed meanwhile; the store is reopened first`);
+    }
+    await this.writeFilled(batch, sync, what);
+  }
+
   /** write() for a chained batch the caller filled (the apply path; see commit). */
   private async writeFilled(batch: ReturnType<Store['batch']>, sync: boolean, what: string): Promise<void> {
     try {

@@ -2,7 +2,6 @@ import { PairHasher } from '../common/digest.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { dataKey } from '../common/keys.js';
 import { seqFromWire } from '../common/seq.js';
-import type { BatchOp } from '../common/store.js';
 import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
 import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1/SnapshotEnd.js';
 import type { SnapshotInfo__Output } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
@@ -48,25 +47,36 @@ export class SnapshotReceiver {
   }
 
   async add(pairs: readonly KeyValue__Output[]): Promise<void> {
-    const ops: BatchOp[] = new Array(pairs.length);
-    for (let i = 0; i < pairs.length; i++) {
-      const { key, value } = pairs[i];
-      if (key.length === 0 || (this.lastKey && Buffer.compare(this.lastKey, key) >= 0)) {
-        throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'snapshot pairs out of order');
+    // Straight into a chained batch (no op object per pair).
+    const batch = this.applier.newBatch();
+    try {
+      for (let i = 0; i < pairs.length; i++) {
+        const { key, value } = pairs[i];
+        if (key.length === 0 || (this.lastKey && Buffer.compare(this.lastKey, key) >= 0)) {
+          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'snapshot pairs out of order');
+        }
+        this.lastKey = key;
+        this.hash.update(key, value);
+        this.bytes += key.length + value.length;
+        batch.put(dataKey(this.gen, key), value);
       }
-      this.lastKey = key;
-      this.hash.update(key, value);
-      this.bytes += key.length + value.length;
-      ops[i] = { type: 'put', key: dataKey(this.gen, key), value };
+    } catch (err) {
+      await batch.close();
+      throw err;
     }
     // One write in flight at a time, and the next chunk is prepared while it runs: the
     // write itself happens off the main thread, so waiting for it before preparing the
     // next chunk left the follower idle half of the time. Order between chunks does not
     // matter (distinct keys of a generation nothing reads yet).
-    await this.settle();
+    try {
+      await this.settle();
+    } catch (err) {
+      await batch.close();
+      throw err;
+    }
     // Not synced: nothing points at the staging generation until finish(), whose synced
     // batch makes every earlier write durable too.
-    const p: Promise<void> = this.applier.write(ops, { sync: false }, `store pairs of the snapshot at seq ${this.seq}`).then(
+    const p: Promise<void> = this.applier.writeFilledBatch(batch, { sync: false }, `store pairs of the snapshot at seq ${this.seq}`).then(
       () => {
         if (this.pending === p) this.pending = undefined;
       },

@@ -330,4 +330,18 @@ describe('follower applier: staged batches (the next verified while the previous
     assert.deepEqual(await readData(db), expectedData(10));
     await reopenFresh(ctx);
   });
+
+  it('a filled snapshot batch is refused once another store write has failed, and never written', async () => {
+    const ctx = await setup();
+    const { db, applier, probe } = ctx;
+    const batch = applier.newBatch();
+    batch.put(dataKey(7, Buffer.from('staged')), Buffer.from('x'));
+    probe.failNextWrite('nothing-written');
+    await assert.rejects(applier.write([{ type: 'put', key: Buffer.from('other'), value: Buffer.from('x') }], { sync: false }, 'write something else'), storeFailed(/cannot write something else/));
+    const mark = probe.events.length;
+    await assert.rejects(applier.writeFilledBatch(batch, { sync: false }, 'store pairs'), storeFailed(/cannot store pairs: another store write failed meanwhile/));
+    assert.deepEqual(probe.events.slice(mark), [], 'not written through the failed handle');
+    assert.equal(await db.get(dataKey(7, Buffer.from('staged'))), undefined);
+    await reopenFresh(ctx);
+  });
 });
