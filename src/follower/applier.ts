@@ -89,7 +89,7 @@ export class Applier {
   }
 
   /**
-   * Every write to the follower's store goes through here (or writeFilled). A failed write (disk full,
+   * Every write to the follower's store goes through here (or writeFilledBatch). A failed write (disk full,
    * I/O error) is the follower's own failure, reported as STORE_FAILED naming what was
    * being written, and it leaves the LevelDB handle unusable until ensureWritable().
    */
@@ -103,7 +103,7 @@ export class Applier {
     }
   }
 
-  /** A chained batch for the caller to fill and hand to writeFilledBatch (snapshot chunks). */
+  /** A chained batch for the caller to fill and hand to writeFilledBatch (snapshot chunks; commit uses it too). */
   newBatch(): ReturnType<Store['batch']> {
     return this.db.batch();
   }
@@ -118,11 +118,6 @@ export class Applier {
       await batch.close();
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: another store write failed meanwhile; the store is reopened first`);
     }
-    await this.writeFilled(batch, sync, what);
-  }
-
-  /** write() for a chained batch the caller filled (the apply path; see commit). */
-  private async writeFilled(batch: ReturnType<Store['batch']>, sync: boolean, what: string): Promise<void> {
     try {
       await batch.write(writeOptions(sync));
     } catch (err) {
@@ -260,17 +255,16 @@ export class Applier {
    */
   async commit(staged: StagedEntries): Promise<void> {
     const { from, to } = staged;
-    if (this.mustReopen || from.seq !== this.appliedSeq || from.checksum !== this.appliedChecksum || staged.gen !== this.dataGen) {
+    // A failed write since staging is reported as such by writeFilledBatch, not as disorder.
+    if (!this.mustReopen && (from.seq !== this.appliedSeq || from.checksum !== this.appliedChecksum || staged.gen !== this.dataGen)) {
       await staged.batch.close();
       throw new ReplicatorError(
-        this.mustReopen ? ErrorCode.STORE_FAILED : ErrorCode.INTERNAL,
-        this.mustReopen
-          ? `cannot apply seqs ${from.seq + 1n}..${to.seq}: another store write failed meanwhile; the store is reopened first`
-          : `staged seqs ${from.seq + 1n}..${to.seq} do not follow the applied seq ${this.appliedSeq} (generation ${staged.gen}, active ${this.dataGen})`,
+        ErrorCode.INTERNAL,
+        `staged seqs ${from.seq + 1n}..${to.seq} do not follow the applied seq ${this.appliedSeq} (generation ${staged.gen}, active ${this.dataGen})`,
       );
     }
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
-    await this.writeFilled(staged.batch, this.sync, `apply seqs ${from.seq + 1n}..${to.seq}`);
+    await this.writeFilledBatch(staged.batch, { sync: this.sync }, `apply seqs ${from.seq + 1n}..${to.seq}`);
     latencyTrace?.record(to.seq);
     this.appliedSeq = to.seq;
     this.appliedChecksum = to.checksum;

@@ -59,19 +59,19 @@ describe('benchmark helpers', () => {
     const r = new TickReplies((sets, ms) => done.push([sets, ms]));
     r.sent(2, 0); // +OK +OK :1
     r.sent(1, 5); // +OK :1
-    r.received('+OK\r\n+O', 1);
-    r.received('K\r\n:', 2);
+    r.received(Buffer.from('+OK\r\n+O'), 1);
+    r.received(Buffer.from('K\r\n:'), 2);
     assert.deepEqual(done, [], 'WAIT has not answered yet');
-    r.received('1\r\n+OK\r\n', 3);
+    r.received(Buffer.from('1\r\n+OK\r\n'), 3);
     assert.deepEqual(done, [[2, 3]]);
     assert.equal(r.pending, 1);
-    r.received(':1\r\n', 9);
+    r.received(Buffer.from(':1\r\n'), 9);
     assert.deepEqual(done, [[2, 3], [1, 4]]);
     assert.equal(r.pending, 0);
-    assert.throws(() => r.received('+OK\r\n', 10), /no request waiting/);
+    assert.throws(() => r.received(Buffer.from('+OK\r\n'), 10), /no request waiting/);
     const e = new TickReplies(() => undefined);
     e.sent(1, 0);
-    assert.throws(() => e.received('-ERR wrong\r\n', 1), /error: ERR wrong/);
+    assert.throws(() => e.received(Buffer.from('-ERR wrong\r\n'), 1), /Redis answered an error: ERR wrong/);
   });
 
   it('parses Redis replies split anywhere: simple, integer, error, bulk and null bulk strings', () => {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { PACE_TICK_MS } from './load.js';
 import { RedisServer } from './redis.js';
-import { connectSocket } from './resp.js';
+import { connectSocket, RespReplyParser } from './resp.js';
 import { quantileSorted } from './stats.js';
 import type { Workload } from './workload.js';
 
@@ -30,7 +30,7 @@ export interface RedisWaitFigures {
  */
 export class TickReplies {
   private readonly ticks: { sentAt: number; left: number; sets: number }[] = [];
-  private partial = '';
+  private readonly parser = new RespReplyParser();
 
   constructor(private readonly done: (sets: number, ms: number) => void) {}
 
@@ -38,13 +38,11 @@ export class TickReplies {
     this.ticks.push({ sentAt: at, left: sets + 1, sets });
   }
 
-  received(text: string, at: number): void {
-    const lines = (this.partial + text).split('\r\n');
-    this.partial = lines.pop()!;
-    for (const line of lines) {
-      if (line.startsWith('-')) throw new Error(`Redis answered an error: ${line.slice(1)}`);
+  received(data: Buffer, at: number): void {
+    for (const reply of this.parser.push(data)) {
+      if (reply instanceof Error) throw reply;
       const tick = this.ticks[0];
-      if (!tick) throw new Error(`a Redis reply with no request waiting: ${line}`);
+      if (!tick) throw new Error(`a Redis reply with no request waiting: ${reply}`);
       if (--tick.left === 0) {
         this.ticks.shift();
         this.done(tick.sets, at - tick.sentAt);
@@ -97,7 +95,7 @@ async function paced(sock: net.Socket, w: Workload, rate: number, seconds: numbe
   });
   const onData = (d: Buffer) => {
     try {
-      replies.received(d.toString('latin1'), performance.now());
+      replies.received(d, performance.now());
     } catch (err) {
       failure ??= err;
     }
