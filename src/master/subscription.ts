@@ -10,6 +10,7 @@ import type { FollowerRegistry } from './follower-registry.js';
 import { readLogBase } from './log-verify.js';
 import type { MasterMetrics } from './metrics.js';
 import { streamSnapshot, takeSnapshot } from './snapshot-sender.js';
+import { EncodedResponse, encodeEntryBatchResponse } from './subscribe-serializer.js';
 import type { Wal } from './wal.js';
 
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
@@ -193,7 +194,10 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         streamedBytes.inc(bytes);
         next += BigInt(entries.length);
         record.sentSeq = next - 1n;
-        await send({ entries: { entries, masterLastSeq: seqToWire(wal.lastSeq) } }, bytes);
+        // Encoded now, before any await: entries from the tail are views valid only until
+        // the next commit (the stream's serializer passes an EncodedResponse through).
+        const encoded = new EncodedResponse(encodeEntryBatchResponse(entries, wal.lastSeq), bytes);
+        await send(encoded as unknown as SubscribeResponse, bytes);
       } else {
         // Caught up: everything committed so far has been sent at least once.
         if (record.state === 'catching_up') registry.setState(record, 'streaming');

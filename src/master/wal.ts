@@ -119,8 +119,9 @@ export class Wal {
    * chunks (each at most about one stream message's worth, see log-chunk.ts).
    */
   async read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]> {
+    // Copies: the tail's views are only valid until the next commit (see readCached).
     const cached = this.readCached(fromSeq, maxEntries, maxBytes);
-    if (cached) return cached;
+    if (cached) return cached.map((e) => Buffer.from(e));
     if (fromSeq < this.firstSeq) throw logTrimmed(fromSeq, this.firstSeq);
     const out: Buffer[] = [];
     let bytes = 0;
@@ -165,7 +166,8 @@ export class Wal {
 
   /**
    * Like read, but only from the in-memory tail: entries this process committed, sealed by
-   * its group committer (undefined when fromSeq is not there).
+   * its group committer (undefined when fromSeq is not there). No copy: the Buffers are
+   * views into the tail's ring, valid until the next commit, so encode them before any await.
    */
   readCached(fromSeq: bigint, maxEntries: number, maxBytes: number): Buffer[] | undefined {
     return this.tail.read(fromSeq, maxEntries, maxBytes);

@@ -37,4 +37,58 @@ describe('tail cache', () => {
     assert.equal(c.read(1n, 10, 1_000), undefined);
     assert.deepEqual(c.read(5n, 10, 1_000)?.map((b) => b[0]), [5]);
   });
+
+  it('copies entries into its ring: the caller may reuse its buffers, get() returns a copy that outlives a wrap', () => {
+    const c = new TailCache(8, 30);
+    const b = e(1);
+    c.append(1n, [b]);
+    b.fill(9);
+    assert.equal(c.read(1n, 1, 1_000)?.[0][0], 1, 'the cache kept the bytes, not the caller buffer');
+    const kept = c.get(1n)!;
+    for (let s = 2; s <= 6; s++) c.append(BigInt(s), [e(s)]);
+    assert.equal(c.read(1n, 1, 1_000), undefined, 'seq 1 was overwritten');
+    assert.deepEqual(kept, e(1), 'the copy from get() is unaffected');
+  });
+
+  it('an entry larger than the ring is not cached, and nothing before it stays', () => {
+    const c = new TailCache(8, 100);
+    c.append(1n, [e(1), e(2)]);
+    c.append(3n, [e(3, 101), e(4)]);
+    assert.equal(c.read(2n, 10, 1_000), undefined);
+    assert.equal(c.read(3n, 10, 1_000), undefined);
+    assert.deepEqual(c.read(4n, 10, 1_000)?.map((x) => x[0]), [4]);
+    c.append(5n, [e(5)]);
+    assert.deepEqual(c.read(4n, 10, 1_000)?.map((x) => x[0]), [4, 5]);
+  });
+
+  it('entries of random sizes: what it serves is always exactly what was appended, the newest entries, in at most its bytes', () => {
+    let seed = 7;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    const capacity = 1_000;
+    const c = new TailCache(16, capacity);
+    const appended = new Map<bigint, Buffer>();
+    let next = 1n;
+    for (let round = 0; round < 2_000; round++) {
+      const group: Buffer[] = [];
+      for (let i = rand(4) + 1; i > 0; i--) {
+        const b = Buffer.alloc(rand(300) + 1);
+        for (let j = 0; j < b.length; j++) b[j] = rand(256);
+        group.push(b);
+        appended.set(next + BigInt(group.length - 1), Buffer.from(b));
+      }
+      c.append(next, group);
+      next += BigInt(group.length);
+      const last = next - 1n;
+      const cached = c.read(last, 1, Infinity);
+      assert.ok(cached, `the newest entry (seq ${last}, ${appended.get(last)!.length} bytes) is cached`);
+      // Walk back to the oldest cached seq: everything from there on must match byte for byte.
+      let oldest = last;
+      while (oldest > 1n && c.read(oldest - 1n, 1, Infinity)) oldest--;
+      const all = c.read(oldest, 1_000, Infinity)!;
+      assert.equal(BigInt(all.length), last - oldest + 1n, 'consecutive up to the newest');
+      assert.ok(all.length <= 16, 'at most maxEntries');
+      assert.ok(all.reduce((n, b) => n + b.length, 0) <= capacity, 'at most capacityBytes');
+      all.forEach((b, i) => assert.deepEqual(b, appended.get(oldest + BigInt(i)), `seq ${oldest + BigInt(i)} intact`));
+    }
+  });
 });
