@@ -41,16 +41,17 @@ export interface EncodedChunks {
  * Encodes the entries of one group commit: one entry per write of the requests, in order,
  * seqs firstSeq, firstSeq + 1, ..., checksums chained from prevChecksum, framed into
  * chunks of at most MAX_CHUNK_ENTRIES entries and MAX_CHUNK_BYTES (or one larger entry).
- * One allocation per group: the chunks are consecutive views of it.
+ * The chunks are consecutive views of one buffer: scratch when the group fits in it (the
+ * caller then owns the results only until it reuses scratch), else a new one.
  */
-export function encodeChunks(firstSeq: bigint, commitTimeMs: number, requests: readonly PreparedWrites[], prevChecksum: number): EncodedChunks {
+export function encodeChunks(firstSeq: bigint, commitTimeMs: number, requests: readonly PreparedWrites[], prevChecksum: number, scratch?: Buffer): EncodedChunks {
   let total = 0;
   let count = 0;
   for (const r of requests) {
     for (let i = 0; i < r.count; i++) total += framedSize(entrySizeForBody(r.ends[i] - r.startOf(i)));
     count += r.count;
   }
-  const buf = Buffer.allocUnsafe(total);
+  const buf = scratch && total <= scratch.length ? scratch : Buffer.allocUnsafe(total);
   const entries = new Array<Buffer>(count);
   const chunks: EncodedChunks['chunks'] = [];
   let checksum = prevChecksum;
@@ -70,7 +71,7 @@ export function encodeChunks(firstSeq: bigint, commitTimeMs: number, requests: r
       }
       buf[o] = ENTRY_FIELD_TAG;
       o = writeVarint(buf, o + 1, size);
-      checksum = writeEntryWithBody(buf, o, seq++, commitTimeMs, r.body, start, r.ends[i], checksum);
+      checksum = writeEntryWithBody(buf, o, seq++, commitTimeMs, r.liveBody, start, r.ends[i], checksum);
       entries[n++] = buf.subarray(o, o + size);
       o += size;
       inChunk++;

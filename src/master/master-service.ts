@@ -73,8 +73,15 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
       try {
         // The fast decoder has validated and packed most requests already (write-request-decoder.ts).
         const writes = preparedOf(req) ?? prepareValidated(req.writes);
-        await gate.check(); // --min-followers: refuse before anything is written
-        const { firstSeq, lastSeq } = await committer.submitPrepared(writes);
+        let committed: { firstSeq: bigint; lastSeq: bigint };
+        try {
+          await gate.check(); // --min-followers: refuse before anything is written
+          committed = await committer.submitPrepared(writes);
+        } finally {
+          // Committed (its entries encoded and written) or refused: the body's memory is reused.
+          writes.release();
+        }
+        const { firstSeq, lastSeq } = committed;
         metrics.writes.inc(writes.count);
         metrics.writeBytes.inc(writes.bytes);
         ctx.writeRate.record(writes.count);

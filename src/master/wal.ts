@@ -81,7 +81,11 @@ export class Wal {
     if (newFirstSeq > this.firstSeq) this.firstSeq = newFirstSeq;
   }
 
-  /** Called by the single writer once entries [fromSeq, fromSeq + n) are durable. */
+  /**
+   * Called by the single writer once entries [fromSeq, fromSeq + n) are durable. The
+   * entries are only valid during this call (the writer reuses their memory): the tail
+   * cache copies them.
+   */
   appended(fromSeq: bigint, entries: readonly Buffer[], commitTimeMs: number): void {
     // Invariant: the writer commits exactly the next seqs, in order.
     if (fromSeq !== this.lastSeq + 1n) throw new Error(`append at ${fromSeq} after ${this.lastSeq}`);

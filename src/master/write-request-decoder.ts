@@ -12,7 +12,7 @@ import {
   MAX_WRITES_PER_REQUEST,
 } from '../common/limits.js';
 import { readLengthEnd, readVarint28, type Cursor } from '../common/protobuf-wire.js';
-import { PreparedWrites } from './prepared-writes.js';
+import { PreparedWrites, takeBody } from './prepared-writes.js';
 
 /**
  * A fast path for decoding Master.Write requests, the master's hottest input.
@@ -27,7 +27,8 @@ import { PreparedWrites } from './prepared-writes.js';
  * accept or refuse it exactly as before. Unit tests check both paths agree.
  *
  * The request object it returns is what proto-loader would give; its `writes` are only
- * built if something reads them.
+ * built if something reads them, and only until the handler releases the packed body
+ * (PreparedWrites.release: the memory is reused; reading them later throws).
  */
 export function fastWriteRequestDeserializer(generic: grpc.deserialize<WriteRequest__Output>): grpc.deserialize<WriteRequest__Output> {
   return (bytes: Buffer) => {
@@ -106,7 +107,7 @@ export function decodePrepared(buf: Buffer): PreparedWrites | undefined {
   }
   if (writes === 0 || bytes > MAX_REQUEST_BYTES) return undefined;
   // Pass 2: the bodies (the structure is known to be good).
-  const body = Buffer.allocUnsafe(size);
+  const { body, slab } = takeBody(size);
   const ends = new Uint32Array(writes);
   r.pos = 0;
   let o = 0;
@@ -131,7 +132,7 @@ export function decodePrepared(buf: Buffer): PreparedWrites | undefined {
     body.writeUInt32BE(count, countAt);
     ends[w] = o;
   }
-  return new PreparedWrites(body, ends, bytes);
+  return new PreparedWrites(body, ends, bytes, slab);
 }
 
 /** Reads one Mutation's fields (the last of a repeated field wins, as in protobuf); false if not handled. */
@@ -162,10 +163,10 @@ function parseMutation(buf: Buffer, r: Cursor, end: number, f: Fields): boolean 
   return r.pos === end;
 }
 
-/** The writes of a prepared request as proto-loader objects (views into its body). */
+/** The writes of a prepared request as proto-loader objects (views into its body, so not after release()). */
 function writesOf(p: PreparedWrites): Write__Output[] {
   const out: Write__Output[] = [];
-  const b = p.body;
+  const b = p.liveBody;
   for (let i = 0; i < p.count; i++) {
     let o = p.startOf(i) + 4;
     const mutations: Mutation__Output[] = [];

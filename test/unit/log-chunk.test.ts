@@ -30,6 +30,20 @@ describe('log chunks', () => {
     assert.ok(chunkOf(entries).equals(chunk));
   });
 
+  it('encode into the caller scratch buffer when the group fits, identical bytes; a larger group gets its own', () => {
+    const fresh = encodeChunks(41n, 7, requests, 9);
+    const scratch = Buffer.alloc(64 * 1024, 0xee);
+    const reused = encodeChunks(41n, 7, requests, 9, scratch);
+    assert.equal(reused.chunks[0].bytes.buffer, scratch.buffer, 'written into scratch');
+    assert.ok(reused.chunks[0].bytes.equals(fresh.chunks[0].bytes));
+    assert.equal(reused.lastChecksum, fresh.lastChecksum);
+    const tiny = Buffer.alloc(16);
+    const own = encodeChunks(41n, 7, requests, 9, tiny);
+    assert.notEqual(own.chunks[0].bytes.buffer, tiny.buffer, 'too small: not used');
+    assert.ok(own.chunks[0].bytes.equals(fresh.chunks[0].bytes));
+    assert.ok(tiny.equals(Buffer.alloc(16)), 'and left untouched');
+  });
+
   it('are byte for byte the protobuf encoding of EntryBatch.entries', () => {
     const { chunks, entries } = encodeChunks(1n, 5, requests, 0);
     const chunk = chunks[0].bytes;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { MutationKind } from '../../src/common/entry-codec.js';
 import { isReplicatorError } from '../../src/common/errors.js';
 import type { WriteRequest, WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/common/limits.js';
@@ -120,3 +121,35 @@ describe('fast Write request decoding', () => {
     }
   });
 });
+
+describe('pooled request bodies', () => {
+  const sized = (n: number, valueBytes: number) => prepareWrites(Array.from({ length: n }, (_, i) => [{ kind: MutationKind.PUT, key: Buffer.from(`key-${i}`), value: Buffer.alloc(valueBytes, i) }]), 0);
+
+  it('a released body slab is lent to the next request, once; its old owner can no longer read it', () => {
+    const a = sized(100, 200); // about 21 KB: pooled
+    const slab = a.body.buffer;
+    a.release();
+    a.release(); // twice is harmless: the slab is given back once
+    const b = sized(100, 200);
+    const c = sized(100, 200);
+    assert.equal(b.body.buffer, slab, 'the freed slab is reused');
+    assert.notEqual(c.body.buffer, slab, 'and lent to one request only');
+    assert.throws(() => a.liveBody, /released request body/);
+    assert.equal(b.liveBody.length, b.ends[b.count - 1]);
+    b.release();
+    c.release();
+  });
+
+  it('small and oversized bodies are not pooled', () => {
+    const small = sized(1, 10);
+    const big = sized(2, 200 * 1024); // over the 256 KiB slab
+    assert.equal(small.body.length, small.ends[0]);
+    assert.equal(big.body.byteLength, big.ends[1]);
+    assert.ok(big.body.buffer.byteLength >= big.body.length);
+    small.release();
+    big.release();
+    const next = sized(1, 10);
+    assert.notEqual(next.body.buffer, big.body.buffer, 'a big body is not handed out again');
+  });
+});
+
