@@ -142,7 +142,7 @@ function targets(figures: Figures, s: ReportSettings): string[] {
   if (Number.isFinite(rss)) {
     check(
       rss < 200 * 2 ** 20,
-      `master RSS < 200 MB with a stalled follower N entries behind: VmHWM ${(rss / 2 ** 20).toFixed(0)} MB (anonymous ${(anon / 2 ** 20).toFixed(0)} MB; the rest is LevelDB's mapped table files)`,
+      `master RSS < 200 MB with a stalled follower N entries behind: VmHWM ${(rss / 2 ** 20).toFixed(0)} MB (anonymous ${(anon / 2 ** 20).toFixed(0)} MB; the rest is mapped files: node's own binary, about 45 MB, and LevelDB's table files)`,
     );
   }
   if (out.length === 0) out.push('  (none of the rows they need were run)');
