@@ -119,21 +119,22 @@ export class GroupCommitter {
     // Entries are encoded once, here, into the group's log chunks; these same bytes are
     // stored and streamed to every follower. The chunks and the data changes are one batch.
     this.scratch ??= Buffer.allocUnsafeSlow(CHUNK_SCRATCH_BYTES);
-    const { chunks, entries } = encodeChunks(firstSeq, commitTimeMs, requests, this.wal.lastChecksum, this.scratch);
-    const lastSeq = firstSeq + BigInt(entries.length) - 1n;
+    const encoded = encodeChunks(firstSeq, commitTimeMs, requests, this.wal.lastChecksum, this.scratch);
+    const { chunks, buf, starts, ends } = encoded;
+    const lastSeq = firstSeq + BigInt(starts.length) - 1n;
     try {
       // A chained batch, built directly (see writeBatch for why not the array form).
       const batch = this.db.batch();
       try {
         for (const c of chunks) batch.put(logKey(c.lastSeq), c.bytes);
         // The data changes, read back from the entries just encoded (values are views).
-        for (const entry of entries) {
-          forEachMutation(entry, ENTRY_BODY_OFFSET, entry.length - 4, (kind, keyStart, keyEnd, valueStart, valueEnd) => {
-            const key = dataKeyOf(MASTER_DATA_GEN, entry, keyStart, keyEnd);
-            if (kind === MutationKind.PUT) batch.put(key, entry.subarray(valueStart, valueEnd));
-            else batch.del(key);
-          });
-        }
+        const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
+          const key = dataKeyOf(MASTER_DATA_GEN, buf, keyStart, keyEnd);
+          if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
+          else batch.del(key);
+        };
+        // An entry's body runs from ENTRY_BODY_OFFSET to its 4-byte checksum.
+        for (let i = 0; i < starts.length; i++) forEachMutation(buf, starts[i] + ENTRY_BODY_OFFSET, ends[i] - 4, visit);
       } catch (err) {
         await batch.close();
         throw err;
@@ -148,7 +149,7 @@ export class GroupCommitter {
       return;
     }
     latencyTrace?.record(lastSeq);
-    this.wal.appended(firstSeq, entries, commitTimeMs);
+    this.wal.appended(firstSeq, encoded, commitTimeMs);
     let next = firstSeq;
     for (const p of group) {
       const last = next + BigInt(p.writes.count) - 1n;

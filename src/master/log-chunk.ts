@@ -32,9 +32,20 @@ export const MAX_CHUNK_BYTES = 1024 * 1024;
 export interface EncodedChunks {
   /** The records to store, each under logKey(lastSeq). */
   chunks: { lastSeq: bigint; bytes: Buffer }[];
-  /** One view per entry (without framing), seqs firstSeq, firstSeq + 1, ... */
-  entries: Buffer[];
+  /**
+   * The entries (without framing), seqs firstSeq, firstSeq + 1, ...: entry i is
+   * buf[starts[i], ends[i]). Offsets, not a view per entry: the committer reads them while
+   * the group's fsync runs, and thousands of views per group outlived young collections.
+   */
+  buf: Buffer;
+  starts: Uint32Array;
+  ends: Uint32Array;
   lastChecksum: number;
+}
+
+/** The entries of encoded chunks as views (for callers that want Buffers). */
+export function entryViews({ buf, starts, ends }: EncodedChunks): Buffer[] {
+  return Array.from(starts, (start, i) => buf.subarray(start, ends[i]));
 }
 
 /**
@@ -52,7 +63,8 @@ export function encodeChunks(firstSeq: bigint, commitTimeMs: number, requests: r
     count += r.count;
   }
   const buf = scratch && total <= scratch.length ? scratch : Buffer.allocUnsafe(total);
-  const entries = new Array<Buffer>(count);
+  const starts = new Uint32Array(count);
+  const ends = new Uint32Array(count);
   const chunks: EncodedChunks['chunks'] = [];
   let checksum = prevChecksum;
   let seq = firstSeq;
@@ -72,13 +84,14 @@ export function encodeChunks(firstSeq: bigint, commitTimeMs: number, requests: r
       buf[o] = ENTRY_FIELD_TAG;
       o = writeVarint(buf, o + 1, size);
       checksum = writeEntryWithBody(buf, o, seq++, commitTimeMs, r.liveBody, start, r.ends[i], checksum);
-      entries[n++] = buf.subarray(o, o + size);
+      starts[n] = o;
+      ends[n++] = o + size;
       o += size;
       inChunk++;
     }
   }
   if (inChunk > 0) chunks.push({ lastSeq: seq - 1n, bytes: buf.subarray(chunkStart, o) });
-  return { chunks, entries, lastChecksum: checksum };
+  return { chunks, buf, starts, ends, lastChecksum: checksum };
 }
 
 /** Builds a chunk from entries already encoded (a trimmed or truncated chunk is rewritten this way). */

@@ -23,6 +23,7 @@ export class TailCache {
   private size = 0;
   private first = 1n;
   private end = 0; // virtual offset just past the newest entry
+  private dropped = 0; // entries dropped by the append in progress, not yet added to first
 
   constructor(
     private readonly maxEntries = 65_536,
@@ -35,8 +36,15 @@ export class TailCache {
   /** Appends (copies) entries with seqs fromSeq, fromSeq + 1, ...; a non-consecutive append resets the cache. */
   append(fromSeq: bigint, entries: readonly Buffer[]): void {
     if (this.size > 0 && fromSeq !== this.first + BigInt(this.size)) this.clear();
-    let seq = fromSeq;
-    for (const e of entries) this.push(seq++, e);
+    for (let i = 0; i < entries.length; i++) this.push(fromSeq, i, entries[i], 0, entries[i].length);
+    this.settleFirst();
+  }
+
+  /** append() for entries given as src[starts[i], ends[i]) (a group commit's encoding, see log-chunk.ts). */
+  appendEncoded(fromSeq: bigint, src: Buffer, starts: Uint32Array, ends: Uint32Array): void {
+    if (this.size > 0 && fromSeq !== this.first + BigInt(this.size)) this.clear();
+    for (let i = 0; i < starts.length; i++) this.push(fromSeq, i, src, starts[i], ends[i]);
+    this.settleFirst();
   }
 
   /**
@@ -69,10 +77,12 @@ export class TailCache {
   clear(): void {
     this.head = 0;
     this.size = 0;
+    this.dropped = 0;
   }
 
-  private push(seq: bigint, entry: Buffer): void {
-    const length = entry.length;
+  /** Appends entry i of a run starting at seq base (firstSeq is settled when the append ends). */
+  private push(base: bigint, i: number, src: Buffer, srcStart: number, srcEnd: number): void {
+    const length = srcEnd - srcStart;
     if (length > this.capacityBytes) {
       // Larger than the whole ring: not cached, and nothing before it stays (no holes).
       this.clear();
@@ -82,20 +92,30 @@ export class TailCache {
     const at = start % this.capacityBytes;
     if (at + length > this.capacityBytes) start += this.capacityBytes - at; // wrap to the ring's start
     // Make room: drop the oldest entries the new bytes would overwrite, and free a slot.
-    while (this.size > 0 && (start + length - this.starts[this.head] > this.capacityBytes || this.size === this.maxEntries)) this.dropFirst();
-    if (this.size === 0) this.first = seq;
+    let dropped = 0;
+    while (this.size > 0 && (start + length - this.starts[this.head] > this.capacityBytes || this.size === this.maxEntries)) {
+      this.head = (this.head + 1) % this.maxEntries;
+      this.size--;
+      dropped++;
+    }
+    if (this.size === 0) {
+      this.first = base + BigInt(i);
+      this.dropped = 0;
+    } else {
+      this.dropped += dropped;
+    }
     const slot = (this.head + this.size) % this.maxEntries;
     this.starts[slot] = start;
     this.lengths[slot] = length;
     this.ring ??= Buffer.allocUnsafeSlow(this.capacityBytes);
-    this.ring.set(entry, start % this.capacityBytes);
+    src.copy(this.ring, start % this.capacityBytes, srcStart, srcEnd);
     this.size++;
     this.end = start + length;
   }
 
-  private dropFirst(): void {
-    this.head = (this.head + 1) % this.maxEntries;
-    this.size--;
-    this.first++;
+  /** Ends an append: firstSeq moves past what it dropped (once, not a bigint per entry). */
+  private settleFirst(): void {
+    if (this.dropped > 0) this.first += BigInt(this.dropped);
+    this.dropped = 0;
   }
 }

@@ -1,10 +1,10 @@
 import crypto from 'node:crypto';
-import { entryChecksum, entrySeq } from '../common/entry-codec.js';
+import { entrySeq } from '../common/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
 import type { Logger } from '../common/logger.js';
 import { u32, writeBatch, type Store, type StoreSnapshot } from '../common/store.js';
-import { splitChunk } from './log-chunk.js';
+import { splitChunk, type EncodedChunks } from './log-chunk.js';
 import { truncateLogFrom, verifyLog } from './log-verify.js';
 import { TailCache } from './tail-cache.js';
 
@@ -86,12 +86,12 @@ export class Wal {
    * entries are only valid during this call (the writer reuses their memory): the tail
    * cache copies them.
    */
-  appended(fromSeq: bigint, entries: readonly Buffer[], commitTimeMs: number): void {
+  appended(fromSeq: bigint, group: EncodedChunks, commitTimeMs: number): void {
     // Invariant: the writer commits exactly the next seqs, in order.
     if (fromSeq !== this.lastSeq + 1n) throw new Error(`append at ${fromSeq} after ${this.lastSeq}`);
-    this.tail.append(fromSeq, entries);
-    this.lastSeq += BigInt(entries.length);
-    this.lastChecksum = entryChecksum(entries[entries.length - 1]);
+    this.tail.appendEncoded(fromSeq, group.buf, group.starts, group.ends);
+    this.lastSeq += BigInt(group.starts.length);
+    this.lastChecksum = group.lastChecksum;
     this.lastCommitTimeMs = commitTimeMs;
     this.wake();
   }

@@ -4,7 +4,7 @@ import { chainsFrom, encodeEntry, entryChecksum, MutationKind, type Mutation } f
 import { isReplicatorError } from '../../src/common/errors.js';
 import type { EntryBatch__Output } from '../../src/common/generated/levelreplicator/v1/EntryBatch.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { ChunkFramingError, chunkOf, encodeChunks, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk } from '../../src/master/log-chunk.js';
+import { ChunkFramingError, chunkOf, encodeChunks, entryViews, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk } from '../../src/master/log-chunk.js';
 import { prepareWrites } from '../../src/master/prepared-writes.js';
 
 const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
@@ -14,7 +14,9 @@ const requests = [prepareWrites(writes.slice(0, 2), 0), prepareWrites(writes.sli
 
 describe('log chunks', () => {
   it('hold the entries of a group (several requests), each exactly as encodeEntry writes it, checksums chained', () => {
-    const { chunks, entries, lastChecksum } = encodeChunks(41n, 1_700_000_000_000, requests, 0x1234);
+    const encoded = encodeChunks(41n, 1_700_000_000_000, requests, 0x1234);
+    const { chunks, lastChecksum } = encoded;
+    const entries = entryViews(encoded);
     assert.equal(chunks.length, 1);
     const chunk = chunks[0].bytes;
     assert.equal(chunks[0].lastSeq, 43n);
@@ -45,7 +47,9 @@ describe('log chunks', () => {
   });
 
   it('are byte for byte the protobuf encoding of EntryBatch.entries', () => {
-    const { chunks, entries } = encodeChunks(1n, 5, requests, 0);
+    const encoded = encodeChunks(1n, 5, requests, 0);
+    const { chunks } = encoded;
+    const entries = entryViews(encoded);
     const chunk = chunks[0].bytes;
     assert.deepEqual(decodeEntryBatch(chunk).entries.map((e) => e.toString('hex')), entries.map((e) => e.toString('hex')));
   });
@@ -53,7 +57,9 @@ describe('log chunks', () => {
   it('split a large group into chunks of at most MAX_CHUNK_ENTRIES entries and MAX_CHUNK_BYTES, each under its last seq', () => {
     const many = prepareWrites(Array.from({ length: 2_500 }, (_, i) => [put(`k${i}`, 'v')]), 0);
     const big = prepareWrites(Array.from({ length: 5 }, (_, i) => [put(`b${i}`, 'x'.repeat(400_000))]), 0);
-    const { chunks, entries } = encodeChunks(1n, 5, [many, big], 0);
+    const encoded = encodeChunks(1n, 5, [many, big], 0);
+    const { chunks } = encoded;
+    const entries = entryViews(encoded);
     assert.deepEqual(
       chunks.map((c) => c.lastSeq),
       [1_000n, 2_000n, 2_502n, 2_504n, 2_505n], // 500 small entries and two of 400 KB fit in 1 MiB; a third does not
@@ -68,7 +74,9 @@ describe('log chunks', () => {
   });
 
   it('refuse broken framing, keeping the entries before the break', () => {
-    const { chunks, entries } = encodeChunks(1n, 5, requests, 0);
+    const encoded = encodeChunks(1n, 5, requests, 0);
+    const { chunks } = encoded;
+    const entries = entryViews(encoded);
     const chunk = chunks[0].bytes;
     const cut = chunk.subarray(0, chunk.length - 3);
     assert.throws(

@@ -76,7 +76,21 @@ describe('tail cache', () => {
         group.push(b);
         appended.set(next + BigInt(group.length - 1), Buffer.from(b));
       }
-      c.append(next, group);
+      if (round % 2 === 0) {
+        c.append(next, group);
+      } else {
+        // The committer's form: the same entries as offsets into one buffer, with slack around them.
+        const src = Buffer.concat([Buffer.from([1, 2, 3]), ...group.flatMap((g) => [g, Buffer.from([9])])]);
+        const starts = new Uint32Array(group.length);
+        const ends = new Uint32Array(group.length);
+        let o = 3;
+        group.forEach((g, i) => {
+          starts[i] = o;
+          ends[i] = o + g.length;
+          o += g.length + 1;
+        });
+        c.appendEncoded(next, src, starts, ends);
+      }
       next += BigInt(group.length);
       const last = next - 1n;
       const cached = c.read(last, 1, Infinity);
