@@ -43,11 +43,6 @@ export interface EncodedChunks {
   lastChecksum: number;
 }
 
-/** The entries of encoded chunks as views (for callers that want Buffers). */
-export function entryViews({ buf, starts, ends }: EncodedChunks): Buffer[] {
-  return Array.from(starts, (start, i) => buf.subarray(start, ends[i]));
-}
-
 /**
  * Encodes the entries of one group commit: one entry per write of the requests, in order,
  * seqs firstSeq, firstSeq + 1, ..., checksums chained from prevChecksum, framed into

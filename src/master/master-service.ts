@@ -14,7 +14,7 @@ import type { WriteResponse } from '../common/generated/levelreplicator/v1/Write
 import { resolveAckPolicy, type AckPolicy } from './ack-policy.js';
 import type { AckWaiters } from './ack-waiters.js';
 import type { FollowerRegistry, FollowerState } from './follower-registry.js';
-import type { GroupCommitter } from './group-commit.js';
+import type { CommitResult, GroupCommitter } from './group-commit.js';
 import type { MasterMetrics } from './metrics.js';
 import { lagEntries, lagMs } from './replication-lag.js';
 import { serveSubscription } from './subscription.js';
@@ -73,7 +73,7 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
       try {
         // The fast decoder has validated and packed most requests already (write-request-decoder.ts).
         const writes = preparedOf(req) ?? prepareValidated(req.writes);
-        let committed: { firstSeq: bigint; lastSeq: bigint };
+        let committed: CommitResult;
         try {
           await gate.check(); // --min-followers: refuse before anything is written
           committed = await committer.submitPrepared(writes);

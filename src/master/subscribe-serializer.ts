@@ -6,8 +6,10 @@ import type { SnapshotRow } from '../common/snapshot-reader.js';
 
 /**
  * A fast path for the master's bulk messages: SubscribeResponses carrying log entries
- * (encoded once per follower per message) or snapshot pairs (encoded by the snapshot
- * sender straight from the rows it reads, see encodeSnapshotRows).
+ * (encodeEntryBatchResponse, once per follower per message, by the subscription before
+ * it awaits anything) or snapshot pairs (encodeSnapshotRows, by the snapshot sender
+ * straight from the rows it reads). Both come to the stream as an EncodedResponse,
+ * whose bytes the serializer passes through.
  *
  * protobufjs encodes repeated fields through a list of writer operations, objects per
  * element, then copies; this writes the same bytes directly: one allocation per message
@@ -24,10 +26,7 @@ export function withFastStreamEncoding<S extends grpc.ServiceDefinition>(service
   return { ...service, Subscribe: { ...subscribe, responseSerialize: fastSubscribeResponseSerializer(subscribe.responseSerialize) } };
 }
 
-/**
- * A SubscribeResponse already encoded by the caller (snapshot chunks, see
- * encodeSnapshotRows): the serializer passes its bytes through.
- */
+/** A SubscribeResponse already encoded by the caller: the serializer passes its bytes through. */
 export class EncodedResponse {
   constructor(
     readonly bytes: Buffer,
@@ -39,11 +38,6 @@ export class EncodedResponse {
 export function fastSubscribeResponseSerializer(generic: grpc.serialize<SubscribeResponse>): grpc.serialize<SubscribeResponse> {
   return (msg: SubscribeResponse) => {
     if ((msg as unknown) instanceof EncodedResponse) return (msg as unknown as EncodedResponse).bytes;
-    if (msg.start || msg.heartbeat || msg.snapshotEnd) return generic(msg);
-    const batch = msg.entries;
-    if (batch && !msg.snapshotChunk && isBufferArray(batch.entries) && typeof batch.masterLastSeq === 'string') {
-      return encodeEntryBatchResponse(batch.entries, BigInt(batch.masterLastSeq));
-    }
     return generic(msg);
   };
 }
@@ -124,10 +118,4 @@ export function encodeEntryBatchResponse(entries: readonly Buffer[], masterLastS
   buf[o] = MASTER_LAST_SEQ_TAG;
   writeVarint64(buf, o + 1, masterLastSeq);
   return buf;
-}
-
-function isBufferArray(v: unknown): v is Buffer[] {
-  if (!Array.isArray(v)) return false;
-  for (const e of v) if (!Buffer.isBuffer(e)) return false;
-  return true;
 }

@@ -140,6 +140,21 @@ async function reopenFresh(ctx: Awaited<ReturnType<typeof setup>>) {
   }
 }
 
+/**
+ * The end state every case must reach: the audit shows exactly `expectedAudit` and passes
+ * the oracle (no seq applied twice, none skipped up to lastSeq), and the store, reopened
+ * afresh, holds seqs 1..lastSeq and nothing else. Returns what the reopened store holds.
+ */
+async function assertDurableEnd(ctx: Awaited<ReturnType<typeof setup>>, expectedAudit: string, lastSeq: number) {
+  const audit = fs.readFileSync(ctx.auditFile, 'utf8');
+  assert.equal(audit, expectedAudit);
+  assert.deepEqual(checkAudit(audit, BigInt(lastSeq)), []);
+  const fresh = await reopenFresh(ctx);
+  assert.equal(fresh.appliedSeq, BigInt(lastSeq));
+  assert.deepEqual(fresh.data, expectedData(lastSeq));
+  return fresh;
+}
+
 const storeFailed = (re: RegExp) => (err: unknown) => isReplicatorError(err, ErrorCode.STORE_FAILED) && re.test((err as Error).message);
 
 describe('follower applier: a failed store write loses nothing and applies nothing twice (contract 15)', () => {
@@ -170,13 +185,8 @@ describe('follower applier: a failed store write loses nothing and applies nothi
     assert.equal(applier.appliedSeq, 10n);
     assert.deepEqual(await readData(db), expectedData(10));
 
-    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
-    assert.equal(audit, 'open 0\napply 1 3\nopen 3\napply 4 6\napply 7 10\n');
-    assert.deepEqual(checkAudit(audit, 10n), []);
-    const fresh = await reopenFresh(ctx);
-    assert.equal(fresh.appliedSeq, 10n);
+    const fresh = await assertDurableEnd(ctx, 'open 0\napply 1 3\nopen 3\napply 4 6\napply 7 10\n', 10);
     assert.equal(fresh.appliedChecksum, entryChecksum(log[9]));
-    assert.deepEqual(fresh.data, expectedData(10));
   });
 
   it('a write that failed after reaching the store, then apply() again without an explicit reopen: refused, never applied twice', async () => {
@@ -190,10 +200,7 @@ describe('follower applier: a failed store write loses nothing and applies nothi
     assert.equal(applier.appliedSeq, 6n);
     await applier.apply(seqs(log, 7, 10), HISTORY);
     assert.deepEqual(await readData(db), expectedData(10));
-    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
-    assert.equal(audit, 'open 0\napply 1 3\nopen 6\napply 7 10\n');
-    assert.deepEqual(checkAudit(audit, 10n), []);
-    await reopenFresh(ctx);
+    await assertDurableEnd(ctx, 'open 0\napply 1 3\nopen 6\napply 7 10\n', 10);
   });
 
   it('a write that failed after reaching the store: the reopen reads seq 6 back, so 4..6 are not applied again', async () => {
@@ -215,12 +222,7 @@ describe('follower applier: a failed store write loses nothing and applies nothi
     await applier.apply(seqs(log, 7, 10), HISTORY);
     assert.deepEqual(await readData(db), expectedData(10));
 
-    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
-    assert.equal(audit, 'open 0\napply 1 3\nopen 6\napply 7 10\n');
-    assert.deepEqual(checkAudit(audit, 10n), []);
-    const fresh = await reopenFresh(ctx);
-    assert.equal(fresh.appliedSeq, 10n);
-    assert.deepEqual(fresh.data, expectedData(10));
+    await assertDurableEnd(ctx, 'open 0\napply 1 3\nopen 6\napply 7 10\n', 10);
   });
 
   it('never writes through the failed handle: the next write reopens first', async () => {
@@ -255,12 +257,7 @@ describe('follower applier: a failed store write loses nothing and applies nothi
     assert.deepEqual(probe.events.slice(mark), ['close', 'open-failed', 'open']);
     assert.equal(applier.appliedSeq, 3n);
     await applier.apply(seqs(log, 4, 10), HISTORY);
-    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
-    assert.equal(audit, 'open 0\napply 1 3\nopen 3\napply 4 10\n');
-    assert.deepEqual(checkAudit(audit, 10n), []);
-    const fresh = await reopenFresh(ctx);
-    assert.equal(fresh.appliedSeq, 10n);
-    assert.deepEqual(fresh.data, expectedData(10));
+    await assertDurableEnd(ctx, 'open 0\napply 1 3\nopen 3\napply 4 10\n', 10);
   });
 });
 
@@ -283,12 +280,7 @@ describe('follower applier: staged batches (the next verified while the previous
     assert.deepEqual(await readData(db), expectedData(8));
     // Staging from a stale position is refused by the chain checks, before any write.
     await assert.rejects(applier.stage(seqs(log, 6, 8), HISTORY), (err) => isReplicatorError(err, ErrorCode.SEQ_GAP));
-    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
-    assert.equal(audit, 'open 0\napply 1 2\napply 3 5\napply 6 8\n');
-    assert.deepEqual(checkAudit(audit, 8n), []);
-    const fresh = await reopenFresh(ctx);
-    assert.equal(fresh.appliedSeq, 8n);
-    assert.deepEqual(fresh.data, expectedData(8));
+    await assertDurableEnd(ctx, 'open 0\napply 1 2\napply 3 5\napply 6 8\n', 8);
   });
 
   it('a batch staged while the previous write fails is refused (STORE_FAILED) and never written through the failed handle', async () => {
@@ -307,12 +299,7 @@ describe('follower applier: staged batches (the next verified while the previous
     assert.equal(applier.appliedSeq, 5n);
     await applier.apply(seqs(log, 6, 10), HISTORY);
     assert.deepEqual(await readData(db), expectedData(10));
-    const audit = fs.readFileSync(ctx.auditFile, 'utf8');
-    assert.equal(audit, 'open 0\napply 1 3\nopen 5\napply 6 10\n');
-    assert.deepEqual(checkAudit(audit, 10n), []);
-    const fresh = await reopenFresh(ctx);
-    assert.equal(fresh.appliedSeq, 10n);
-    assert.deepEqual(fresh.data, expectedData(10));
+    await assertDurableEnd(ctx, 'open 0\napply 1 3\nopen 5\napply 6 10\n', 10);
   });
 
   it('a batch staged at the applied position is refused once any other store write has failed', async () => {

@@ -4,9 +4,11 @@ import { chainsFrom, encodeEntry, entryChecksum, MutationKind, type Mutation } f
 import { isReplicatorError } from '../../src/common/errors.js';
 import type { EntryBatch__Output } from '../../src/common/generated/levelreplicator/v1/EntryBatch.js';
 import { replicatorProto } from '../../src/common/proto.js';
-import { ChunkFramingError, chunkOf, encodeChunks, entryViews, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk } from '../../src/master/log-chunk.js';
+import { ChunkFramingError, chunkOf, encodeChunks, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk, type EncodedChunks } from '../../src/master/log-chunk.js';
 import { prepareWrites } from '../../src/master/prepared-writes.js';
 
+/** The encoded entries as views, entry i = buf[starts[i], ends[i]). */
+const entryViews = ({ buf, starts, ends }: EncodedChunks): Buffer[] => Array.from(starts, (start, i) => buf.subarray(start, ends[i]));
 const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
 const writes: Mutation[][] = [[put('a', '1')], [put('b', 'x'.repeat(300)), { kind: MutationKind.DELETE, key: Buffer.from('a') }], [put('c', '')]];
 /** Two requests, as a group commit gets them. */
