@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { chainsFrom, decodeEntry, entryChecksum, GENESIS_CHECKSUM } from '../../src/common/entry-codec.js';
+import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, userKeyOf } from '../../src/common/keys.js';
+import { openStore } from '../../src/common/store.js';
+import { APPLIED_SEQ_KEY } from '../../src/follower/apply-batch.js';
+import { splitChunk } from '../../src/master/log-chunk.js';
+import { writeRaw } from '../../src/tools/bench/raw-level.js';
 import type { WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
 import { replicatorProto } from '../../src/common/proto.js';
 import { entryLagsMs, parseTrace, summarizeLags } from '../../src/tools/bench/lag.js';
@@ -91,5 +100,47 @@ describe('benchmark helpers', () => {
     assert.equal(formatCount(1234567.8), '1,234,568');
     assert.equal(formatRatio(0.456), '0.46x');
     assert.equal(formatRatio(NaN), '—');
+  });
+
+  it("raw master and follower modes write what the nodes would: data and a chained log, data and the applied seq", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lr-raw-'));
+    const w = new Workload(40);
+    try {
+      const master = await openStore(path.join(dir, 'm'), { create: true });
+      const follower = await openStore(path.join(dir, 'f'), { create: true });
+      try {
+        await writeRaw(master, w, 'master', 2_500, 1_200);
+        await writeRaw(follower, w, 'follower', 2_500, 1_200);
+        const index = new Map(Array.from({ length: 2_500 }, (_, j) => [w.key(j).toString('hex'), j]));
+        for (const db of [master, follower]) {
+          let i = 0;
+          for await (const [k, v] of db.iterator(dataRange(0))) {
+            const j = index.get(userKeyOf(k).toString('hex'));
+            assert.ok(j !== undefined && v.equals(w.value(j)));
+            i++;
+          }
+          assert.equal(i, 2_500);
+        }
+        let seq = 0n;
+        let checksum = GENESIS_CHECKSUM;
+        for await (const chunk of master.values({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END })) {
+          for (const entry of splitChunk(chunk)) {
+            const e = decodeEntry(entry);
+            assert.equal(e.seq, ++seq);
+            assert.ok(chainsFrom(entry, checksum), `entry ${seq} chains from the one before`);
+            assert.ok(e.mutations[0].key.equals(w.key(Number(seq) - 1)));
+            checksum = entryChecksum(entry);
+          }
+        }
+        assert.equal(seq, 2_500n);
+        assert.equal((await follower.get(APPLIED_SEQ_KEY))?.readBigUInt64BE(), 2_500n);
+        assert.equal(await master.get(APPLIED_SEQ_KEY), undefined);
+      } finally {
+        await master.close();
+        await follower.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

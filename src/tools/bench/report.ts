@@ -29,6 +29,8 @@ export const REFERENCE_CATCH_UP_PER_SECOND = 300_000;
 
 type Kind = 'rate' | 'seconds' | 'ms' | 'bytes';
 
+const formatMicros = (us: number) => us.toFixed(1);
+
 /** The report: machine facts, settings, the table, and the targets checked against the same run. */
 export function report(figures: Figures, s: ReportSettings): string {
   const med = (id: string) => median(figures.get(id) ?? []);
@@ -49,6 +51,7 @@ export function report(figures: Figures, s: ReportSettings): string {
   row('1b', '  … with an fsync per batch', 'raw-fsync', 'rate');
   row('1c', '  … plus a log record per entry in the same batch', 'raw-log-per-entry', 'rate');
   row('1d', '  … plus one log chunk per batch (the master\'s layout)', 'raw-log-chunk', 'rate');
+  row('1e', `  … a master's and a follower's LevelDB writes, 2 processes, fsync per ${formatCount(s.clients * s.batch)}`, 'raw-pair', 'rate');
   for (let f = 0; f <= s.maxFollowers; f++) {
     row(f === 0 ? '2' : `2${String.fromCharCode(97 + f)}`, `master ingest, ${durable}, ${f} follower${f === 1 ? '' : 's'}`, `ingest-${f}`, 'rate');
   }
@@ -106,7 +109,12 @@ function targets(figures: Figures, s: ReportSettings): string[] {
   const ingest1 = med('ingest-1');
   const redisSet = med('redis-set');
   if (Number.isFinite(ingest1) && Number.isFinite(redisSet)) {
-    check(ingest1 >= redisSet, `durable ingest with 1 follower >= Redis appendonly everysec: ${formatRatio(ingest1 / redisSet)} of Redis`);
+    const ceiling = med('raw-pair');
+    const ceilingNote = Number.isFinite(ceiling)
+      ? ` (the two nodes' LevelDB writes alone, row 1e: ${formatRatio(ceiling / redisSet)} of Redis, ` +
+        `${formatMicros(med('raw-pair-master-cpu'))} + ${formatMicros(med('raw-pair-follower-cpu'))} µs of CPU per entry on ${os.cpus().length} cores)`
+      : '';
+    check(ingest1 >= redisSet, `durable ingest with 1 follower >= Redis appendonly everysec: ${formatRatio(ingest1 / redisSet)} of Redis${ceilingNote}`);
   }
   const catchUp = s.entries / med('catch-up');
   if (Number.isFinite(catchUp)) {

@@ -6,6 +6,7 @@ import { parseNonNegativeInt, parsePositiveInt } from '../../common/config.js';
 import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, stalledFollowerPhase, type PhaseOptions } from './phases.js';
 import { fsyncLatencyMs, rawLevel } from './raw-level.js';
+import { rawPair } from './raw-pair.js';
 import { redisFigures, redisVersion } from './redis.js';
 import { redisWaitLatency } from './redis-wait.js';
 import { report, type Figures } from './report.js';
@@ -60,9 +61,9 @@ await runCli(NAME, async () => {
 
   const figures: Figures = new Map();
   /** Records one run's value of a figure, and shows it at once on stderr (progress). */
-  const add = (id: string, v: number, unit: '/s' | 's' | 'ms' | 'bytes') => {
+  const add = (id: string, v: number, unit: '/s' | 's' | 'ms' | 'us' | 'bytes') => {
     figures.set(id, [...(figures.get(id) ?? []), v]);
-    const shown = unit === 'bytes' ? `${(v / 2 ** 20).toFixed(0)} MB` : unit === '/s' ? `${Math.round(v)}/s` : `${v.toFixed(2)} ${unit}`;
+    const shown = unit === 'bytes' ? `${(v / 2 ** 20).toFixed(0)} MB` : unit === '/s' ? `${Math.round(v)}/s` : `${v.toFixed(2)} ${unit === 'us' ? 'µs' : unit}`;
     process.stderr.write(`  ${id}: ${shown}\n`);
   };
   const started = Date.now();
@@ -76,6 +77,11 @@ await runCli(NAME, async () => {
       add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, rawBatch), '/s');
       if (only.has('raw')) {
         for (const mode of ['fsync', 'log-per-entry', 'log-chunk'] as const) add(`raw-${mode}`, await rawLevel(path.join(root, 'raw'), w, mode, entries, rawBatch), '/s');
+        // Batches as large as the master's largest group commit: the most generous ceiling.
+        const pair = await rawPair(path.join(root, 'raw-pair'), w.valueBytes, entries, o.clients * batch);
+        add('raw-pair', pair.perSecond, '/s');
+        add('raw-pair-master-cpu', pair.masterCpuMicros, 'us');
+        add('raw-pair-follower-cpu', pair.followerCpuMicros, 'us');
       }
       if (only.has('ingest')) {
         for (let f = 0; f <= maxFollowers; f++) {
