@@ -76,15 +76,19 @@ export interface StalledFigures {
   catchUpSeconds: number;
 }
 
+/** node's young generation capped at 8 MB per semi-space (16 MB by default on 64-bit): row 7c. */
+export const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=8'];
+
 /**
  * Rows 7 and 4: follower 1 joins and applies one entry, is stalled (SIGSTOP: its
  * connection stays open but it reads nothing), N entries are written, and the master's
- * peak RSS is read. Then follower 1 is killed and restarted: the catch-up is timed from
- * its stream start (log line "connected to master; catching up") to the last entry applied.
+ * peak RSS is read. Then (withCatchUp) follower 1 is killed and restarted: the catch-up is
+ * timed from its stream start (log line "connected to master; catching up") to the last
+ * entry applied. masterNodeArgs are extra node flags for the master only (row 7c).
  */
-export async function stalledFollowerPhase(o: PhaseOptions): Promise<StalledFigures> {
+export async function stalledFollowerPhase(o: PhaseOptions, { withCatchUp = true, masterNodeArgs = [] as string[] } = {}): Promise<StalledFigures> {
   const dir = fresh(o.dir);
-  const master = await startMaster(path.join(dir, 'master'), o.node);
+  const master = await startMaster(path.join(dir, 'master'), { ...o.node, nodeArgs: [...o.node.nodeArgs, ...masterNodeArgs] });
   const followerDir = path.join(dir, 'follower-1');
   let follower: Follower | undefined;
   try {
@@ -96,6 +100,7 @@ export async function stalledFollowerPhase(o: PhaseOptions): Promise<StalledFigu
     const load = await writeEntries(master.address, o.w, { first: 1, count: o.entries, batch: o.batch, clients: o.clients });
     const masterPeakAnonRssBytes = anon();
     const masterPeakRssBytes = master.proc.memory().peakRss;
+    if (!withCatchUp) return { masterPeakRssBytes, masterPeakAnonRssBytes, catchUpPerSecond: NaN, catchUpSeconds: NaN };
     await follower.proc.kill();
     follower = await startFollower(1, followerDir, master.address, o.node);
     const started = await follower.proc.waitForLog('connected to master; catching up');
@@ -103,6 +108,7 @@ export async function stalledFollowerPhase(o: PhaseOptions): Promise<StalledFigu
     const catchUpSeconds = (done - started.at) / 1000;
     return { masterPeakRssBytes, masterPeakAnonRssBytes, catchUpPerSecond: (load.lastSeq - warm.lastSeq) / catchUpSeconds, catchUpSeconds };
   } finally {
+    if (follower?.proc.exited === false) follower.proc.signal('SIGCONT');
     await follower?.proc.stop();
     await master.proc.stop();
   }

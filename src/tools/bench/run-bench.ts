@@ -4,7 +4,7 @@ import path from 'node:path';
 import { addOptions, cli, runCli } from '../../common/cli.js';
 import { parseNonNegativeInt, parsePositiveInt } from '../../common/config.js';
 import { ErrorCode, ReplicatorError } from '../../common/errors.js';
-import { ingestPhase, lagPhase, stalledFollowerPhase, type PhaseOptions } from './phases.js';
+import { ingestPhase, lagPhase, SMALL_YOUNG_GENERATION, stalledFollowerPhase, type PhaseOptions } from './phases.js';
 import { fsyncLatencyMs, rawLevel } from './raw-level.js';
 import { rawPair } from './raw-pair.js';
 import { redisFigures, redisVersion } from './redis.js';
@@ -96,6 +96,10 @@ await runCli(NAME, async () => {
         add('catch-up', r.catchUpSeconds, 's');
         add('rss', r.masterPeakRssBytes, 'bytes');
         add('rss-anon', r.masterPeakAnonRssBytes, 'bytes');
+        // The same load on a master whose young generation is capped (see README, Memory).
+        const small = await stalledFollowerPhase(o, { withCatchUp: false, masterNodeArgs: SMALL_YOUNG_GENERATION });
+        add('rss-small-young', small.masterPeakRssBytes, 'bytes');
+        add('rss-anon-small-young', small.masterPeakAnonRssBytes, 'bytes');
       }
       if (only.has('lag')) {
         // As configured, and (when that is durable) also with a follower that does not fsync:
