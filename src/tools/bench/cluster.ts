@@ -18,6 +18,8 @@ export interface NodeSettings {
   /** Extra node flags for the server processes (e.g. --cpu-prof). */
   nodeArgs: string[];
   sync: boolean;
+  /** A command that runs node for the servers (e.g. chrt -f 1): it must exec it, keeping the pid. */
+  launcher?: string[];
 }
 
 /**
@@ -31,8 +33,9 @@ export class NodeProcess {
   private stderr = '';
   private readonly child: ChildProcess;
 
-  constructor(tool: string, args: string[], nodeArgs: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [...nodeArgs, path.join(TOOLS, `${tool}.js`), ...args], {
+  constructor(tool: string, args: string[], nodeArgs: string[], env: NodeJS.ProcessEnv = {}, launcher: string[] = []) {
+    const command = [...launcher, process.execPath, ...nodeArgs, path.join(TOOLS, `${tool}.js`), ...args];
+    this.child = spawn(command[0], command.slice(1), {
       env: { ...process.env, LR_LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -122,6 +125,7 @@ export async function startMaster(dataDir: string, s: NodeSettings, env: NodeJS.
     ['--data-dir', dataDir, '--listen', '127.0.0.1:0', s.sync ? '--sync' : '--no-sync'],
     s.nodeArgs,
     env,
+    s.launcher,
   );
   const { line } = await proc.waitForLog('master listening');
   return { proc, address: line.address as string };
@@ -141,6 +145,7 @@ export async function startFollower(id: number, dataDir: string, master: string,
     [String(id), '--data-dir', dataDir, '--master', master, '--listen', '127.0.0.1:0', s.sync ? '--sync' : '--no-sync'],
     s.nodeArgs,
     env,
+    s.launcher,
   );
   const { line } = await proc.waitForLog('follower serving reads');
   return { proc, readAddress: line.readAddress as string, startedAt };

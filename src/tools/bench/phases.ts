@@ -123,19 +123,21 @@ export interface LagFigures {
 
 /**
  * Row 6: one follower (fsyncing each applied batch or not: followerSync); steady writes at
- * each rate for `seconds`, one rate after the other. The nodes' latency traces
+ * each rate for `seconds`, one rate after the other; both nodes run under launcher if given
+ * (row 6b, see realtime.ts). The nodes' latency traces
  * (LR_LATENCY_TRACE) give commit-to-applied lag per entry; the first tenth of each rate's
  * entries is a warm-up and left out.
  */
-export async function lagPhase(o: PhaseOptions, rates: readonly number[], seconds: number, followerSync: boolean): Promise<LagFigures[]> {
+export async function lagPhase(o: PhaseOptions, rates: readonly number[], seconds: number, followerSync: boolean, launcher?: string[]): Promise<LagFigures[]> {
   const dir = fresh(o.dir);
   const masterTrace = path.join(dir, 'master.trace');
   const followerTrace = path.join(dir, 'follower.trace');
-  const master = await startMaster(path.join(dir, 'master'), o.node, { LR_LATENCY_TRACE: masterTrace });
+  const node = { ...o.node, launcher };
+  const master = await startMaster(path.join(dir, 'master'), node, { LR_LATENCY_TRACE: masterTrace });
   let follower: Follower | undefined;
   const ranges: { rate: number; firstSeq: number; lastSeq: number; wakeup: LagFigures['wakeup'] }[] = [];
   try {
-    follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, { ...o.node, sync: followerSync }, { LR_LATENCY_TRACE: followerTrace });
+    follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, { ...node, sync: followerSync }, { LR_LATENCY_TRACE: followerTrace });
     await follower.proc.waitForLog('connected to master; streaming');
     let first = 0;
     for (const rate of rates) {

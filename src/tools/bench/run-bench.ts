@@ -7,6 +7,7 @@ import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, SMALL_YOUNG_GENERATION, stalledFollowerPhase, type PhaseOptions } from './phases.js';
 import { fsyncLatencyMs, rawLevel } from './raw-level.js';
 import { rawPair } from './raw-pair.js';
+import { realtimeAvailable, REALTIME_LAUNCHER } from './realtime.js';
 import { redisFigures, redisVersion } from './redis.js';
 import { redisWaitLatency } from './redis-wait.js';
 import { report, type Figures } from './report.js';
@@ -58,6 +59,7 @@ await runCli(NAME, async () => {
     node: { sync: argv.sync as boolean, nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [] },
   };
   const redis = only.has('redis') ? redisVersion() : undefined;
+  const realtime = only.has('lag') && realtimeAvailable();
 
   const figures: Figures = new Map();
   /** Records one run's value of a figure, and shows it at once on stderr (progress). */
@@ -103,15 +105,19 @@ await runCli(NAME, async () => {
       }
       if (only.has('lag')) {
         // As configured, and (when that is durable) also with a follower that does not fsync:
-        // the disk's fsync tail is then out of the lag.
-        for (const followerSync of o.node.sync ? [true, false] : [false]) {
-          const prefix = followerSync ? 'lag' : 'lag-nosync';
-          for (const { rate, lag, wakeup } of await lagPhase(o, lagRates, lagSeconds, followerSync)) {
-            add(`${prefix}-${rate}-p50`, lag.p50, 'ms');
-            add(`${prefix}-${rate}-p99`, lag.p99, 'ms');
-            add(`${prefix}-${rate}-p999`, lag.p999, 'ms');
-            add(`${prefix}-${rate}-wakeup-p99`, wakeup.p99, 'ms');
-            add(`${prefix}-${rate}-wakeup-p999`, wakeup.p999, 'ms');
+        // the disk's fsync tail is then out of the lag. Then again with both nodes at real-time
+        // priority, where that is allowed: the part of the tail that is waiting for a CPU.
+        for (const launcher of realtime ? [undefined, REALTIME_LAUNCHER] : [undefined]) {
+          for (const followerSync of o.node.sync ? [true, false] : [false]) {
+            const prefix = `${followerSync ? 'lag' : 'lag-nosync'}${launcher ? '-rt' : ''}`;
+            for (const { rate, lag, wakeup } of await lagPhase(o, lagRates, lagSeconds, followerSync, launcher)) {
+              add(`${prefix}-${rate}-p50`, lag.p50, 'ms');
+              add(`${prefix}-${rate}-p99`, lag.p99, 'ms');
+              add(`${prefix}-${rate}-p999`, lag.p999, 'ms');
+              if (launcher) continue; // the probe runs in this (ordinary) process: shown once
+              add(`${prefix}-${rate}-wakeup-p99`, wakeup.p99, 'ms');
+              add(`${prefix}-${rate}-wakeup-p999`, wakeup.p999, 'ms');
+            }
           }
         }
       }
@@ -144,6 +150,7 @@ await runCli(NAME, async () => {
       lagSeconds,
       runs,
       redis: only.has('redis') ? (redis ?? null) : undefined,
+      realtime: only.has('lag') ? realtime : undefined,
       minutes: (Date.now() - started) / 60_000,
     }),
   );
