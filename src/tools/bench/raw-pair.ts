@@ -29,10 +29,15 @@ function result(m: RawPairMessage): { perSecond: number; cpuMicrosPerEntry: numb
  * fsync per batch), each N entries in batches of `batch` (the master's largest group).
  * No gRPC, no decoding, no load generator: what classic-level alone costs the two nodes
  * on this machine. Timed from when both stores are open.
+ *
+ * Row 1f, with masterMode 'follower': the first process writes like a follower too (each
+ * entry's bytes once, plus a small record), the best case of any log layout, e.g. one
+ * that kept values only in the log and an index beside the data: what remains is what
+ * LevelDB must do for a replicated write at all.
  */
-export async function rawPair(dir: string, valueBytes: number, entries: number, batch: number): Promise<RawPairFigures> {
-  const kids = (['master', 'follower'] as const).map((mode) =>
-    fork(CHILD, [mode, path.join(dir, mode), String(valueBytes), String(entries), String(batch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
+export async function rawPair(dir: string, valueBytes: number, entries: number, batch: number, masterMode: 'master' | 'follower' = 'master'): Promise<RawPairFigures> {
+  const kids = [masterMode, 'follower'].map((mode, i) =>
+    fork(CHILD, [mode, path.join(dir, `${i}-${mode}`), String(valueBytes), String(entries), String(batch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
   );
   try {
     const next = (k: ChildProcess) =>

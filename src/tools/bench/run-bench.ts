@@ -84,6 +84,7 @@ await runCli(NAME, async () => {
         add('raw-pair', pair.perSecond, '/s');
         add('raw-pair-master-cpu', pair.masterCpuMicros, 'us');
         add('raw-pair-follower-cpu', pair.followerCpuMicros, 'us');
+        add('raw-pair-once', (await rawPair(path.join(root, 'raw-pair'), w.valueBytes, entries, o.clients * batch, 'follower')).perSecond, '/s');
       }
       if (only.has('ingest')) {
         for (let f = 0; f <= maxFollowers; f++) {
