@@ -10,8 +10,6 @@ export type RawPairMessage = { ready: true } | { perSecond: number; cpuMicrosPer
 export interface RawPairFigures {
   /** N / time until both processes are done. */
   perSecond: number;
-  masterPerSecond: number;
-  followerPerSecond: number;
   /** CPU of each process (all its threads: JS, thread pool, LevelDB compaction) per entry. */
   masterCpuMicros: number;
   followerCpuMicros: number;
@@ -52,8 +50,6 @@ export async function rawPair(dir: string, valueBytes: number, entries: number, 
     const [m, f] = await Promise.all(done);
     return {
       perSecond: entries / ((Math.max(m.at, f.at) - started) / 1000),
-      masterPerSecond: m.perSecond,
-      followerPerSecond: f.perSecond,
       masterCpuMicros: m.cpuMicrosPerEntry,
       followerCpuMicros: f.cpuMicrosPerEntry,
     };
