@@ -1,7 +1,7 @@
-import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
-import { deadlineIn } from '../common/grpc-transport.js';
+import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.js';
+import { deadlineIn } from '../wire/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
-import { seqToWire } from '../common/seq.js';
+import { seqToWire } from '../wire/seq.js';
 
 const ACK_DEADLINE_MS = 2_000;
 

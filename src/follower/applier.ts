@@ -1,11 +1,11 @@
-import { GENESIS_CHECKSUM } from '../common/entry-codec.js';
+import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataRange, metaKey, MetaName } from '../common/keys.js';
+import { dataRange, metaKey, MetaName } from '../storage/layout.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
-import { reopenSpaceShortfall, u32, u64, writeBatch, writeOptions, type BatchOp, type Store, type StoreSnapshot } from '../common/store.js';
+import { reopenSpaceShortfall, u32, u64, writeBatch, writeOptions, type BatchOp, type Store, type StoreSnapshot } from '../storage/level-store.js';
 import type { ApplyAudit } from './apply-audit.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, stageEntries, type ChainPosition, type StagedEntries } from './apply-batch.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, stageEntries, type ChainPosition, type StagedEntries } from '../storage/apply-batch.js';
 
 const DATA_START = dataRange(0).gte;
 const DATA_END = dataRange(0xffff_ffff).lt;

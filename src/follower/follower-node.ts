@@ -1,22 +1,22 @@
 import * as grpc from '@grpc/grpc-js';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
-import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
-import { bindServer, shutdownServer } from '../common/grpc-transport.js';
+import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.js';
+import { bindServer, shutdownServer } from '../wire/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { startMetricsServer, type MetricsServer } from '../common/metrics-server.js';
-import { replicatorProto } from '../common/proto.js';
-import { NO_CLIENT_SECURITY, type ClientSecurity, type ServerSecurity } from '../common/security.js';
-import { createServer } from '../common/server-guard.js';
-import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/standard-services.js';
-import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
+import { replicatorProto } from '../wire/proto.js';
+import { NO_CLIENT_SECURITY, type ClientSecurity, type ServerSecurity } from '../wire/security.js';
+import { createServer } from '../wire/server-guard.js';
+import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
+import { openStore, removeNewDataDir, storeExists } from '../storage/level-store.js';
 import fs from 'node:fs';
-import { storeHandlers } from '../common/store-service.js';
+import { storeHandlers } from '../wire/store-service.js';
 import { ApplyAudit } from './apply-audit.js';
 import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
 import { Subscriber } from './subscriber.js';
-import { followerMasterClient } from './subscribe-deserializer.js';
+import { followerMasterClient } from '../wire/subscribe-decoder.js';
 
 export interface FollowerOptions {
   followerId: number;

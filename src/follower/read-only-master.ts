@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
-import { ErrorCode, ReplicatorError, toServiceError } from '../common/errors.js';
-import type { MasterHandlers } from '../common/generated/levelreplicator/v1/Master.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { toServiceError } from '../wire/grpc-status.js';
+import type { MasterHandlers } from '../wire/generated/levelreplicator/v1/Master.js';
 
 /**
  * Followers are read-only. A follower serves the Master service only to refuse every

@@ -1,10 +1,10 @@
-import { PairHasher } from '../common/digest.js';
+import { PairHasher } from '../storage/digest.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKey } from '../common/keys.js';
-import { seqFromWire } from '../common/seq.js';
-import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
-import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1/SnapshotEnd.js';
-import type { SnapshotInfo__Output } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
+import { dataKey } from '../storage/layout.js';
+import { seqFromWire } from '../wire/seq.js';
+import type { KeyValue__Output } from '../wire/generated/levelreplicator/v1/KeyValue.js';
+import type { SnapshotEnd__Output } from '../wire/generated/levelreplicator/v1/SnapshotEnd.js';
+import type { SnapshotInfo__Output } from '../wire/generated/levelreplicator/v1/SnapshotInfo.js';
 import type { Applier } from './applier.js';
 
 /**

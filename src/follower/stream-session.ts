@@ -1,11 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
-import type { SnapshotEnd__Output } from '../common/generated/levelreplicator/v1/SnapshotEnd.js';
-import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
+import type { KeyValue__Output } from '../wire/generated/levelreplicator/v1/KeyValue.js';
+import type { SnapshotEnd__Output } from '../wire/generated/levelreplicator/v1/SnapshotEnd.js';
+import type { SubscribeResponse__Output } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
-import { seqFromWire } from '../common/seq.js';
-import type { StagedEntries } from './apply-batch.js';
+import { seqFromWire } from '../wire/seq.js';
+import type { StagedEntries } from '../storage/apply-batch.js';
 import type { Applier } from './applier.js';
 import type { Progress } from './progress.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';

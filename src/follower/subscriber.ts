@@ -1,10 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../common/backoff.js';
-import { ErrorCode, fromServiceError, isReplicatorError, ReplicatorError } from '../common/errors.js';
-import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
-import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { fromServiceError } from '../wire/grpc-status.js';
+import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.js';
+import type { SubscribeResponse__Output } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
-import { seqToWire } from '../common/seq.js';
+import { seqToWire } from '../wire/seq.js';
 import { AckReporter } from './ack-reporter.js';
 import type { Applier } from './applier.js';
 import type { FollowerMetrics } from './metrics.js';

@@ -1,4 +1,4 @@
-import type { AckPolicy__Output } from '../common/generated/levelreplicator/v1/AckPolicy.js';
+import type { AckPolicy__Output } from '../wire/generated/levelreplicator/v1/AckPolicy.js';
 
 /** The master's default acknowledgement policy (--ack-followers, --ack-timeout-ms). */
 export interface AckPolicy {

@@ -1,6 +1,6 @@
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
-import { metaKey, MetaName, slotKey, slotRange } from '../common/keys.js';
-import type { BatchOp, Store } from '../common/store.js';
+import { metaKey, MetaName, slotKey, slotRange } from '../storage/layout.js';
+import type { BatchOp, Store } from '../storage/level-store.js';
 
 /**
  * A follower's replication state as the master sees it (shown by Status and the

@@ -1,12 +1,12 @@
-import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind, type Mutation } from '../common/entry-codec.js';
+import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind, type Mutation } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKeyOf, logKey } from '../common/keys.js';
+import { dataKeyOf, logKey } from '../storage/layout.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import type { Logger } from '../common/logger.js';
-import { writeOptions, type Store } from '../common/store.js';
-import { encodeChunks } from './log-chunk.js';
-import { prepareWrites, type PreparedWrites } from './prepared-writes.js';
-import type { Wal } from './wal.js';
+import { writeOptions, type Store } from '../storage/level-store.js';
+import { encodeChunks } from '../storage/log-chunk.js';
+import { prepareWrites, type PreparedWrites } from '../wire/prepared-writes.js';
+import type { Wal } from '../storage/master-log.js';
 
 /** The master's user data lives in generation 0. */
 export const MASTER_DATA_GEN = 0;

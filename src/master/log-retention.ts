@@ -1,11 +1,11 @@
-import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
-import { LOG_PREFIX_END, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
+import { entryChecksum, entryCommitTimeMs } from '../wire/entry-codec.js';
+import { LOG_PREFIX_END, logKey, metaKey, MetaName, seqOfLogKey } from '../storage/layout.js';
 import type { Logger } from '../common/logger.js';
-import { writeBatch, type BatchOp, type Store } from '../common/store.js';
+import { writeBatch, type BatchOp, type Store } from '../storage/level-store.js';
 import type { FollowerRegistry } from './follower-registry.js';
-import { chunkOf, splitChunk } from './log-chunk.js';
-import { encodeLogBase } from './log-verify.js';
-import type { Wal } from './wal.js';
+import { chunkOf, splitChunk } from '../storage/log-chunk.js';
+import { encodeLogBase } from '../storage/log-verify.js';
+import type { Wal } from '../storage/master-log.js';
 
 export interface RetentionPolicy {
   /** Always keep at least the newest this many entries. */

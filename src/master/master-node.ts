@@ -1,16 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { ReplicatorError } from '../common/errors.js';
-import { bindServer, shutdownServer } from '../common/grpc-transport.js';
+import { bindServer, shutdownServer } from '../wire/grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { startMetricsServer, type MetricsServer } from '../common/metrics-server.js';
-import { replicatorProto } from '../common/proto.js';
-import type { ServerSecurity } from '../common/security.js';
-import { createServer } from '../common/server-guard.js';
-import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../common/standard-services.js';
-import { openStore, removeNewDataDir, storeExists } from '../common/store.js';
+import { replicatorProto } from '../wire/proto.js';
+import type { ServerSecurity } from '../wire/security.js';
+import { createServer } from '../wire/server-guard.js';
+import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
+import { openStore, removeNewDataDir, storeExists } from '../storage/level-store.js';
 import fs from 'node:fs';
-import { storeHandlers } from '../common/store-service.js';
+import { storeHandlers } from '../wire/store-service.js';
 import type { AckPolicy } from './ack-policy.js';
 import { AckWaiters } from './ack-waiters.js';
 import { FollowerRegistry } from './follower-registry.js';
@@ -18,11 +18,11 @@ import { GroupCommitter, MASTER_DATA_GEN } from './group-commit.js';
 import { LogRetention, type RetentionPolicy } from './log-retention.js';
 import { masterHandlers } from './master-service.js';
 import { MasterMetrics } from './metrics.js';
-import { lastSeqAt, Wal } from './wal.js';
+import { lastSeqAt, Wal } from '../storage/master-log.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
-import { withFastWriteDecoding } from './write-request-decoder.js';
-import { withFastStreamEncoding } from './subscribe-serializer.js';
+import { withFastWriteDecoding } from '../wire/write-request-decoder.js';
+import { withFastStreamEncoding } from '../wire/subscribe-encoder.js';
 
 export interface MasterOptions {
   dataDir: string;

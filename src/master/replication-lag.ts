@@ -1,5 +1,5 @@
-import { entryCommitTimeMs } from '../common/entry-codec.js';
-import type { Wal } from './wal.js';
+import { entryCommitTimeMs } from '../wire/entry-codec.js';
+import type { Wal } from '../storage/master-log.js';
 
 /**
  * Replication lag in ms: how long ago the oldest entry the follower has not applied was

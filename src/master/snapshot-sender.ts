@@ -1,15 +1,15 @@
-import { entryChecksum, entryCommitTimeMs } from '../common/entry-codec.js';
+import { entryChecksum, entryCommitTimeMs } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { PairHasher } from '../common/digest.js';
-import { DATA_KEY_PREFIX_BYTES, dataRange } from '../common/keys.js';
+import { PairHasher } from '../storage/digest.js';
+import { DATA_KEY_PREFIX_BYTES, dataRange } from '../storage/layout.js';
 import type { Logger } from '../common/logger.js';
-import { seqToWire } from '../common/seq.js';
-import type { Store, StoreSnapshot } from '../common/store.js';
-import type { SnapshotInfo } from '../common/generated/levelreplicator/v1/SnapshotInfo.js';
+import { seqToWire } from '../wire/seq.js';
+import type { Store, StoreSnapshot } from '../storage/level-store.js';
+import type { SnapshotInfo } from '../wire/generated/levelreplicator/v1/SnapshotInfo.js';
 import { MASTER_DATA_GEN } from './group-commit.js';
-import { SnapshotReader } from '../common/snapshot-reader.js';
-import { encodeSnapshotRows, type EncodedResponse } from './subscribe-serializer.js';
-import { lastSeqAt, storedEntryAt } from './wal.js';
+import { SnapshotReader } from '../storage/snapshot-reader.js';
+import { encodeSnapshotRows, type EncodedResponse } from '../wire/subscribe-encoder.js';
+import { lastSeqAt, storedEntryAt } from '../storage/master-log.js';
 
 /**
  * Pairs per chunk message (fewer, larger chunks cost less per pair on both sides), and a

@@ -1,17 +1,17 @@
 import type * as grpc from '@grpc/grpc-js';
 import { parseAddress, parseFollowerId } from '../common/config.js';
-import { chainsFrom, entryChecksum, entrySeq, GENESIS_CHECKSUM } from '../common/entry-codec.js';
+import { chainsFrom, entryChecksum, entrySeq, GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { seqFromWire, seqToWire } from '../common/seq.js';
-import type { SubscribeRequest__Output } from '../common/generated/levelreplicator/v1/SubscribeRequest.js';
-import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
+import { seqFromWire, seqToWire } from '../wire/seq.js';
+import type { SubscribeRequest__Output } from '../wire/generated/levelreplicator/v1/SubscribeRequest.js';
+import type { SubscribeResponse } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { FollowerRegistry } from './follower-registry.js';
-import { readLogBase } from './log-verify.js';
+import { readLogBase } from '../storage/log-verify.js';
 import type { MasterMetrics } from './metrics.js';
 import { streamSnapshot, takeSnapshot } from './snapshot-sender.js';
-import { EncodedResponse, encodeEntryBatchResponse } from './subscribe-serializer.js';
-import type { Wal } from './wal.js';
+import { EncodedResponse, encodeEntryBatchResponse } from '../wire/subscribe-encoder.js';
+import type { Wal } from '../storage/master-log.js';
 
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 1_000;

@@ -1,7 +1,7 @@
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { FollowerRecord, FollowerRegistry } from './follower-registry.js';
 import { lagMs } from './replication-lag.js';
-import type { Wal } from './wal.js';
+import type { Wal } from '../storage/master-log.js';
 
 /** --min-followers and --min-followers-max-lag-ms (Redis min-replicas-to-write / min-replicas-max-lag). */
 export interface WriteGateOptions {

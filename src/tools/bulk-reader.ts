@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { checkKey, checkValue } from '../common/write-validation.js';
+import { checkKey, checkValue } from '../wire/write-validation.js';
 
 export interface Pair {
   key: Buffer;

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
+import { addOptions, LOG_LEVEL_OPTION } from '../common/options.js';
+import { cli, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import {
   CLIENT_SECURITY_OPTIONS,
@@ -8,7 +9,7 @@ import {
   serverSecurityFromArgv,
   warnIfExposed,
   withSecurityOptions,
-} from '../common/security.js';
+} from '../wire/security.js';
 import {
   DEFAULT_DATA_ROOT,
   DEFAULT_FOLLOWER_LISTEN,

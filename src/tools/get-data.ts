@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { addOptions, cli, runCli } from '../common/cli.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
+import { addOptions } from '../common/options.js';
+import { cli, runCli } from './cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_DATA_ROOT, DEFAULT_TIMEOUT_MS, parseFollowerId, parsePositiveInt } from '../common/config.js';
-import { parseSeq } from '../common/seq.js';
-import { ExitCode } from '../common/errors.js';
-import { checkKey } from '../common/write-validation.js';
+import { parseSeq } from '../wire/seq.js';
+import { ExitCode } from './exit-codes.js';
+import { checkKey } from '../wire/write-validation.js';
 import { nodeRef, readKey } from './node-access.js';
 
 const NAME = 'get-data';

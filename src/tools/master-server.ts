@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-import { addOptions, cli, LOG_LEVEL_OPTION, runCli } from '../common/cli.js';
+import { addOptions, LOG_LEVEL_OPTION } from '../common/options.js';
+import { cli, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
-import { SERVER_SECURITY_OPTIONS, serverSecurityFromArgv, warnIfExposed, withSecurityOptions } from '../common/security.js';
+import { SERVER_SECURITY_OPTIONS, serverSecurityFromArgv, warnIfExposed, withSecurityOptions } from '../wire/security.js';
 import {
   DEFAULT_DATA_ROOT,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -13,7 +14,7 @@ import {
   parseNonNegativeInt,
   parsePositiveInt,
 } from '../common/config.js';
-import { ExitCode } from '../common/errors.js';
+import { ExitCode } from './exit-codes.js';
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger } from '../common/logger.js';
 import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';

@@ -1,17 +1,17 @@
 import { followerDataDir, masterDataDir } from '../common/config.js';
-import { digestData, type StoreDigest } from '../common/digest.js';
+import { digestData, type StoreDigest } from '../storage/digest.js';
 import { readEndpoint } from '../common/endpoint-file.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
-import { dataKey } from '../common/keys.js';
-import type { DigestResponse__Output } from '../common/generated/levelreplicator/v1/DigestResponse.js';
-import type { GetResponse__Output } from '../common/generated/levelreplicator/v1/GetResponse.js';
-import { callUnary, storeClient, type Peer } from '../common/rpc-client.js';
-import type { ClientSecurity } from '../common/security.js';
-import { seqFromWire, seqToWire } from '../common/seq.js';
-import { openStore, type Store, type StoreSnapshot } from '../common/store.js';
+import { dataKey } from '../storage/layout.js';
+import type { DigestResponse__Output } from '../wire/generated/levelreplicator/v1/DigestResponse.js';
+import type { GetResponse__Output } from '../wire/generated/levelreplicator/v1/GetResponse.js';
+import { callUnary, storeClient, type Peer } from '../wire/rpc-client.js';
+import type { ClientSecurity } from '../wire/security.js';
+import { seqFromWire, seqToWire } from '../wire/seq.js';
+import { openStore, type Store, type StoreSnapshot } from '../storage/level-store.js';
 import { appliedSeqAt, dataGenAt } from '../follower/applier.js';
 import { MASTER_DATA_GEN } from '../master/group-commit.js';
-import { lastSeqAt } from '../master/wal.js';
+import { lastSeqAt } from '../storage/master-log.js';
 
 /** A node named on the command line: `master` or a follower id. */
 export interface NodeRef {

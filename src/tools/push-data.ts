@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-import { addOptions, cli, runCli } from '../common/cli.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
+import { addOptions } from '../common/options.js';
+import { cli, runCli } from './cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
-import type { AckPolicy } from '../common/generated/levelreplicator/v1/AckPolicy.js';
-import type { Write } from '../common/generated/levelreplicator/v1/Write.js';
-import type { WriteResponse__Output } from '../common/generated/levelreplicator/v1/WriteResponse.js';
+import type { AckPolicy } from '../wire/generated/levelreplicator/v1/AckPolicy.js';
+import type { Write } from '../wire/generated/levelreplicator/v1/Write.js';
+import type { WriteResponse__Output } from '../wire/generated/levelreplicator/v1/WriteResponse.js';
 import { MAX_WRITES_PER_REQUEST } from '../common/limits.js';
-import { callUnary, masterClient, type Peer } from '../common/rpc-client.js';
-import { seqFromWire } from '../common/seq.js';
-import { checkKey, checkValue } from '../common/write-validation.js';
+import { callUnary, masterClient, type Peer } from '../wire/rpc-client.js';
+import { seqFromWire } from '../wire/seq.js';
+import { checkKey, checkValue } from '../wire/write-validation.js';
 import { readPairBatches } from './bulk-reader.js';
 
 const NAME = 'push-data';

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { addOptions, cli, runCli } from '../common/cli.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
+import { addOptions } from '../common/options.js';
+import { cli, runCli } from './cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
-import type { FollowerStatus__Output } from '../common/generated/levelreplicator/v1/FollowerStatus.js';
-import type { StatusResponse__Output } from '../common/generated/levelreplicator/v1/StatusResponse.js';
-import { callUnary, masterClient } from '../common/rpc-client.js';
+import type { FollowerStatus__Output } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
+import type { StatusResponse__Output } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
+import { callUnary, masterClient } from '../wire/rpc-client.js';
 
 const NAME = 'replication-status';
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { addOptions, cli, runCli } from '../common/cli.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../common/security.js';
+import { addOptions } from '../common/options.js';
+import { cli, runCli } from './cli.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_DATA_ROOT, parseFollowerId, parsePositiveInt } from '../common/config.js';
 import { digestNode, nodeRef } from './node-access.js';
 

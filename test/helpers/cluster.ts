@@ -1,6 +1,6 @@
-import { callUnary, masterClient, storeClient } from '../../src/common/rpc-client.js';
-import type { GetResponse__Output } from '../../src/common/generated/levelreplicator/v1/GetResponse.js';
-import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
+import { callUnary, masterClient, storeClient } from '../../src/wire/rpc-client.js';
+import type { GetResponse__Output } from '../../src/wire/generated/levelreplicator/v1/GetResponse.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { runTool, waitFor } from './processes.js';
 
 export async function status(address: string): Promise<StatusResponse__Output> {

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DigestResponse__Output } from '../../src/common/generated/levelreplicator/v1/DigestResponse.js';
-import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
-import { SERVER_OPTIONS } from '../../src/common/grpc-transport.js';
-import { callUnary, masterClient, storeClient } from '../../src/common/rpc-client.js';
+import type { DigestResponse__Output } from '../../src/wire/generated/levelreplicator/v1/DigestResponse.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
+import { SERVER_OPTIONS } from '../../src/wire/grpc-transport.js';
+import { callUnary, masterClient, storeClient } from '../../src/wire/rpc-client.js';
 import { FaultProxy } from './fault-proxy.js';
 import { waitConverged } from './cluster.js';
 import { startFollower, startMaster, tempDir, type ServerProcess } from './processes.js';

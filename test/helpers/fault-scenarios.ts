@@ -1,4 +1,4 @@
-import type { FollowerStatus__Output } from '../../src/common/generated/levelreplicator/v1/FollowerStatus.js';
+import type { FollowerStatus__Output } from '../../src/wire/generated/levelreplicator/v1/FollowerStatus.js';
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
 import { diskFullScenario } from './disk-full.js';
 import { snapshotScenario } from './snapshot-scenario.js';

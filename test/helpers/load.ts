@@ -1,6 +1,6 @@
-import { masterClient, callUnary } from '../../src/common/rpc-client.js';
+import { masterClient, callUnary } from '../../src/wire/rpc-client.js';
 import { isReplicatorError } from '../../src/common/errors.js';
-import type { WriteResponse__Output } from '../../src/common/generated/levelreplicator/v1/WriteResponse.js';
+import type { WriteResponse__Output } from '../../src/wire/generated/levelreplicator/v1/WriteResponse.js';
 
 export interface AckedWrite {
   key: string;

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { MutationKind } from '../../src/common/entry-codec.js';
+import { MutationKind } from '../../src/wire/entry-codec.js';
 import type { Cluster } from './fault-cluster.js';
 import type { LoadGenerator } from './load.js';
 import { countDivergent, readLog, readStore } from './stores.js';

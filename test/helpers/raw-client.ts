@@ -1,6 +1,6 @@
 import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
-import { replicatorProto } from '../../src/common/proto.js';
+import { replicatorProto } from '../../src/wire/proto.js';
 
 /**
  * A generic grpc-js client that sends bytes exactly as given (identity serializers), so

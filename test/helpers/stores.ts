@@ -1,7 +1,7 @@
-import { decodeEntry, type DecodedEntry } from '../../src/common/entry-codec.js';
-import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, metaKey, MetaName } from '../../src/common/keys.js';
-import { openStore } from '../../src/common/store.js';
-import { splitChunk } from '../../src/master/log-chunk.js';
+import { decodeEntry, type DecodedEntry } from '../../src/wire/entry-codec.js';
+import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, metaKey, MetaName } from '../../src/storage/layout.js';
+import { openStore } from '../../src/storage/level-store.js';
+import { splitChunk } from '../../src/storage/log-chunk.js';
 
 export interface StoreContents {
   data: Map<string, string>;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/common/limits.js';
-import { masterClient } from '../../src/common/rpc-client.js';
+import { masterClient } from '../../src/wire/rpc-client.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, type FollowerHandle, type MasterHandle, type ToolResult } from '../helpers/processes.js';
 
 /** One clear line on stderr, the expected exit code and error code, no stack trace. */

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { callUnary, masterClient } from '../../src/common/rpc-client.js';
-import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
-import type { WriteResponse__Output } from '../../src/common/generated/levelreplicator/v1/WriteResponse.js';
+import { callUnary, masterClient } from '../../src/wire/rpc-client.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
+import type { WriteResponse__Output } from '../../src/wire/generated/levelreplicator/v1/WriteResponse.js';
 import { digests, readVia, tsv, waitConverged } from '../helpers/cluster.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { dataKey, metaKey, MetaName } from '../../src/common/keys.js';
-import { openStore, u32, u64 } from '../../src/common/store.js';
+import { dataKey, metaKey, MetaName } from '../../src/storage/layout.js';
+import { openStore, u32, u64 } from '../../src/storage/level-store.js';
 import { digests, status, tsv, waitConverged } from '../helpers/cluster.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 import { readStore } from '../helpers/stores.js';

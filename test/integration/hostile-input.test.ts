@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { PairHasher } from '../../src/common/digest.js';
+import { PairHasher } from '../../src/storage/digest.js';
 import { MAX_KEY_BYTES, MAX_MUTATIONS_PER_REQUEST, MAX_MUTATIONS_PER_WRITE, MAX_VALUE_BYTES, MAX_WRITES_PER_REQUEST } from '../../src/common/limits.js';
-import { MAX_SEQ } from '../../src/common/seq.js';
-import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
-import type { SubscribeResponse__Output } from '../../src/common/generated/levelreplicator/v1/SubscribeResponse.js';
+import { MAX_SEQ } from '../../src/wire/seq.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
+import type { SubscribeResponse__Output } from '../../src/wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import { decodeMasterResponse, encodeMaster, encodeStore, frame, MASTER, RawClient, rawHttp2Call, STORE } from '../helpers/raw-client.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 

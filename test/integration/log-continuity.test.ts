@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { entrySeq } from '../../src/common/entry-codec.js';
-import { LOG_PREFIX_END, logKey } from '../../src/common/keys.js';
-import { openStore } from '../../src/common/store.js';
-import { splitChunk } from '../../src/master/log-chunk.js';
+import { entrySeq } from '../../src/wire/entry-codec.js';
+import { LOG_PREFIX_END, logKey } from '../../src/storage/layout.js';
+import { openStore } from '../../src/storage/level-store.js';
+import { splitChunk } from '../../src/storage/log-chunk.js';
 import { digests, status, tsv, waitConverged } from '../helpers/cluster.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 

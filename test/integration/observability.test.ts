@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { callUnary, masterClient } from '../../src/common/rpc-client.js';
+import { callUnary, masterClient } from '../../src/wire/rpc-client.js';
 import { healthCheck, metric, metricNames, reflectionServices, scrapeMetrics } from '../helpers/probes.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 

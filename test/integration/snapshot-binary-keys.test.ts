@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { callUnary, masterClient } from '../../src/common/rpc-client.js';
-import type { WriteResponse__Output } from '../../src/common/generated/levelreplicator/v1/WriteResponse.js';
+import { callUnary, masterClient } from '../../src/wire/rpc-client.js';
+import type { WriteResponse__Output } from '../../src/wire/generated/levelreplicator/v1/WriteResponse.js';
 import { waitConverged } from '../helpers/cluster.js';
 import { startFollower, startMaster, tempDir, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 import { diffStores, readStore } from '../helpers/stores.js';
 
 /**
  * The master reads a snapshot's keys as text while they are valid UTF-8 and switches to
- * bytes at the first that is not (src/master/snapshot-reader.ts). A store whose keys mix
+ * bytes at the first that is not (src/storage/snapshot-reader.ts). A store whose keys mix
  * text, multi-byte text and arbitrary bytes must still arrive exactly: every key and value
  * compared byte by byte (latin1 maps each byte to one char) between master and follower.
  */

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { callUnary, masterClient } from '../../src/common/rpc-client.js';
-import type { StatusResponse__Output } from '../../src/common/generated/levelreplicator/v1/StatusResponse.js';
+import { callUnary, masterClient } from '../../src/wire/rpc-client.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { tsv } from '../helpers/cluster.js';
 import { metric, scrapeMetrics } from '../helpers/probes.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';

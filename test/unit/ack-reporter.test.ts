@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import type { MasterClient } from '../../src/common/generated/levelreplicator/v1/Master.js';
+import type { MasterClient } from '../../src/wire/generated/levelreplicator/v1/Master.js';
 import { AckReporter } from '../../src/follower/ack-reporter.js';
 
 /** A Master client whose Ack calls are recorded and answered by the test. */

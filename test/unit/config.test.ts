@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { followerDataDir, parseAddress, parseFollowerId, parsePositiveInt } from '../../src/common/config.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { MAX_SEQ, seqFromWire, seqToWire } from '../../src/common/seq.js';
+import { MAX_SEQ, seqFromWire, seqToWire } from '../../src/wire/seq.js';
 
 describe('config parsing', () => {
   it('accepts positive integer follower ids', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
-import { PairHasher } from '../../src/common/digest.js';
+import { PairHasher } from '../../src/storage/digest.js';
 
 /** The documented framing, hashed plainly: sha256 over u32 key length, key, u32 value length, value. */
 function reference(pairs: [Buffer, Buffer][]): string {

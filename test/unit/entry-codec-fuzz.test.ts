@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { digestData } from '../../src/common/digest.js';
+import { digestData } from '../../src/storage/digest.js';
 import {
   chainsFrom,
   decodeEntry,
@@ -14,9 +14,9 @@ import {
   GENESIS_CHECKSUM,
   MutationKind,
   type Mutation,
-} from '../../src/common/entry-codec.js';
+} from '../../src/wire/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { openStore, type Store } from '../../src/common/store.js';
+import { openStore, type Store } from '../../src/storage/level-store.js';
 import { Applier } from '../../src/follower/applier.js';
 import { FUZZ_SEED, fuzzIterations, mutate, Rng } from '../helpers/fuzz.js';
 

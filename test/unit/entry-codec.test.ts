@@ -11,7 +11,7 @@ import {
   GENESIS_CHECKSUM,
   MutationKind,
   type Mutation,
-} from '../../src/common/entry-codec.js';
+} from '../../src/wire/entry-codec.js';
 import { isReplicatorError } from '../../src/common/errors.js';
 
 const muts: Mutation[] = [

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { MutationKind, type Mutation } from '../../src/common/entry-codec.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/common/keys.js';
-import { openStore, type Store } from '../../src/common/store.js';
+import { MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
+import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
+import { openStore, type Store } from '../../src/storage/level-store.js';
 import { GroupCommitter, type CommitResult } from '../../src/master/group-commit.js';
-import { Wal } from '../../src/master/wal.js';
+import { Wal } from '../../src/storage/master-log.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });

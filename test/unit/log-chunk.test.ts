@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { chainsFrom, encodeEntry, entryChecksum, MutationKind, type Mutation } from '../../src/common/entry-codec.js';
+import { chainsFrom, encodeEntry, entryChecksum, MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
 import { isReplicatorError } from '../../src/common/errors.js';
-import type { EntryBatch__Output } from '../../src/common/generated/levelreplicator/v1/EntryBatch.js';
-import { replicatorProto } from '../../src/common/proto.js';
-import { ChunkFramingError, chunkOf, encodeChunks, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk, type EncodedChunks } from '../../src/master/log-chunk.js';
-import { prepareWrites } from '../../src/master/prepared-writes.js';
+import type { EntryBatch__Output } from '../../src/wire/generated/levelreplicator/v1/EntryBatch.js';
+import { replicatorProto } from '../../src/wire/proto.js';
+import { ChunkFramingError, chunkOf, encodeChunks, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES, splitChunk, type EncodedChunks } from '../../src/storage/log-chunk.js';
+import { prepareWrites } from '../../src/wire/prepared-writes.js';
 
 /** The encoded entries as views, entry i = buf[starts[i], ends[i]). */
 const entryViews = ({ buf, starts, ends }: EncodedChunks): Buffer[] => Array.from(starts, (start, i) => buf.subarray(start, ends[i]));

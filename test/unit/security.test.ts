@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { authorize, parseClientToken, parseTokenTable, roleForMethod } from '../../src/common/auth.js';
+import { authorize, parseClientToken, parseTokenTable, roleForMethod } from '../../src/wire/auth.js';
 import { isReplicatorError } from '../../src/common/errors.js';
 import { MAX_MUTATIONS_PER_REQUEST, MAX_WRITES_PER_REQUEST } from '../../src/common/limits.js';
-import { hardenDeserializer, prescanWriteRequest, RefusedRequest } from '../../src/common/request-decoding.js';
-import { isLoopbackAddress } from '../../src/common/security.js';
-import { lastConnectionError, tlsFailureHint } from '../../src/common/transport-errors.js';
+import { hardenDeserializer, prescanWriteRequest, RefusedRequest } from '../../src/wire/request-decoding.js';
+import { isLoopbackAddress } from '../../src/wire/security.js';
+import { lastConnectionError, tlsFailureHint } from '../../src/wire/transport-errors.js';
 import { encodeMaster } from '../helpers/raw-client.js';
 
 const W = 'writer-token-0123456789';

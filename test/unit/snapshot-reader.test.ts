@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { digestData, PairHasher } from '../../src/common/digest.js';
-import { DATA_KEY_PREFIX_BYTES, dataKey, dataRange } from '../../src/common/keys.js';
-import { openStore, type Store } from '../../src/common/store.js';
-import { SnapshotReader } from '../../src/common/snapshot-reader.js';
-import { encodeSnapshotRows } from '../../src/master/subscribe-serializer.js';
+import { digestData, PairHasher } from '../../src/storage/digest.js';
+import { DATA_KEY_PREFIX_BYTES, dataKey, dataRange } from '../../src/storage/layout.js';
+import { openStore, type Store } from '../../src/storage/level-store.js';
+import { SnapshotReader } from '../../src/storage/snapshot-reader.js';
+import { encodeSnapshotRows } from '../../src/wire/subscribe-encoder.js';
 import { tempDir } from '../helpers/processes.js';
 
 const GEN = 0;

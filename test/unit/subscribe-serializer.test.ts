@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { SubscribeResponse, SubscribeResponse__Output } from '../../src/common/generated/levelreplicator/v1/SubscribeResponse.js';
-import { replicatorProto } from '../../src/common/proto.js';
-import { encodeEntryBatchResponse, encodeSnapshotRows, fastSubscribeResponseSerializer } from '../../src/master/subscribe-serializer.js';
+import type { SubscribeResponse, SubscribeResponse__Output } from '../../src/wire/generated/levelreplicator/v1/SubscribeResponse.js';
+import { replicatorProto } from '../../src/wire/proto.js';
+import { encodeEntryBatchResponse, encodeSnapshotRows, fastSubscribeResponseSerializer } from '../../src/wire/subscribe-encoder.js';
 
 const method = replicatorProto().Master.service.Subscribe;
 const generic = (msg: SubscribeResponse) => method.responseSerialize(msg) as Buffer;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TailCache } from '../../src/master/tail-cache.js';
+import { TailCache } from '../../src/storage/tail-cache.js';
 
 const e = (n: number, size = 10) => Buffer.alloc(size, n);
 

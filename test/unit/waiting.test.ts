@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseMetricsListen, parseNonNegativeInt } from '../../src/common/config.js';
-import { MAX_SERVER_WAIT_MS, waitBudgetMs } from '../../src/common/deadline.js';
-import { ErrorCode, fromServiceError, isReplicatorError, ReplicatorError, toServiceError } from '../../src/common/errors.js';
+import { MAX_SERVER_WAIT_MS, waitBudgetMs } from '../../src/wire/deadline.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../../src/common/errors.js';
+import { fromServiceError, toServiceError } from '../../src/wire/grpc-status.js';
 import { SeqWaiters } from '../../src/common/seq-waiters.js';
-import { parseSeq } from '../../src/common/seq.js';
+import { parseSeq } from '../../src/wire/seq.js';
 import { WriteRate } from '../../src/master/write-rate.js';
 
 describe('seq waiters (read-your-writes)', () => {

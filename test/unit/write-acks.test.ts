@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { MutationKind, type Mutation } from '../../src/common/entry-codec.js';
+import { MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { openStore } from '../../src/common/store.js';
+import { openStore } from '../../src/storage/level-store.js';
 import { resolveAckPolicy } from '../../src/master/ack-policy.js';
 import { AckWaiters } from '../../src/master/ack-waiters.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
-import { Wal } from '../../src/master/wal.js';
+import { Wal } from '../../src/storage/master-log.js';
 import { WriteGate } from '../../src/master/write-gate.js';
 import { tempDir } from '../helpers/processes.js';
 

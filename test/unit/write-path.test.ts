@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { chainsFrom, decodeEntry, entryChecksum, entrySeq, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../src/common/entry-codec.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/common/keys.js';
-import { truncateLogFrom, verifyLog } from '../../src/master/log-verify.js';
-import { openStore } from '../../src/common/store.js';
+import { chainsFrom, decodeEntry, entryChecksum, entrySeq, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
+import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
+import { truncateLogFrom, verifyLog } from '../../src/storage/log-verify.js';
+import { openStore } from '../../src/storage/level-store.js';
 import { Applier } from '../../src/follower/applier.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
-import { Wal } from '../../src/master/wal.js';
+import { Wal } from '../../src/storage/master-log.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MutationKind } from '../../src/common/entry-codec.js';
+import { MutationKind } from '../../src/wire/entry-codec.js';
 import { isReplicatorError } from '../../src/common/errors.js';
-import type { WriteRequest, WriteRequest__Output } from '../../src/common/generated/levelreplicator/v1/WriteRequest.js';
+import type { WriteRequest, WriteRequest__Output } from '../../src/wire/generated/levelreplicator/v1/WriteRequest.js';
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../src/common/limits.js';
-import { replicatorProto } from '../../src/common/proto.js';
-import { validateWrites } from '../../src/common/write-validation.js';
-import { prepareWrites, type PreparedWrites } from '../../src/master/prepared-writes.js';
-import { decodePrepared, fastWriteRequestDeserializer, preparedOf } from '../../src/master/write-request-decoder.js';
+import { replicatorProto } from '../../src/wire/proto.js';
+import { validateWrites } from '../../src/wire/write-validation.js';
+import { prepareWrites, type PreparedWrites } from '../../src/wire/prepared-writes.js';
+import { decodePrepared, fastWriteRequestDeserializer, preparedOf } from '../../src/wire/write-request-decoder.js';
 
 const method = replicatorProto().Master.service.Write;
 const serialize = (req: WriteRequest) => method.requestSerialize(req) as Buffer;

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
 import { MAX_KEY_BYTES, MAX_MUTATIONS_PER_WRITE, MAX_VALUE_BYTES, MAX_WRITES_PER_REQUEST } from '../../src/common/limits.js';
-import { validateWrites } from '../../src/common/write-validation.js';
-import type { Write__Output } from '../../src/common/generated/levelreplicator/v1/Write.js';
+import { validateWrites } from '../../src/wire/write-validation.js';
+import type { Write__Output } from '../../src/wire/generated/levelreplicator/v1/Write.js';
 
 const w = (key: Buffer, value = Buffer.from('v'), kind: 'PUT' | 'DELETE' = 'PUT'): Write__Output => ({ mutations: [{ kind, key, value }] });
 const refuses = (writes: Write__Output[], code: string) =>

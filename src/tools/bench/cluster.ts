@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GetResponse__Output } from '../../common/generated/levelreplicator/v1/GetResponse.js';
+import type { GetResponse__Output } from '../../wire/generated/levelreplicator/v1/GetResponse.js';
 import { ErrorCode, isReplicatorError } from '../../common/errors.js';
-import { callUnary, storeClient } from '../../common/rpc-client.js';
+import { callUnary, storeClient } from '../../wire/rpc-client.js';
 
 const TOOLS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** One waiting Get's deadline (the follower caps its wait below it). */

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, credentials, deadlineIn } from '../../common/grpc-transport.js';
-import type { WriteResponse__Output } from '../../common/generated/levelreplicator/v1/WriteResponse.js';
-import { replicatorProto } from '../../common/proto.js';
+import { CHANNEL_OPTIONS, credentials, deadlineIn } from '../../wire/grpc-transport.js';
+import type { WriteResponse__Output } from '../../wire/generated/levelreplicator/v1/WriteResponse.js';
+import { replicatorProto } from '../../wire/proto.js';
 import { encodeWriteRequest, type Workload } from './workload.js';
 
 const WRITE_PATH = '/levelreplicator.v1.Master/Write';

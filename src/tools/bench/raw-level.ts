@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../common/entry-codec.js';
-import { encodeChunks } from '../../master/log-chunk.js';
-import { prepareWrites } from '../../master/prepared-writes.js';
-import { dataKey, logKey } from '../../common/keys.js';
-import { openStore, u64, writeBatch, type BatchOp, type Store } from '../../common/store.js';
-import { APPLIED_SEQ_KEY } from '../../follower/apply-batch.js';
+import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../wire/entry-codec.js';
+import { encodeChunks } from '../../storage/log-chunk.js';
+import { prepareWrites } from '../../wire/prepared-writes.js';
+import { dataKey, logKey } from '../../storage/layout.js';
+import { openStore, u64, writeBatch, type BatchOp, type Store } from '../../storage/level-store.js';
+import { APPLIED_SEQ_KEY } from '../../storage/apply-batch.js';
 import { quantileSorted } from './stats.js';
 import type { Workload } from './workload.js';
 
@@ -19,7 +19,7 @@ export type RawMode = 'plain' | 'fsync' | 'log-per-entry' | 'log-chunk' | 'maste
  *   log-per-entry  plus a second record per entry in the same batch (an encoded log
  *                  entry under its seq, as a log kept inside the same LevelDB), no fsync;
  *   log-chunk      plus one record per batch holding the batch's encoded entries (the
- *                  master's layout, src/master/log-chunk.ts), no fsync;
+ *                  master's layout, src/storage/log-chunk.ts), no fsync;
  *   master         log-chunk with an fsync per batch: the LevelDB part of a durable master;
  *   follower       one put per entry plus the applied seq, fsync per batch: the LevelDB
  *                  part of a durable follower (see raw-pair.ts).

@@ -1,6 +1,6 @@
 // One process of raw-pair.ts: opens a store, waits for 'go', writes, reports, exits.
 import fs from 'node:fs';
-import { openStore } from '../../common/store.js';
+import { openStore } from '../../storage/level-store.js';
 import type { RawPairMessage } from './raw-pair.js';
 import { writeRaw } from './raw-level.js';
 import { Workload } from './workload.js';

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import os from 'node:os';
 import path from 'node:path';
-import { addOptions, cli, runCli } from '../../common/cli.js';
+import { addOptions } from '../../common/options.js';
+import { cli, runCli } from '../cli.js';
 import { parseNonNegativeInt, parsePositiveInt } from '../../common/config.js';
 import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, SMALL_YOUNG_GENERATION, stalledFollowerPhase, type PhaseOptions } from './phases.js';

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { varintSize, writeVarint } from '../../common/protobuf-wire.js';
+import { varintSize, writeVarint } from '../../wire/protobuf-wire.js';
 
 /**
  * The benchmark's workload, shared by every row (raw LevelDB, the replicator, Redis):

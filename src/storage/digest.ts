@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import { DATA_KEY_PREFIX_BYTES, dataRange } from './keys.js';
+import { DATA_KEY_PREFIX_BYTES, dataRange } from './layout.js';
 import { SnapshotReader } from './snapshot-reader.js';
-import type { Store, StoreSnapshot } from './store.js';
+import type { Store, StoreSnapshot } from './level-store.js';
 
 export interface StoreDigest {
   /** hex sha256 over every (key, value) in key order, each framed by u32 lengths. */

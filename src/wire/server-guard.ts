@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { authorize, type TokenTable } from './auth.js';
-import { ErrorCode, ReplicatorError, toServiceError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { toServiceError } from './grpc-status.js';
 import { SERVER_OPTIONS } from './grpc-transport.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 import { hardenService, RefusedRequest } from './request-decoding.js';
 
 /**

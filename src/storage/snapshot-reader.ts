@@ -1,4 +1,4 @@
-import type { Store, StoreSnapshot } from './store.js';
+import type { Store, StoreSnapshot } from './level-store.js';
 
 /** One pair as read: the store key as text (see SnapshotReader) or bytes, and the value. */
 export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];

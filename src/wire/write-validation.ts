@@ -1,4 +1,4 @@
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { MutationKind, type Mutation } from './entry-codec.js';
 import {
   MAX_KEY_BYTES,
@@ -7,7 +7,7 @@ import {
   MAX_REQUEST_BYTES,
   MAX_VALUE_BYTES,
   MAX_WRITES_PER_REQUEST,
-} from './limits.js';
+} from '../common/limits.js';
 import type { Write__Output } from './generated/levelreplicator/v1/Write.js';
 
 export function checkKey(key: Buffer, where = ''): void {

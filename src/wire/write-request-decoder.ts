@@ -1,8 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
-import { MutationKind } from '../common/entry-codec.js';
-import type { Mutation__Output } from '../common/generated/levelreplicator/v1/Mutation.js';
-import type { Write__Output } from '../common/generated/levelreplicator/v1/Write.js';
-import type { WriteRequest__Output } from '../common/generated/levelreplicator/v1/WriteRequest.js';
+import { MutationKind } from './entry-codec.js';
+import type { Mutation__Output } from './generated/levelreplicator/v1/Mutation.js';
+import type { Write__Output } from './generated/levelreplicator/v1/Write.js';
+import type { WriteRequest__Output } from './generated/levelreplicator/v1/WriteRequest.js';
 import {
   MAX_KEY_BYTES,
   MAX_MUTATIONS_PER_REQUEST,
@@ -11,7 +11,7 @@ import {
   MAX_VALUE_BYTES,
   MAX_WRITES_PER_REQUEST,
 } from '../common/limits.js';
-import { readLengthEnd, readVarint28, type Cursor } from '../common/protobuf-wire.js';
+import { readLengthEnd, readVarint28, type Cursor } from './protobuf-wire.js';
 import { PreparedWrites, takeBody } from './prepared-writes.js';
 
 /**

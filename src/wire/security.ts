@@ -8,10 +8,10 @@ import {
   tokenInterceptor,
   type TokenTable,
 } from './auth.js';
-import { addOptions, type OptionSpec } from './cli.js';
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { addOptions, type OptionSpec } from '../common/options.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { CHANNEL_OPTIONS } from './grpc-transport.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../common/logger.js';
 import { channelCredentials, loadTls, serverCredentials, type TlsMaterial } from './tls.js';
 
 /** Environment variables holding secrets themselves (there are no flags for them: flags show in ps). */

@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import type { KeyValue__Output } from '../common/generated/levelreplicator/v1/KeyValue.js';
-import type { MasterClient } from '../common/generated/levelreplicator/v1/Master.js';
-import type { SubscribeResponse__Output } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
-import { replicatorProto } from '../common/proto.js';
-import { readLengthEnd, readUint64String, type Cursor } from '../common/protobuf-wire.js';
-import { channelSetup, type ClientSecurity } from '../common/security.js';
+import type { KeyValue__Output } from './generated/levelreplicator/v1/KeyValue.js';
+import type { MasterClient } from './generated/levelreplicator/v1/Master.js';
+import type { SubscribeResponse__Output } from './generated/levelreplicator/v1/SubscribeResponse.js';
+import { replicatorProto } from './proto.js';
+import { readLengthEnd, readUint64String, type Cursor } from './protobuf-wire.js';
+import { channelSetup, type ClientSecurity } from './security.js';
 
 /**
  * A fast path for the follower's bulk input: SubscribeResponses carrying log entries or

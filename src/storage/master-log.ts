@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
-import { entrySeq } from '../common/entry-codec.js';
+import { entrySeq } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
+import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
 import type { Logger } from '../common/logger.js';
-import { u32, writeBatch, type Store, type StoreSnapshot } from '../common/store.js';
+import { u32, writeBatch, type Store, type StoreSnapshot } from './level-store.js';
 import { splitChunk, type EncodedChunks } from './log-chunk.js';
 import { truncateLogFrom, verifyLog } from './log-verify.js';
 import { TailCache } from './tail-cache.js';

@@ -1,10 +1,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import { waitBudgetMs } from './deadline.js';
-import { digestData } from './digest.js';
-import { ErrorCode, isReplicatorError, ReplicatorError, toServiceError } from './errors.js';
-import { dataKey } from './keys.js';
+import { digestData } from '../storage/digest.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { toServiceError } from './grpc-status.js';
+import { dataKey } from '../storage/layout.js';
 import { seqFromWire, seqToWire } from './seq.js';
-import type { Store, StoreSnapshot } from './store.js';
+import type { Store, StoreSnapshot } from '../storage/level-store.js';
 import { checkKey } from './write-validation.js';
 import type { StoreHandlers } from './generated/levelreplicator/v1/Store.js';
 

@@ -2,7 +2,7 @@
  * Sequence numbers are bigint in code and uint64 on the wire, where proto-loader gives
  * and takes them as decimal strings. These helpers are the only place that converts.
  */
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
 export const MAX_SEQ = 0xffff_ffff_ffff_ffffn;
 

@@ -1,4 +1,4 @@
-import { encodedBodySize, writeBody, type Mutation } from '../common/entry-codec.js';
+import { encodedBodySize, writeBody, type Mutation } from './entry-codec.js';
 
 /**
  * The writes of one validated request, packed for the group committer: each write's

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
 export type Store = ClassicLevel<Buffer, Buffer>;
 export type StoreSnapshot = ReturnType<Store['snapshot']>;

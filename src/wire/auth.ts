@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
 /**
  * Token authentication with roles. A server given a token table refuses every call that

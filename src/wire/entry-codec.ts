@@ -1,5 +1,5 @@
 import zlib from 'node:zlib';
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
 /**
  * Log entry format (version 1), big-endian, one entry per seq:
@@ -44,7 +44,7 @@ const CHECKSUM_BYTES = 4;
 /**
  * An entry's *body* is its mutation count and mutations, exactly as laid out above. The
  * master packs each request's writes into bodies when it validates them (see
- * src/master/prepared-writes.ts) and seals them into entries at commit.
+ * src/wire/prepared-writes.ts) and seals them into entries at commit.
  */
 export function encodedBodySize(mutations: readonly Mutation[]): number {
   let size = 4;

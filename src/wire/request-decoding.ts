@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs/minimal.js';
-import { ErrorCode, ReplicatorError } from './errors.js';
-import { MAX_MUTATIONS_PER_REQUEST, MAX_WRITES_PER_REQUEST } from './limits.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { MAX_MUTATIONS_PER_REQUEST, MAX_WRITES_PER_REQUEST } from '../common/limits.js';
 
 /**
  * Hardened request decoding for every service a server adds.

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { fromServiceError } from './errors.js';
+import { fromServiceError } from './grpc-status.js';
 import { deadlineIn } from './grpc-transport.js';
 import type { MasterClient } from './generated/levelreplicator/v1/Master.js';
 import type { StoreClient } from './generated/levelreplicator/v1/Store.js';

@@ -1,7 +1,7 @@
-import { chainsFrom, decodeEntry, entrySeq, GENESIS_CHECKSUM } from '../common/entry-codec.js';
+import { chainsFrom, decodeEntry, entrySeq, GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../common/errors.js';
-import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../common/keys.js';
-import { writeBatch, type BatchOp, type Store } from '../common/store.js';
+import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
+import { writeBatch, type BatchOp, type Store } from './level-store.js';
 import { ChunkFramingError, chunkOf, splitChunk } from './log-chunk.js';
 
 /** The entry just before the log's first one (seq 0, checksum 0 for an untrimmed log). */

@@ -5,7 +5,7 @@
  *
  *   0x00 <name>                meta records (history id, applied seq, ...)
  *   0x01 <u64 seq>             master log chunks, under the last seq they hold (big-endian,
- *                              so they sort by seq); see src/master/log-chunk.ts
+ *                              so they sort by seq); see src/storage/log-chunk.ts
  *   0x02 <u32 gen> <user key>  user data of generation gen (the master always uses 0)
  */
 const META = 0x00;

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCode, ReplicatorError } from './errors.js';
-import { MAX_GRPC_MESSAGE_BYTES } from './limits.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { MAX_GRPC_MESSAGE_BYTES } from '../common/limits.js';
 
 /**
  * Server options. Keepalive pings let the master notice a follower whose host or link

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { ErrorCode, ReplicatorError } from './errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
 /**
  * TLS material from PEM files. Everything is read and checked once, at start-up, so a

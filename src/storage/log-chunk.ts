@@ -1,7 +1,7 @@
-import { entrySizeForBody, writeEntryWithBody } from '../common/entry-codec.js';
+import { entrySizeForBody, writeEntryWithBody } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { framedSize, readLengthEnd, writeVarint, type Cursor } from '../common/protobuf-wire.js';
-import type { PreparedWrites } from './prepared-writes.js';
+import { framedSize, readLengthEnd, writeVarint, type Cursor } from '../wire/protobuf-wire.js';
+import type { PreparedWrites } from '../wire/prepared-writes.js';
 
 /**
  * The master stores its log as chunks: LevelDB records of up to MAX_CHUNK_ENTRIES entries,

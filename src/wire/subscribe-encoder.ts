@@ -1,8 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { SubscribeResponse } from '../common/generated/levelreplicator/v1/SubscribeResponse.js';
-import { framedSize, varint64Size, varintSize, writeVarint, writeVarint64 } from '../common/protobuf-wire.js';
-import { ENTRY_FIELD_TAG } from './log-chunk.js';
-import type { SnapshotRow } from '../common/snapshot-reader.js';
+import type { SubscribeResponse } from './generated/levelreplicator/v1/SubscribeResponse.js';
+import { framedSize, varint64Size, varintSize, writeVarint, writeVarint64 } from './protobuf-wire.js';
+import { ENTRY_FIELD_TAG } from '../storage/log-chunk.js';
+import type { SnapshotRow } from '../storage/snapshot-reader.js';
 
 /**
  * A fast path for the master's bulk messages: SubscribeResponses carrying log entries

@@ -1,6 +1,4 @@
-import yargs, { type Argv, type Options } from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { ExitCode, isReplicatorError } from './errors.js';
+import type { Argv, Options } from 'yargs';
 import { LOG_LEVELS } from './logger.js';
 
 /**
@@ -44,41 +42,3 @@ export function addOptions<T>(y: Argv<T>, specs: Record<string, OptionSpec>): Ar
 export const LOG_LEVEL_OPTION: Record<string, OptionSpec> = {
   'log-level': { type: 'string', default: 'info', env: 'LR_LOG_LEVEL', choices: [...LOG_LEVELS], describe: 'Log level' },
 };
-
-/** A yargs parser with our conventions: strict, one-line usage errors, exit 2. */
-export function cli(scriptName: string, usage: string): Argv {
-  return yargs(hideBin(process.argv))
-    .scriptName(scriptName)
-    .usage(usage)
-    .strict()
-    .parserConfiguration({ 'parse-numbers': false, 'parse-positional-numbers': false })
-    .help()
-    .alias('help', 'h')
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((msg, err) => {
-      // One line: yargs words some errors on several ("Invalid values:\n  Argument: ...").
-      const text = (msg ?? err?.message ?? 'invalid arguments').replace(/\s*\n\s*/g, ' ').trim();
-      process.stderr.write(`${scriptName}: ${text} (see --help)\n`);
-      process.exit(ExitCode.USAGE);
-    });
-}
-
-/**
- * Runs a CLI body. Any error becomes one line on stderr and the exit code of its error
- * code; never a stack trace (those go to the debug log of the servers, not to users).
- */
-export async function runCli(scriptName: string, main: () => Promise<number | void>): Promise<void> {
-  try {
-    const code = await main();
-    process.exitCode = code ?? ExitCode.OK;
-  } catch (err) {
-    if (isReplicatorError(err)) {
-      process.stderr.write(`${scriptName}: ${err.message} [${err.code}]\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`${scriptName}: internal error: ${(err as Error)?.message ?? String(err)}\n`);
-      process.exitCode = ExitCode.INTERNAL;
-    }
-  }
-}

@@ -7,10 +7,10 @@ import {
   entrySeq,
   forEachMutation,
   MutationKind,
-} from '../common/entry-codec.js';
+} from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKeyOf, metaKey, MetaName } from '../common/keys.js';
-import { u32, u64, type Store } from '../common/store.js';
+import { dataKeyOf, metaKey, MetaName } from './layout.js';
+import { u32, u64, type Store } from './level-store.js';
 
 export const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
 export const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
