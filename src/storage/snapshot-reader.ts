@@ -1,7 +1,6 @@
+import type { SnapshotRow } from '../wire/subscribe-encoder.js';
 import type { Store, StoreSnapshot } from './level-store.js';
 
-/** One pair as read: the store key as text (see SnapshotReader) or bytes, and the value. */
-export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
 
 const REPLACEMENT_CHAR = '\ufffd';
 

@@ -2,7 +2,10 @@ import type * as grpc from '@grpc/grpc-js';
 import type { SubscribeResponse } from './generated/levelreplicator/v1/SubscribeResponse.js';
 import { framedSize, varint64Size, varintSize, writeVarint, writeVarint64 } from './protobuf-wire.js';
 import { ENTRY_FIELD_TAG } from '../storage/log-chunk.js';
-import type { SnapshotRow } from '../storage/snapshot-reader.js';
+
+
+/** One pair as read from a store: the store key as text (see storage/snapshot-reader.ts) or bytes, and the value. */
+export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
 
 /**
  * A fast path for the master's bulk messages: SubscribeResponses carrying log entries

@@ -1,0 +1,206 @@
+import type { SeqWaiters } from '../common/seq-waiters.js';
+import type { PreparedWrites } from '../wire/prepared-writes.js';
+import type { SnapshotRow } from '../wire/subscribe-encoder.js';
+
+/**
+ * The storage contract: everything master, follower and tools may know about how a node
+ * keeps its data and its log. Two implementations keep it: LevelDB (level-*.ts, the
+ * product) and memory (memory-*.ts, for tests), and one conformance suite
+ * (test/unit/storage-conformance.test.ts) runs against both.
+ *
+ * Shapes follow etcd raft's Storage and Level's abstract-level: small, positional
+ * (seqs, not keys), and atomic where the replication guarantees need it. Nothing here
+ * names a LevelDB key, a chunk or a meta record: those live in layout.ts and the level-*
+ * implementations only.
+ *
+ * Vocabulary: seq (one entry's position), firstSeq/lastSeq (the log's bounds), appliedSeq
+ * (a replica's position), fromSeq (where a read starts). Seqs are bigint.
+ */
+
+/** A point in a history: just after the entry with this seq, whose chained checksum this is. */
+export interface ChainPosition {
+  seq: bigint;
+  checksum: number;
+  commitTimeMs: number;
+  historyId: Buffer;
+}
+
+/** The entry just before a log's first one (seq 0, checksum 0 for an untrimmed log). */
+export interface LogBase {
+  seq: bigint;
+  checksum: number;
+  commitTimeMs: number;
+}
+
+/** One follower's replication slot as stored on the master. */
+export interface SlotRecord {
+  followerId: number;
+  /** The newest seq the follower reported applied. */
+  appliedSeq: bigint;
+  /** The slot fell behind the retention cap and no longer holds the log. */
+  lost: boolean;
+}
+
+/**
+ * A node's log of entries (encoded by src/wire/entry-codec.ts, checksums chained).
+ *
+ * Invariant: firstSeq <= lastSeq + 1 (equal when empty), and every seq in
+ * [firstSeq, lastSeq] has a stored entry whose checksum chains from the one before (from
+ * base() for firstSeq).
+ */
+export interface ReplicationLog {
+  /** 16 random bytes naming this history; a repaired log starts a new one. */
+  readonly historyId: Buffer;
+  readonly epoch: number;
+  readonly firstSeq: bigint;
+  readonly lastSeq: bigint;
+  /** Chained checksum and commit time of the entry at lastSeq (the base's when empty). */
+  readonly lastChecksum: number;
+  readonly lastCommitTimeMs: number;
+  /**
+   * Up to maxEntries consecutive entries starting exactly at fromSeq (at least one if
+   * fromSeq <= lastSeq, maxBytes permitting more). Never skips: LOG_TRIMMED if fromSeq is
+   * below firstSeq, CORRUPT_ENTRY for a hole. The Buffers are the caller's.
+   */
+  read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]>;
+  /**
+   * read() from memory only (entries this process appended), or undefined when fromSeq is
+   * not there. No copy: views valid until the next append, so encode them before any await.
+   */
+  readCached(fromSeq: bigint, maxEntries: number, maxBytes: number): Buffer[] | undefined;
+  /** The entry at seq, or undefined when it is not in the log. */
+  entryAt(seq: bigint): Promise<Buffer | undefined>;
+  /** About how many bytes the log holds from seq to its end (for the bytes rules of retention). */
+  bytesFrom(seq: bigint): Promise<number>;
+  /**
+   * Deletes entries below newFirstSeq, at most about maxEntries of them, and records the
+   * new base (the last deleted entry) in the same atomic write, together with slots when
+   * given. Readers see the new firstSeq before the entries go. Never trims lastSeq.
+   * Returns the new firstSeq (unchanged when there was nothing to trim).
+   */
+  trimTo(newFirstSeq: bigint, maxEntries: bigint, slots?: readonly SlotRecord[]): Promise<bigint>;
+  /** Resolves on the next append or wake(), or after timeoutMs. */
+  waitForAppend(timeoutMs: number): Promise<void>;
+  /** Wakes every waitForAppend (on shutdown, so streams can end). */
+  wake(): void;
+}
+
+/** One consistent state of a node's data: its values and the seq they reflect, from one instant. */
+export interface StoreView {
+  /** The seq this state reflects (master: last committed; follower: applied). */
+  seq(): Promise<bigint>;
+  get(key: Buffer): Promise<Buffer | undefined>;
+  /** sha256 over every (key, value) in key order, each framed by u32 big-endian lengths (see digest.ts). */
+  digest(): Promise<{ digest: string; keys: bigint }>;
+  close(): Promise<void>;
+}
+
+/** What every node's store can do: consistent reads. */
+export interface ReadableStore {
+  view(): StoreView;
+  close(): Promise<void>;
+}
+
+/** Rows of a snapshot in key order; `keyOffset` bytes at the front of each row's key are the layout's, not the user's. */
+export interface SnapshotRows {
+  next(): Promise<SnapshotRow[]>;
+  close(): Promise<void>;
+}
+
+/** A point-in-time copy of the master's data with the position it corresponds to. */
+export interface DataSnapshot {
+  readonly seq: bigint;
+  /** Checksum and commit time of the entry at seq (0 when seq is 0). */
+  readonly checksum: number;
+  readonly commitTimeMs: number;
+  /** A progress estimate of the data's size in bytes. */
+  readonly approxBytes: number;
+  /** Bytes of layout prefix on each row's key (skip them to get the user key). */
+  readonly keyOffset: number;
+  /** Reads the data in key order, up to `pairs` pairs (about `bytes`) per next(). */
+  rows(pairs: number, bytes: number): SnapshotRows;
+  close(): Promise<void>;
+}
+
+/**
+ * The master's store: its data and its log, always committed together.
+ * Invariant: the data reflects exactly the log up to log.lastSeq.
+ */
+export interface MasterStore extends ReadableStore {
+  readonly log: ReplicationLog;
+  /**
+   * Commits one group of validated writes as entries lastSeq + 1, ..., chained from
+   * lastChecksum, with their data changes, in one atomic write (fsynced first when sync).
+   * Only the master's group committer calls it, one group at a time: it is what makes
+   * seqs single-writer. A failure leaves the store's state unknown: the caller must stop.
+   */
+  commitGroup(requests: readonly PreparedWrites[], commitTimeMs: number, sync: boolean): Promise<{ firstSeq: bigint; lastSeq: bigint }>;
+  /** A point-in-time snapshot of the data and its position (never blocks writers). */
+  snapshot(): Promise<DataSnapshot>;
+  loadSlots(): Promise<SlotRecord[]>;
+  saveSlots(slots: readonly SlotRecord[], sync: boolean): Promise<void>;
+}
+
+/** Consecutive entries verified to follow `from`, staged and not written yet. */
+export interface StagedEntries {
+  readonly from: ChainPosition;
+  /** The position once written. */
+  readonly to: ChainPosition;
+  readonly count: number;
+  /** The data generation the changes are staged into. */
+  readonly gen: number;
+}
+
+/** Pairs of a snapshot being installed, staged and not written yet. */
+export interface StagedPairs {
+  readonly gen: number;
+  readonly count: number;
+}
+
+/** Where a completed snapshot leaves a replica. */
+export interface SnapshotPosition extends ChainPosition {
+  gen: number;
+  epoch: number;
+}
+
+/**
+ * A follower's store: data plus the position it reflects, always written together.
+ * Data lives in generations: reads use the active one; a snapshot is installed into the
+ * next and switched to atomically with its position.
+ *
+ * Invariant: appliedSeq is the seq of the newest entry whose data is in the store, and
+ * appliedChecksum is that entry's chained checksum.
+ */
+export interface ReplicaStore extends ReadableStore {
+  readonly appliedSeq: bigint;
+  readonly appliedChecksum: number;
+  readonly appliedCommitTimeMs: number;
+  readonly historyId: Buffer;
+  readonly dataGen: number;
+  readonly position: ChainPosition;
+  /** Readers waiting for a seq (read-your-writes); moved after each durable apply or switch. */
+  readonly progress: SeqWaiters;
+  /**
+   * Verifies entries of history historyId as following `from` (default: the applied
+   * position) and stages their changes and the new position. Writes nothing. SEQ_GAP,
+   * CORRUPT_ENTRY or HISTORY_MISMATCH when they do not follow.
+   */
+  stage(entries: readonly Buffer[], historyId: Buffer, from?: ChainPosition): Promise<StagedEntries>;
+  /** Writes staged entries atomically with their position (durable first when the store syncs). */
+  commit(staged: StagedEntries): Promise<void>;
+  discard(staged: StagedEntries): Promise<void>;
+  /** stage + commit. */
+  apply(entries: readonly Buffer[], historyId: Buffer): Promise<void>;
+  /** After a failed write: reopens and reloads the position (STORE_FAILED while impossible). */
+  ensureWritable(): Promise<void>;
+  /** Stages snapshot pairs (user keys, strictly increasing) into generation gen. */
+  stagePairs(gen: number, pairs: readonly { key: Buffer; value: Buffer }[]): StagedPairs;
+  /** Writes staged pairs (not synced: switchToSnapshot's durable write covers them). */
+  writePairs(staged: StagedPairs, what: string): Promise<void>;
+  discardPairs(staged: StagedPairs): Promise<void>;
+  /** Makes generation pos.gen the data, atomically with the position; returns the replaced generation. */
+  switchToSnapshot(pos: SnapshotPosition): Promise<number>;
+  /** Deletes every key of a non-active generation. */
+  clearGeneration(gen: number): Promise<void>;
+  clearGenerationLater(gen: number, onError: (err: unknown) => void): void;
+}
