@@ -70,6 +70,11 @@ export interface ReplicationLog {
   readCached(fromSeq: bigint, maxEntries: number, maxBytes: number): Buffer[] | undefined;
   /** The entry at seq, or undefined when it is not in the log. */
   entryAt(seq: bigint): Promise<Buffer | undefined>;
+  /**
+   * The chained checksum at seq: of the entry at seq, or the base's when seq is
+   * firstSeq - 1 (0 for seq 0); undefined when the log no longer (or not yet) knows it.
+   */
+  checksumAt(seq: bigint): Promise<number | undefined>;
   /** About how many bytes the log holds from seq to its end (for the bytes rules of retention). */
   bytesFrom(seq: bigint): Promise<number>;
   /**
