@@ -64,6 +64,9 @@ export function dataRange(gen: number): { gte: Buffer; lt: Buffer } {
   return { gte, lt };
 }
 
+/** The master's user data lives in generation 0 (replicas switch generations on snapshots). */
+export const MASTER_DATA_GEN = 0;
+
 export const MetaName = {
   /** 16 random bytes naming the history this store's log (or applied entries) belong to. */
   HISTORY_ID: 'historyId',
