@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import type { ApplyHooks } from '../storage/apply-hooks.js';
 
 /**
  * Audit mode (`--audit-file`): a follower appends one line per event to a plain text
@@ -20,7 +21,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
  * or `snapshot` is at or past the previous position (never behind it: that would
  * re-apply seqs).
  */
-export class ApplyAudit {
+export class ApplyAudit implements ApplyHooks {
   private constructor(
     private fd: number | undefined,
     private readonly file: string,

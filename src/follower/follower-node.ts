@@ -8,11 +8,12 @@ import { replicatorProto } from '../wire/proto.js';
 import { NO_CLIENT_SECURITY, type ClientSecurity, type ServerSecurity } from '../wire/security.js';
 import { createServer } from '../wire/server-guard.js';
 import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
-import { openStore, removeNewDataDir, storeExists } from '../storage/level-store.js';
+import { removeNewDataDir, storeExists } from '../storage/level-store.js';
+import type { ReplicaStore } from '../storage/interfaces.js';
+import { openReplicaStore } from '../storage/level-replica-store.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../wire/store-service.js';
 import { ApplyAudit } from './apply-audit.js';
-import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
 import { Subscriber } from './subscriber.js';
@@ -40,7 +41,7 @@ export interface FollowerOptions {
 export interface FollowerNode {
   readAddress: string;
   metricsAddress: string | undefined;
-  applier: Applier;
+  store: ReplicaStore;
   subscriber: Subscriber;
   metrics: FollowerMetrics;
   close(): Promise<void>;
@@ -49,17 +50,20 @@ export interface FollowerNode {
 export async function startFollower(opts: FollowerOptions): Promise<FollowerNode> {
   const { log } = opts;
   const isNew = !fs.existsSync(opts.dataDir) && !storeExists(opts.dataDir);
-  const db = await openStore(opts.dataDir, { create: true });
+  let opened: ReplicaStore | undefined;
   let server: grpc.Server | undefined;
   let client: MasterClient | undefined;
   let metricsServer: MetricsServer | undefined;
   let audit: ApplyAudit | undefined;
   try {
+    // The audit is opened before the store (which reports its open to it), so the data
+    // directory is created first, as opening the store would: the audit file may be in it.
+    fs.mkdirSync(opts.dataDir, { recursive: true });
     audit = opts.auditFile ? ApplyAudit.open(opts.auditFile) : undefined;
-    const applier = await Applier.open(db, { sync: opts.sync, audit });
-    audit?.opened(applier.appliedSeq);
+    const store: ReplicaStore = await openReplicaStore(opts.dataDir, { create: true, sync: opts.sync, hooks: audit });
+    opened = store;
     log.info(
-      { dataDir: opts.dataDir, appliedSeq: applier.appliedSeq.toString(), historyId: applier.historyId.toString('hex') },
+      { dataDir: opts.dataDir, appliedSeq: store.appliedSeq.toString(), historyId: store.historyId.toString('hex') },
       'follower store opened',
     );
     const metrics = new FollowerMetrics();
@@ -68,12 +72,10 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     server.addService(
       proto.Store.service,
       storeHandlers({
-        db,
+        view: () => store.view(),
         name: `follower ${opts.followerId}`,
-        genAt: (snapshot) => dataGenAt(db, snapshot),
-        seqAt: (snapshot) => appliedSeqAt(db, snapshot),
-        currentSeq: () => applier.appliedSeq,
-        waitForSeq: (seq, timeoutMs) => applier.progress.wait(seq, timeoutMs),
+        currentSeq: () => store.appliedSeq,
+        waitForSeq: (seq, timeoutMs) => store.progress.wait(seq, timeoutMs),
         onGet: (outcome) => metrics.reads.inc({ result: outcome }),
       }),
     );
@@ -87,7 +89,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     const tls = opts.security?.tls ?? false;
 
     client = followerMasterClient(opts.masterAddress, opts.masterSecurity ?? NO_CLIENT_SECURITY);
-    const subscriber = new Subscriber(client, applier, {
+    const subscriber = new Subscriber(client, store, {
       followerId: opts.followerId,
       masterAddress: opts.masterAddress,
       readAddress,
@@ -97,7 +99,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       metrics,
       log,
     });
-    metrics.bind(applier, subscriber);
+    metrics.bind(store, subscriber);
     if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
     health.setAll('SERVING');
@@ -115,7 +117,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     return {
       readAddress,
       metricsAddress,
-      applier,
+      store,
       subscriber,
       metrics,
       async close() {
@@ -123,14 +125,14 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         closed = true;
         health.setAll('NOT_SERVING');
         await subscriber.stop(); // waits for the batch being applied, if any
-        applier.progress.cancelAll(); // readers waiting for a seq get SEQ_NOT_APPLIED now
+        store.progress.cancelAll(); // readers waiting for a seq get SEQ_NOT_APPLIED now
         cli.close();
         await shutdownServer(srv);
         await msrv?.close();
         removeEndpoint(opts.dataDir);
-        await db.close();
+        await store.close();
         audit?.close();
-        log.info({ appliedSeq: applier.appliedSeq.toString() }, 'follower stopped');
+        log.info({ appliedSeq: store.appliedSeq.toString() }, 'follower stopped');
       },
     };
   } catch (err) {
@@ -138,7 +140,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     server?.forceShutdown();
     await metricsServer?.close();
     audit?.close();
-    await db.close();
+    await opened?.close();
     if (isNew) removeNewDataDir(opts.dataDir);
     throw err;
   }

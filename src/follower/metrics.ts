@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS_SECONDS, newMetricsRegistry } from '../common/metrics-server.js';
-import type { Applier } from './applier.js';
+import type { ReplicaStore } from '../storage/interfaces.js';
 import { FOLLOWER_NODE_STATES, type Subscriber } from './subscriber.js';
 
 /**
@@ -39,7 +39,7 @@ export class FollowerMetrics {
   });
 
   /** Registers the gauges that read the follower's live state. */
-  bind(applier: Applier, subscriber: Subscriber): void {
+  bind(applier: ReplicaStore, subscriber: Subscriber): void {
     const r = [this.registry];
     new Gauge({ name: 'lr_follower_applied_seq', help: 'Seq of the newest applied entry', registers: r, collect() { this.set(Number(applier.appliedSeq)); } });
     new Gauge({

@@ -1,11 +1,10 @@
 import { PairHasher } from '../storage/digest.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKey } from '../storage/layout.js';
+import type { ReplicaStore, StagedPairs } from '../storage/interfaces.js';
 import { seqFromWire } from '../wire/seq.js';
 import type { KeyValue__Output } from '../wire/generated/levelreplicator/v1/KeyValue.js';
 import type { SnapshotEnd__Output } from '../wire/generated/levelreplicator/v1/SnapshotEnd.js';
 import type { SnapshotInfo__Output } from '../wire/generated/levelreplicator/v1/SnapshotInfo.js';
-import type { Applier } from './applier.js';
 
 /**
  * Receives one snapshot into a staging generation next to the live data, which keeps
@@ -26,7 +25,7 @@ export class SnapshotReceiver {
   private writeFailure: unknown;
 
   constructor(
-    private readonly applier: Applier,
+    private readonly applier: ReplicaStore,
     private readonly info: SnapshotInfo__Output,
     private readonly historyId: Buffer,
     private readonly epoch: number,
@@ -47,23 +46,17 @@ export class SnapshotReceiver {
   }
 
   async add(pairs: readonly KeyValue__Output[]): Promise<void> {
-    // Straight into a chained batch (no op object per pair).
-    const batch = this.applier.newBatch();
-    try {
-      for (let i = 0; i < pairs.length; i++) {
-        const { key, value } = pairs[i];
-        if (key.length === 0 || (this.lastKey && Buffer.compare(this.lastKey, key) >= 0)) {
-          throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'snapshot pairs out of order');
-        }
-        this.lastKey = key;
-        this.hash.update(key, value);
-        this.bytes += key.length + value.length;
-        batch.put(dataKey(this.gen, key), value);
+    // Verified and hashed before anything is staged: a refused chunk stages nothing.
+    for (let i = 0; i < pairs.length; i++) {
+      const { key, value } = pairs[i];
+      if (key.length === 0 || (this.lastKey && Buffer.compare(this.lastKey, key) >= 0)) {
+        throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'snapshot pairs out of order');
       }
-    } catch (err) {
-      await batch.close();
-      throw err;
+      this.lastKey = key;
+      this.hash.update(key, value);
+      this.bytes += key.length + value.length;
     }
+    const staged: StagedPairs = this.applier.stagePairs(this.gen, pairs);
     // One write in flight at a time, and the next chunk is prepared while it runs: the
     // write itself happens off the main thread, so waiting for it before preparing the
     // next chunk left the follower idle half of the time. Order between chunks does not
@@ -71,12 +64,11 @@ export class SnapshotReceiver {
     try {
       await this.settle();
     } catch (err) {
-      await batch.close();
+      await this.applier.discardPairs(staged);
       throw err;
     }
-    // Not synced: nothing points at the staging generation until finish(), whose synced
-    // batch makes every earlier write durable too.
-    const p: Promise<void> = this.applier.writeFilledBatch(batch, { sync: false }, `store pairs of the snapshot at seq ${this.seq}`).then(
+    // Not synced (see writePairs): finish()'s switch makes every earlier write durable.
+    const p: Promise<void> = this.applier.writePairs(staged, `store pairs of the snapshot at seq ${this.seq}`).then(
       () => {
         if (this.pending === p) this.pending = undefined;
       },

@@ -5,8 +5,7 @@ import type { SnapshotEnd__Output } from '../wire/generated/levelreplicator/v1/S
 import type { SubscribeResponse__Output } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire } from '../wire/seq.js';
-import type { StagedEntries } from '../storage/apply-batch.js';
-import type { Applier } from './applier.js';
+import type { ReplicaStore, StagedEntries } from '../storage/interfaces.js';
 import type { Progress } from './progress.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
 
@@ -39,7 +38,7 @@ export interface SessionEvents {
  */
 export function runStreamSession(
   call: grpc.ClientReadableStream<SubscribeResponse__Output>,
-  ctx: { applier: Applier; fromSeq: bigint; heartbeatTimeoutMs: number; progress: Progress; log: Logger; events: SessionEvents },
+  ctx: { applier: ReplicaStore; fromSeq: bigint; heartbeatTimeoutMs: number; progress: Progress; log: Logger; events: SessionEvents },
 ): Promise<void> {
   const { applier, events, log, progress } = ctx;
   return new Promise<void>((resolve, reject) => {

@@ -6,8 +6,8 @@ import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.j
 import type { SubscribeResponse__Output } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { Logger } from '../common/logger.js';
 import { seqToWire } from '../wire/seq.js';
+import type { ReplicaStore } from '../storage/interfaces.js';
 import { AckReporter } from './ack-reporter.js';
-import type { Applier } from './applier.js';
 import type { FollowerMetrics } from './metrics.js';
 import { Progress } from './progress.js';
 import { runStreamSession } from './stream-session.js';
@@ -51,7 +51,7 @@ export class Subscriber {
 
   constructor(
     private readonly client: MasterClient,
-    private readonly applier: Applier,
+    private readonly applier: ReplicaStore,
     private readonly opts: SubscriberOptions,
   ) {
     this.acks = new AckReporter(client, opts.followerId, opts.log);

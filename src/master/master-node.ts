@@ -9,16 +9,17 @@ import type { ServerSecurity } from '../wire/security.js';
 import { createServer } from '../wire/server-guard.js';
 import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
 import { openStore, removeNewDataDir, storeExists } from '../storage/level-store.js';
+import { LevelStoreView } from '../storage/level-store-view.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../wire/store-service.js';
 import type { AckPolicy } from './ack-policy.js';
 import { AckWaiters } from './ack-waiters.js';
 import { FollowerRegistry } from './follower-registry.js';
-import { GroupCommitter, MASTER_DATA_GEN } from './group-commit.js';
+import { GroupCommitter } from './group-commit.js';
 import { LogRetention, type RetentionPolicy } from './log-retention.js';
 import { masterHandlers } from './master-service.js';
 import { MasterMetrics } from './metrics.js';
-import { lastSeqAt, Wal } from '../storage/master-log.js';
+import { Wal } from '../storage/master-log.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
 import { withFastWriteDecoding } from '../wire/write-request-decoder.js';
@@ -109,10 +110,8 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     server.addService(
       proto.Store.service,
       storeHandlers({
-        db,
+        view: () => new LevelStoreView(db, 'master'),
         name: 'the master',
-        genAt: async () => MASTER_DATA_GEN,
-        seqAt: (snapshot) => lastSeqAt(db, snapshot),
         currentSeq: () => wal.lastSeq,
         waitForSeq: (seq, timeoutMs) => waitForCommitted(wal, seq, timeoutMs, () => closing),
       }),

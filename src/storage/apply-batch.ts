@@ -9,7 +9,8 @@ import {
   MutationKind,
 } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataKeyOf, metaKey, MetaName } from './layout.js';
+import type { ChainPosition, StagedEntries, StagedPairs } from './interfaces.js';
+import { dataKey, dataKeyOf, metaKey, MetaName } from './layout.js';
 import { u32, u64, type Store } from './level-store.js';
 
 export const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
@@ -17,23 +18,32 @@ export const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
 export const APPLIED_COMMIT_TIME_KEY = metaKey(MetaName.APPLIED_COMMIT_TIME);
 export const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
 
-/** A point in a history: just after the entry with this seq, whose chained checksum this is. */
-export interface ChainPosition {
-  seq: bigint;
-  checksum: number;
-  commitTimeMs: number;
-  historyId: Buffer;
+/** A LevelDB chained batch: filled synchronously, written (or closed) once. */
+export type ChainedBatch = ReturnType<Store['batch']>;
+
+/**
+ * StagedEntries of a LevelDB replica store: the changes and the new position in one
+ * chained batch that is not written yet. The batch is the store's business only.
+ */
+export class LevelStagedEntries implements StagedEntries {
+  constructor(
+    readonly batch: ChainedBatch,
+    /** The data generation the changes are staged into. */
+    readonly gen: number,
+    readonly from: ChainPosition,
+    /** The position once the batch is written. */
+    readonly to: ChainPosition,
+    readonly count: number,
+  ) {}
 }
 
-/** Consecutive entries verified to follow `from`, staged in one chained batch that is not written yet. */
-export interface StagedEntries {
-  readonly batch: ReturnType<Store['batch']>;
-  /** The data generation the changes are staged into. */
-  readonly gen: number;
-  readonly from: ChainPosition;
-  /** The position once the batch is written. */
-  readonly to: ChainPosition;
-  readonly count: number;
+/** StagedPairs of a LevelDB replica store: the pairs' puts in one chained batch, not written yet. */
+export class LevelStagedPairs implements StagedPairs {
+  constructor(
+    readonly batch: ChainedBatch,
+    readonly gen: number,
+    readonly count: number,
+  ) {}
 }
 
 /** The apply loop's entry before the first. */
@@ -47,7 +57,7 @@ const EMPTY: Buffer = Buffer.alloc(0);
  * unless the first entry is exactly from.seq + 1, every entry follows the one before, and
  * every checksum chains from the previous one.
  */
-export async function stageEntries(db: Store, gen: number, entries: readonly Buffer[], historyId: Buffer, from: ChainPosition): Promise<StagedEntries> {
+export async function stageEntries(db: Store, gen: number, entries: readonly Buffer[], historyId: Buffer, from: ChainPosition): Promise<LevelStagedEntries> {
   if (from.seq > 0n && !historyId.equals(from.historyId)) {
     throw new ReplicatorError(ErrorCode.HISTORY_MISMATCH, `entries of history ${historyId.toString('hex')} offered to a store of history ${from.historyId.toString('hex')}`);
   }
@@ -85,5 +95,25 @@ export async function stageEntries(db: Store, gen: number, entries: readonly Buf
     await batch.close();
     throw err;
   }
-  return { batch, gen, from, to: { seq, checksum, commitTimeMs, historyId }, count: entries.length };
+  return new LevelStagedEntries(batch, gen, from, { seq, checksum, commitTimeMs, historyId }, entries.length);
+}
+
+/**
+ * Stages snapshot pairs (user keys) into generation gen: their puts go straight into one
+ * chained batch (no op object per pair). Writes nothing; checks nothing about the pairs
+ * (their order and digest are the receiver's to verify).
+ */
+export function stagePairs(db: Store, gen: number, pairs: readonly { key: Buffer; value: Buffer }[]): LevelStagedPairs {
+  const batch = db.batch();
+  try {
+    for (let i = 0; i < pairs.length; i++) {
+      const { key, value } = pairs[i];
+      batch.put(dataKey(gen, key), value);
+    }
+  } catch (err) {
+    // Nothing was written: release the batch (staging is synchronous, so not awaited).
+    batch.close().catch(() => undefined);
+    throw err;
+  }
+  return new LevelStagedPairs(batch, gen, pairs.length);
 }

@@ -62,13 +62,13 @@ export async function lastSeqAt(db: Store, snapshot: StoreSnapshot): Promise<big
 }
 
 /** A replica's applied seq as seen by a snapshot. */
-async function appliedSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
+export async function appliedSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
   const v = await db.get(APPLIED_SEQ_KEY, { snapshot });
   return v ? v.readBigUInt64BE() : 0n;
 }
 
 /** A replica's active data generation as seen by a snapshot. */
-async function dataGenAt(db: Store, snapshot: StoreSnapshot): Promise<number> {
+export async function dataGenAt(db: Store, snapshot: StoreSnapshot): Promise<number> {
   const v = await db.get(DATA_GEN_KEY, { snapshot });
   return v ? v.readUInt32BE() : 0;
 }

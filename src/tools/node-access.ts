@@ -9,7 +9,7 @@ import { callUnary, storeClient, type Peer } from '../wire/rpc-client.js';
 import type { ClientSecurity } from '../wire/security.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import { openStore, type Store, type StoreSnapshot } from '../storage/level-store.js';
-import { appliedSeqAt, dataGenAt } from '../follower/applier.js';
+import { appliedSeqAt, dataGenAt } from '../storage/level-store-view.js';
 import { MASTER_DATA_GEN } from '../master/group-commit.js';
 import { lastSeqAt } from '../storage/master-log.js';
 

@@ -1,21 +1,27 @@
 import type * as grpc from '@grpc/grpc-js';
 import { waitBudgetMs } from './deadline.js';
-import { digestData } from '../storage/digest.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import { toServiceError } from './grpc-status.js';
-import { dataKey } from '../storage/layout.js';
 import { seqFromWire, seqToWire } from './seq.js';
-import type { Store, StoreSnapshot } from '../storage/level-store.js';
 import { checkKey } from './write-validation.js';
 import type { StoreHandlers } from './generated/levelreplicator/v1/Store.js';
 
+/**
+ * One consistent state of a node's data (the storage layer's StoreView; declared here by
+ * shape because wire does not import storage): values and seq from one instant.
+ */
+export interface ConsistentRead {
+  /** The node's seq in this state (master: last committed; follower: applied). */
+  seq(): Promise<bigint>;
+  get(key: Buffer): Promise<Buffer | undefined>;
+  digest(): Promise<{ digest: string; keys: bigint }>;
+  close(): Promise<void>;
+}
+
 /** What the Store service needs to know about a node's store. */
 export interface StoreView {
-  db: Store;
-  /** The generation of user data that reads are served from, as of snapshot. */
-  genAt(snapshot: StoreSnapshot): Promise<number>;
-  /** The node's seq as of snapshot (master: last committed; follower: applied). */
-  seqAt(snapshot: StoreSnapshot): Promise<bigint>;
+  /** A new consistent read of the data; the handler closes it. */
+  view(): ConsistentRead;
   /** Read-your-writes: resolves true once the node's seq is at least seq, false after timeoutMs. */
   waitForSeq(seq: bigint, timeoutMs: number): Promise<boolean>;
   /** The node's seq now, and what to call the node, for the SEQ_NOT_APPLIED message. */
@@ -41,15 +47,15 @@ export function storeHandlers(view: StoreView): StoreHandlers {
             );
           }
         }
-        // One snapshot for the generation, the value and the seq: the answer is one state's,
-        // even if a follower switches to a new snapshot generation meanwhile.
-        const snapshot = view.db.snapshot();
+        // One consistent read for the value and the seq: the answer is one state's, even if
+        // a follower switches to a new snapshot generation meanwhile.
+        const read = view.view();
         try {
-          const value = await view.db.get(dataKey(await view.genAt(snapshot), call.request.key), { snapshot });
-          const seq = await view.seqAt(snapshot);
+          const value = await read.get(call.request.key);
+          const seq = await read.seq();
           return { found: value !== undefined, value: value ?? Buffer.alloc(0), appliedSeq: seqToWire(seq) };
         } finally {
-          await snapshot.close();
+          await read.close();
         }
       })().then(
         (res) => {
@@ -64,13 +70,13 @@ export function storeHandlers(view: StoreView): StoreHandlers {
     },
     Digest(_call, callback) {
       void (async () => {
-        const snapshot = view.db.snapshot();
+        const read = view.view();
         try {
-          const { digest, keys } = await digestData(view.db, snapshot, await view.genAt(snapshot));
-          const seq = await view.seqAt(snapshot);
+          const { digest, keys } = await read.digest();
+          const seq = await read.seq();
           return { digest, seq: seqToWire(seq), keys: keys.toString() };
         } finally {
-          await snapshot.close();
+          await read.close();
         }
       })().then(
         (res) => callback(null, res),

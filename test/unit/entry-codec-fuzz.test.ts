@@ -3,7 +3,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { digestData } from '../../src/storage/digest.js';
 import {
   chainsFrom,
   decodeEntry,
@@ -16,8 +15,7 @@ import {
   type Mutation,
 } from '../../src/wire/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { openStore, type Store } from '../../src/storage/level-store.js';
-import { Applier } from '../../src/follower/applier.js';
+import { openReplicaStore, type LevelReplicaStore } from '../../src/storage/level-replica-store.js';
 import { FUZZ_SEED, fuzzIterations, mutate, Rng } from '../helpers/fuzz.js';
 
 const MUTATIONS: Mutation[] = [
@@ -67,16 +65,14 @@ describe('entry decoder fuzz', () => {
 
 describe('applying fuzzed entries', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lr-fuzz-'));
-  let db: Store;
-  let applier: Applier;
+  let applier: LevelReplicaStore;
   const history = Buffer.alloc(16, 3);
   before(async () => {
-    db = await openStore(dir, { create: true });
-    applier = await Applier.open(db, { sync: false });
+    applier = await openReplicaStore(dir, { create: true, sync: false });
     await applier.apply([encodeEntry(1n, 1, MUTATIONS, GENESIS_CHECKSUM)], history);
   });
   after(async () => {
-    await db.close();
+    await applier.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -84,11 +80,11 @@ describe('applying fuzzed entries', () => {
     const rng = new Rng(FUZZ_SEED + 1);
     const next = encodeEntry(2n, 2, [{ kind: MutationKind.PUT, key: Buffer.from('gamma'), value: Buffer.from('three') }], applier.appliedChecksum);
     const digestOf = async () => {
-      const snapshot = db.snapshot();
+      const view = applier.view();
       try {
-        return (await digestData(db, snapshot, applier.dataGen)).digest;
+        return (await view.digest()).digest;
       } finally {
-        await snapshot.close();
+        await view.close();
       }
     };
     const before = await digestOf();

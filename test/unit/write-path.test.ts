@@ -6,7 +6,7 @@ import { chainsFrom, decodeEntry, entryChecksum, entrySeq, GENESIS_CHECKSUM, Mut
 import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
 import { truncateLogFrom, verifyLog } from '../../src/storage/log-verify.js';
 import { openStore } from '../../src/storage/level-store.js';
-import { Applier } from '../../src/follower/applier.js';
+import { openReplicaStore, type LevelReplicaStore } from '../../src/storage/level-replica-store.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
 import { Wal } from '../../src/storage/master-log.js';
 import { tempDir } from '../helpers/processes.js';
@@ -109,29 +109,37 @@ describe('follower apply', () => {
     for (let i = 0; i < 5; i++) await m.committer.submit([[put(`k${i}`, `v${i}`)]], 4);
     const entries = await m.wal.read(1n, 100, Infinity);
     const fdir = path.join(tempDir(), 'f');
-    const fdb = await openStore(fdir, { create: true });
-    const applier = await Applier.open(fdb, { sync: false });
-    return { m, entries, fdir, fdb, applier };
+    const applier = await openReplicaStore(fdir, { create: true, sync: false });
+    return { m, entries, fdir, applier };
+  }
+
+  /** A user key's value in the follower's active data, through one consistent view. */
+  async function valueOf(store: LevelReplicaStore, key: string): Promise<Buffer | undefined> {
+    const view = store.view();
+    try {
+      return await view.get(Buffer.from(key));
+    } finally {
+      await view.close();
+    }
   }
 
   it('applies entries and the applied position atomically, and resumes after reopen', async () => {
-    const { m, entries, fdir, fdb, applier } = await setup();
+    const { m, entries, fdir, applier } = await setup();
     await applier.apply(entries.slice(0, 3), m.wal.historyId);
     assert.equal(applier.appliedSeq, 3n);
-    await fdb.close();
-    const fdb2 = await openStore(fdir, { create: false });
-    const reopened = await Applier.open(fdb2, { sync: false });
+    await applier.close();
+    const reopened = await openReplicaStore(fdir, { create: false, sync: false });
     assert.equal(reopened.appliedSeq, 3n);
     assert.equal(reopened.appliedChecksum, entryChecksum(entries[2]));
     assert.ok(reopened.historyId.equals(m.wal.historyId));
     await reopened.apply(entries.slice(3), m.wal.historyId);
-    assert.equal((await fdb2.get(dataKey(0, Buffer.from('k4'))))?.toString(), 'v4');
-    await fdb2.close();
+    assert.equal((await valueOf(reopened, 'k4'))?.toString(), 'v4');
+    await reopened.close();
     await m.db.close();
   });
 
   it('refuses a repeated, skipped or corrupted entry and writes nothing', async () => {
-    const { m, entries, fdb, applier } = await setup();
+    const { m, entries, applier } = await setup();
     await applier.apply(entries.slice(0, 2), m.wal.historyId);
     await assert.rejects(applier.apply([entries[1]], m.wal.historyId), /expected seq 3, received seq 2/);
     await assert.rejects(applier.apply([entries[3]], m.wal.historyId), /expected seq 3, received seq 4/);
@@ -142,8 +150,8 @@ describe('follower apply', () => {
     await assert.rejects(applier.apply([flipped], m.wal.historyId), /does not chain|corrupt/);
     await assert.rejects(applier.apply([entries[2]], Buffer.alloc(16)), /history/);
     assert.equal(applier.appliedSeq, 2n);
-    assert.equal(await fdb.get(dataKey(0, Buffer.from('k2'))), undefined, 'nothing of a refused batch was written');
-    await fdb.close();
+    assert.equal(await valueOf(applier, 'k2'), undefined, 'nothing of a refused batch was written');
+    await applier.close();
     await m.db.close();
   });
 });

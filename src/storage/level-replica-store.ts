@@ -1,37 +1,59 @@
 import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { dataRange, metaKey, MetaName } from '../storage/layout.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
-import { reopenSpaceShortfall, u32, u64, writeBatch, writeOptions, type BatchOp, type Store, type StoreSnapshot } from '../storage/level-store.js';
-import type { ApplyAudit } from './apply-audit.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, stageEntries, type ChainPosition, type StagedEntries } from '../storage/apply-batch.js';
+import {
+  APPLIED_CHECKSUM_KEY,
+  APPLIED_COMMIT_TIME_KEY,
+  APPLIED_SEQ_KEY,
+  HISTORY_ID_KEY,
+  LevelStagedEntries,
+  LevelStagedPairs,
+  stageEntries,
+  stagePairs,
+  type ChainedBatch,
+} from './apply-batch.js';
+import type { ApplyHooks } from './apply-hooks.js';
+import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, StagedPairs } from './interfaces.js';
+import { dataRange, metaKey, MetaName } from './layout.js';
+import { LevelStoreView } from './level-store-view.js';
+import { openStore, reopenSpaceShortfall, u32, u64, writeBatch, writeOptions, type BatchOp, type Store } from './level-store.js';
+import type { StoreFaults } from './store-faults.js';
 
 const DATA_START = dataRange(0).gte;
 const DATA_END = dataRange(0xffff_ffff).lt;
 const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
 const EPOCH_KEY = metaKey(MetaName.EPOCH);
 
-/** Where a completed snapshot leaves the follower. */
-export interface SnapshotPosition {
-  gen: number;
-  seq: bigint;
-  checksum: number;
-  commitTimeMs: number;
-  historyId: Buffer;
-  epoch: number;
+export interface ReplicaStoreOptions {
+  /** Create the store if the data directory holds none (else STORE_NOT_FOUND). */
+  create: boolean;
+  /** Fsync each applied batch before the position moves (--sync). */
+  sync: boolean;
+  /** Told of every open, applied range and snapshot switch (the follower's audit). */
+  hooks?: ApplyHooks;
+  /** Failure injection for tests only (see store-faults.ts); production never sets it. */
+  faults?: StoreFaults;
 }
 
 /**
- * Applies log entries to a follower's store. Each call writes the entries' data changes
- * and the new applied position (seq, checksum, history) in one atomic batch, so after any
- * crash the stored position names exactly the data the store holds and the follower
- * resumes from appliedSeq + 1: nothing applied twice, nothing skipped.
+ * Opens (or creates) the replica store of a data directory, reads its applied position
+ * back, deletes leftover data generations, and tells hooks.opened where it is.
+ */
+export function openReplicaStore(dataDir: string, opts: ReplicaStoreOptions): Promise<LevelReplicaStore> {
+  return LevelReplicaStore.open(dataDir, opts);
+}
+
+/**
+ * A follower's LevelDB store. Each apply writes the entries' data changes and the new
+ * applied position (seq, checksum, history) in one atomic batch, so after any crash the
+ * stored position names exactly the data the store holds and the follower resumes from
+ * appliedSeq + 1: nothing applied twice, nothing skipped.
  *
  * Invariant: appliedSeq is the seq of the newest entry whose data is in the store, and
  * appliedChecksum is that entry's chained checksum.
  */
-export class Applier {
+export class LevelReplicaStore implements ReplicaStore {
   /** Background deletions of whole generations, by generation. */
   private readonly clearing = new Map<number, Promise<void>>();
   /** Readers waiting for a seq to be applied (read-your-writes); moved after each durable apply or snapshot switch. */
@@ -50,23 +72,40 @@ export class Applier {
     public historyId: Buffer,
     /** The generation reads and applies use. Invariant: switched only together with the applied position. */
     public dataGen: number,
-    private readonly audit: ApplyAudit | undefined,
+    private readonly hooks: ApplyHooks | undefined,
+    private readonly faults: StoreFaults | undefined,
   ) {
     this.progress = new SeqWaiters(appliedSeq);
   }
 
   /**
-   * Opens the applier on a follower store and deletes any data generation other than the
-   * active one: leftovers of a snapshot that was interrupted (never made active) or of
-   * data a completed snapshot replaced.
+   * See openReplicaStore. Any data generation other than the active one is deleted:
+   * leftovers of a snapshot that was interrupted (never made active) or of data a
+   * completed snapshot replaced.
    */
-  static async open(db: Store, { sync, audit }: { sync: boolean; audit?: ApplyAudit }): Promise<Applier> {
-    const applier = new Applier(db, sync, 0n, GENESIS_CHECKSUM, 0, Buffer.alloc(0), 0, audit);
-    await applier.loadPosition();
-    const active = dataRange(applier.dataGen);
-    await db.clear({ gte: DATA_START, lt: active.gte });
-    await db.clear({ gte: active.lt, lt: DATA_END });
-    return applier;
+  static async open(dataDir: string, { create, sync, hooks, faults }: ReplicaStoreOptions): Promise<LevelReplicaStore> {
+    const db = await openStore(dataDir, { create });
+    try {
+      const store = new LevelReplicaStore(db, sync, 0n, GENESIS_CHECKSUM, 0, Buffer.alloc(0), 0, hooks, faults);
+      await store.loadPosition();
+      const active = dataRange(store.dataGen);
+      await store.clearRange({ gte: DATA_START, lt: active.gte });
+      await store.clearRange({ gte: active.lt, lt: DATA_END });
+      hooks?.opened(store.appliedSeq);
+      return store;
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  /** One consistent read of the active generation and the applied seq. */
+  view(): LevelStoreView {
+    return new LevelStoreView(this.db, 'replica');
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
   }
 
   /** Reads the applied position and the active generation back from the store. */
@@ -89,41 +128,55 @@ export class Applier {
   }
 
   /**
-   * Every write to the follower's store goes through here (or writeFilledBatch). A failed write (disk full,
-   * I/O error) is the follower's own failure, reported as STORE_FAILED naming what was
-   * being written, and it leaves the LevelDB handle unusable until ensureWritable().
+   * Every write to the store goes through here or writeFilledBatch (clears through
+   * clearGeneration). A failed write (disk full, I/O error) is the follower's own failure,
+   * reported as STORE_FAILED naming what was being written, and it leaves the LevelDB
+   * handle unusable until ensureWritable().
    */
-  async write(ops: BatchOp[], { sync }: { sync: boolean }, what: string): Promise<void> {
+  private async write(ops: BatchOp[], { sync }: { sync: boolean }, what: string): Promise<void> {
     await this.ensureWritable();
     try {
+      this.faults?.before('write');
       await writeBatch(this.db, ops, { sync });
+      this.faults?.after('write');
     } catch (err) {
       this.mustReopen = true;
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  /** A chained batch for the caller to fill and hand to writeFilledBatch (snapshot chunks; commit uses it too). */
-  newBatch(): ReturnType<Store['batch']> {
-    return this.db.batch();
-  }
-
   /**
-   * write() for a chained batch the caller filled, possibly while another write ran:
+   * write() for a chained batch filled by staging, possibly while another write ran:
    * refused (dropped, unwritten) if any write failed since, so nothing goes through a
    * failed handle.
    */
-  async writeFilledBatch(batch: ReturnType<Store['batch']>, { sync }: { sync: boolean }, what: string): Promise<void> {
+  private async writeFilledBatch(batch: ChainedBatch, sync: boolean, what: string): Promise<void> {
     if (this.mustReopen) {
       await batch.close();
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: another store write failed meanwhile; the store is reopened first`);
     }
     try {
+      this.faults?.before('write');
       await batch.write(writeOptions(sync));
+      this.faults?.after('write');
     } catch (err) {
       this.mustReopen = true;
+      await batch.close(); // a batch refused before its write is released (after one, a no-op)
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** One LevelDB range deletion (callers handle failures). */
+  private async clearRange(range: { gte: Buffer; lt: Buffer }): Promise<void> {
+    this.faults?.before('clear');
+    await this.db.clear(range);
+    this.faults?.after('clear');
+  }
+
+  /** The chained batch of something this store staged; INTERNAL for anything else. */
+  private batchOf(staged: StagedEntries | StagedPairs): ChainedBatch {
+    if ((staged instanceof LevelStagedEntries || staged instanceof LevelStagedPairs) && staged.batch.db === this.db) return staged.batch;
+    throw new ReplicatorError(ErrorCode.INTERNAL, 'staged by another store: refusing to write it');
   }
 
   /**
@@ -151,15 +204,21 @@ export class Applier {
       );
     }
     try {
-      if (this.db.status === 'open') await this.db.close();
+      if (this.db.status === 'open') {
+        this.faults?.before('close');
+        await this.db.close();
+        this.faults?.after('close');
+      }
+      this.faults?.before('open');
       await this.db.open();
+      this.faults?.after('open');
     } catch (err) {
       const cause = (err as { cause?: Error }).cause;
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot reopen the store after a failed write: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, { cause: err });
     }
     await this.loadPosition();
     this.mustReopen = false;
-    this.audit?.opened(this.appliedSeq);
+    this.hooks?.opened(this.appliedSeq);
   }
 
   /** Deletes every key of a (non-active) generation; waits for a deletion already under way. */
@@ -168,7 +227,7 @@ export class Applier {
     await this.clearing.get(gen);
     await this.ensureWritable();
     try {
-      await this.db.clear(dataRange(gen));
+      await this.clearRange(dataRange(gen));
     } catch (err) {
       this.mustReopen = true;
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot clear data generation ${gen}: the store write failed: ${(err as Error).message}`, { cause: err });
@@ -183,6 +242,29 @@ export class Applier {
         if (this.clearing.get(gen) === p) this.clearing.delete(gen);
       });
     this.clearing.set(gen, p);
+  }
+
+  /**
+   * Stages a snapshot's pairs into generation gen, which must not be the active one
+   * (nothing reads it until switchToSnapshot). Synchronous, so the caller can prepare the
+   * next chunk while the previous one is written.
+   */
+  stagePairs(gen: number, pairs: readonly { key: Buffer; value: Buffer }[]): StagedPairs {
+    if (gen === this.dataGen) throw new ReplicatorError(ErrorCode.INTERNAL, `refusing to stage snapshot pairs into the active generation ${gen}`);
+    return stagePairs(this.db, gen, pairs);
+  }
+
+  /**
+   * Writes staged pairs, not synced: nothing points at their generation until
+   * switchToSnapshot, whose synced write makes every earlier write durable too. Refused
+   * (dropped, unwritten) once any store write has failed since the last reopen.
+   */
+  writePairs(staged: StagedPairs, what: string): Promise<void> {
+    return this.writeFilledBatch(this.batchOf(staged), false, what);
+  }
+
+  async discardPairs(staged: StagedPairs): Promise<void> {
+    await this.batchOf(staged).close();
   }
 
   /**
@@ -214,7 +296,7 @@ export class Applier {
     // A snapshot of another history may put the follower at a lower seq than before.
     if (pos.seq >= this.progress.position) this.progress.advance(pos.seq);
     else this.progress.reset(pos.seq);
-    this.audit?.snapshot(pos.seq);
+    this.hooks?.snapshot(pos.seq);
     return old;
   }
 
@@ -254,40 +336,29 @@ export class Applier {
    * Anything else is refused and the batch dropped (nothing written, the position stays).
    */
   async commit(staged: StagedEntries): Promise<void> {
+    const batch = this.batchOf(staged);
     const { from, to } = staged;
     // A failed write since staging is reported as such by writeFilledBatch, not as disorder.
     if (!this.mustReopen && (from.seq !== this.appliedSeq || from.checksum !== this.appliedChecksum || staged.gen !== this.dataGen)) {
-      await staged.batch.close();
+      await batch.close();
       throw new ReplicatorError(
         ErrorCode.INTERNAL,
         `staged seqs ${from.seq + 1n}..${to.seq} do not follow the applied seq ${this.appliedSeq} (generation ${staged.gen}, active ${this.dataGen})`,
       );
     }
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
-    await this.writeFilledBatch(staged.batch, { sync: this.sync }, `apply seqs ${from.seq + 1n}..${to.seq}`);
+    await this.writeFilledBatch(batch, this.sync, `apply seqs ${from.seq + 1n}..${to.seq}`);
     latencyTrace?.record(to.seq);
     this.appliedSeq = to.seq;
     this.appliedChecksum = to.checksum;
     this.appliedCommitTimeMs = to.commitTimeMs;
     this.historyId = to.historyId;
     this.progress.advance(to.seq);
-    this.audit?.applied(from.seq + 1n, to.seq);
+    this.hooks?.applied(from.seq + 1n, to.seq);
   }
 
   /** Drops a staged batch that will not be committed. */
   async discard(staged: StagedEntries): Promise<void> {
-    await staged.batch.close();
+    await this.batchOf(staged).close();
   }
-}
-
-/** A follower's applied seq as seen by a snapshot. */
-export async function appliedSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
-  const v = await db.get(APPLIED_SEQ_KEY, { snapshot });
-  return v ? v.readBigUInt64BE() : 0n;
-}
-
-/** A follower's active data generation as seen by a snapshot. */
-export async function dataGenAt(db: Store, snapshot: StoreSnapshot): Promise<number> {
-  const v = await db.get(DATA_GEN_KEY, { snapshot });
-  return v ? v.readUInt32BE() : 0;
 }
