@@ -1,7 +1,20 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS_SECONDS, newMetricsRegistry } from '../common/metrics-server.js';
 import type { ReplicaStore } from '../storage/interfaces.js';
-import { FOLLOWER_NODE_STATES, type Subscriber } from './subscriber.js';
+import { FOLLOWER_NODE_STATES, isAcceptedState, type FollowerNodeState } from '../common/replication-state.js';
+
+/**
+ * What the replication gauges read at scrape time (the subscriber provides it). Declared
+ * here so the metrics need nothing of the subscriber but this: the subscriber uses the
+ * metrics' counters, and the dependency runs one way only.
+ */
+export interface ReplicationSource {
+  readonly state: FollowerNodeState;
+  /** The master's last seq, as last heard. */
+  readonly masterLastSeq: bigint;
+  /** How far behind the master in time, in ms; 0 when caught up. */
+  lagMs(): number;
+}
 
 /**
  * A follower's Prometheus metrics (names in the README). Counters are bumped once per
@@ -39,7 +52,7 @@ export class FollowerMetrics {
   });
 
   /** Registers the gauges that read the follower's live state. */
-  bind(applier: ReplicaStore, subscriber: Subscriber): void {
+  bind(applier: ReplicaStore, subscriber: ReplicationSource): void {
     const r = [this.registry];
     new Gauge({ name: 'lr_follower_applied_seq', help: 'Seq of the newest applied entry', registers: r, collect() { this.set(Number(applier.appliedSeq)); } });
     new Gauge({
@@ -77,10 +90,10 @@ export class FollowerMetrics {
     });
     new Gauge({
       name: 'lr_follower_connected',
-      help: '1 while the follower has an accepted stream from the master (snapshot, catching-up or streaming)',
+      help: '1 while the follower has an accepted stream from the master (snapshot, catching_up or streaming)',
       registers: r,
       collect() {
-        this.set(subscriber.state === 'streaming' || subscriber.state === 'catching-up' || subscriber.state === 'snapshot' ? 1 : 0);
+        this.set(isAcceptedState(subscriber.state) ? 1 : 0);
       },
     });
     new Gauge({

@@ -1,6 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { Backoff } from '../common/backoff.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { ReplicationState, type FollowerNodeState } from '../common/replication-state.js';
 import { fromServiceError } from '../wire/grpc-status.js';
 import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.js';
 import type { SubscribeResponse__Output } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
@@ -8,15 +9,14 @@ import type { Logger } from '../common/logger.js';
 import { seqToWire } from '../wire/seq.js';
 import type { ReplicaStore } from '../storage/interfaces.js';
 import { AckReporter } from './ack-reporter.js';
-import type { FollowerMetrics } from './metrics.js';
+import type { FollowerMetrics, ReplicationSource } from './metrics.js';
 import { Progress } from './progress.js';
 import { runStreamSession } from './stream-session.js';
 
 /** The time grpc-js appends to a connection error, e.g. ` (2026-01-02T03:04:05.678Z)`. */
 const GRPC_TIMESTAMP = / ?\(\d{4}-\d\d-\d\dT[\d:.]+Z?\)/g;
 
-export const FOLLOWER_NODE_STATES = ['connecting', 'snapshot', 'catching-up', 'streaming', 'disconnected', 'stopped'] as const;
-export type FollowerState = (typeof FOLLOWER_NODE_STATES)[number];
+const S = ReplicationState;
 
 export interface SubscriberOptions {
   followerId: number;
@@ -35,8 +35,8 @@ export interface SubscriberOptions {
  * forever with capped, jittered backoff from appliedSeq + 1. State changes are logged
  * once; repeated failures of the same kind are logged at debug level only.
  */
-export class Subscriber {
-  state: FollowerState = 'disconnected';
+export class Subscriber implements ReplicationSource {
+  private current: FollowerNodeState = S.DISCONNECTED;
   masterLastSeq = 0n;
   /** Follower clock (ms) since when it has known it is behind the master; undefined while caught up. */
   private behindSinceMs: number | undefined;
@@ -71,18 +71,23 @@ export class Subscriber {
     // an Ack still in flight (the batch written last was reported just now).
     this.acks.stop();
     this.progress.finish();
-    this.state = 'stopped';
+    this.current = S.STOPPED;
   }
 
-  private setState(state: FollowerState, details: Record<string, unknown> = {}): void {
-    const was = this.state;
+  /** The follower's replication state (lr_follower_state); only the subscriber changes it. */
+  get state(): FollowerNodeState {
+    return this.current;
+  }
+
+  private setState(state: FollowerNodeState, details: Record<string, unknown> = {}): void {
+    const was = this.current;
     if (state === was) return;
-    this.state = state;
+    this.current = state;
     const { log } = this.opts;
-    if (state === 'snapshot') log.warn(details, 'master is sending a snapshot');
-    else if (state === 'streaming' && was !== 'catching-up') log.info(details, 'connected to master; streaming');
-    else if (state === 'catching-up' && was !== 'streaming') log.info(details, 'connected to master; catching up');
-    else if (state === 'disconnected') log.warn(details, 'disconnected from master; reconnecting with backoff');
+    if (state === S.SNAPSHOT) log.warn(details, 'master is sending a snapshot');
+    else if (state === S.STREAMING && was !== S.CATCHING_UP) log.info(details, 'connected to master; streaming');
+    else if (state === S.CATCHING_UP && was !== S.STREAMING) log.info(details, 'connected to master; catching up');
+    else if (state === S.DISCONNECTED) log.warn(details, 'disconnected from master; reconnecting with backoff');
   }
 
   /**
@@ -132,7 +137,7 @@ export class Subscriber {
     } else {
       this.opts.log.debug({ code: e.code }, e.message);
     }
-    if (this.state !== 'connecting') this.setState('disconnected');
+    if (this.current !== S.CONNECTING) this.setState(S.DISCONNECTED);
   }
 
   /**
@@ -179,7 +184,7 @@ export class Subscriber {
         events: {
           onStart: (mode, details) => {
             if (mode === 'snapshot') opts.metrics?.snapshots.inc();
-            this.setState(mode === 'snapshot' ? 'snapshot' : this.caughtUpState(), details);
+            this.setState(mode === 'snapshot' ? S.SNAPSHOT : this.caughtUpState(), details);
             this.reportAck(true);
           },
           onApplied: () => {
@@ -216,10 +221,10 @@ export class Subscriber {
    * history, and the master must not count it as holding anything of the snapshot.
    */
   private reportAck(force: boolean): void {
-    if (this.state !== 'snapshot') this.acks.report(this.applier.appliedSeq, force);
+    if (this.current !== S.SNAPSHOT) this.acks.report(this.applier.appliedSeq, force);
   }
 
-  private caughtUpState(): FollowerState {
-    return this.applier.appliedSeq >= this.masterLastSeq ? 'streaming' : 'catching-up';
+  private caughtUpState(): FollowerNodeState {
+    return this.applier.appliedSeq >= this.masterLastSeq ? S.STREAMING : S.CATCHING_UP;
   }
 }

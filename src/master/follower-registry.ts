@@ -1,65 +1,13 @@
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { isConnectedState, ReplicationState, type StreamState } from '../common/replication-state.js';
 import { metaKey, MetaName, slotKey, slotRange } from '../storage/layout.js';
 import type { BatchOp, Store } from '../storage/level-store.js';
+import type { FollowerRecord } from './follower-record.js';
 
-/**
- * A follower's replication state as the master sees it (shown by Status and the
- * lr_master_followers{state} metric):
- *
- *   connecting   -> subscribed; its position is being checked
- *   snapshot     -> being sent a snapshot of the master's store
- *   catching_up  -> streaming entries committed before it subscribed (or before its snapshot)
- *   streaming    -> has been sent everything once (like PostgreSQL's walsender); stays
- *                   here while connected, even if it falls behind again
- *   disconnected -> no open stream
- */
-export const FOLLOWER_STATES = ['connecting', 'snapshot', 'catching_up', 'streaming', 'disconnected'] as const;
-export type FollowerState = (typeof FOLLOWER_STATES)[number];
+const S = ReplicationState;
 
-/** What the master knows about one follower; its slot survives restarts of the master. */
-export interface FollowerRecord {
-  id: number;
-  /**
-   * The master accepted a subscription of this follower, in this run or an earlier one
-   * (it was streamed the log or sent a snapshot): it has a replication slot, which is
-   * persisted and held by log retention. False only while a first subscription is being
-   * checked; a refused one leaves no record behind.
-   */
-  hasSlot: boolean;
-  state: FollowerState;
-  /** Master clock (epoch ms) of the last state change. */
-  stateSinceMs: number;
-  /** True while a stream is open (every state but disconnected). */
-  connected: boolean;
-  /** Peer address of the current (or last) stream. */
-  address: string;
-  /** Where the follower serves reads, as it told us. */
-  readAddress: string;
-  /** The follower fsyncs each applied batch before acknowledging it (--sync): its acks count for write acknowledgement. */
-  durable: boolean;
-  /**
-   * Slot position: the follower holds (or is being sent a snapshot of) everything up to
-   * appliedSeq, so the log keeps appliedSeq + 1 on. Invariant: appliedSeq <= master lastSeq.
-   */
-  appliedSeq: bigint;
-  /**
-   * Highest seq the follower itself reported as applied (durably so if `durable`), or
-   * that the master verified when the stream started. Status, lag, min-followers and
-   * write acknowledgement use this, never the slot position of a snapshot not yet
-   * installed. Invariant: ackedSeq <= sentSeq once the stream has started.
-   */
-  ackedSeq: bigint;
-  /** Highest seq sent on the current stream (a snapshot at seq S counts as sending S). */
-  sentSeq: bigint;
-  bytesSent: number;
-  lastAckTimeMs: number;
-  connectedAtMs: number;
-  /** Why the last subscription was refused or failed; '' if it was not. */
-  lastError: string;
-  /** The follower fell behind the retention cap: the log no longer waits for it. */
-  slotLost: boolean;
-  snapshotting: boolean;
-}
+/** The registry's own, writable copy of a record (follower-record.ts): only this file changes one. */
+type MutableRecord = { -readonly [K in keyof FollowerRecord]: FollowerRecord[K] };
 
 type Listener = (record: FollowerRecord) => void;
 
@@ -69,10 +17,20 @@ type Listener = (record: FollowerRecord) => void;
  * follower id: a second subscriber with the same id is refused while the first is
  * connected, so two processes can never both believe they are follower N.
  *
- * Lifecycle of one subscription: attach() (connecting) -> startStream() once its position
- * is verified (catching_up or streaming), or beginSnapshot() (snapshot) -> endSnapshot()
- * (catching_up) -> detach() (disconnected). Listeners hear every advance of an
- * acknowledged seq (write acknowledgement waits on them) and every state change.
+ * Lifecycle of one subscription, the only state changes there are (any other is a bug and
+ * is refused with INTERNAL, changing nothing):
+ *
+ *   attach()                          -> connecting
+ *   connecting  --startStream()-->       catching_up, or streaming if nothing is left to send
+ *   connecting  --beginSnapshot()-->     snapshot
+ *   snapshot    --endSnapshot()-->       catching_up
+ *   catching_up --recordCaughtUp()-->    streaming (and it stays there while connected)
+ *   any but disconnected --detach()-->   disconnected (final for that record: a new
+ *                                        subscription gets a new record from attach())
+ *
+ * recordSent() belongs to catching_up and streaming (only a stream sending the log sends
+ * entries); ack() counts only then too. Listeners hear every advance of an acknowledged
+ * seq (write acknowledgement waits on them) and every state change.
  *
  * A follower gets a slot only when the master accepts its subscription (startStream() or
  * beginSnapshot()). A subscription detached before that (refused: FOLLOWER_AHEAD, an
@@ -81,12 +39,13 @@ type Listener = (record: FollowerRecord) => void;
  * (with the refusal as its lastError).
  */
 export class FollowerRegistry {
-  private readonly records = new Map<number, FollowerRecord>();
+  private readonly records = new Map<number, MutableRecord>();
   /**
    * Subscriptions attached but not yet accepted, each with the record it replaced (the
-   * follower's slot from before), or undefined for a follower the master did not know.
+   * follower's slot from before), or undefined for a follower the master did not know:
+   * such a record is the only one without a slot.
    */
-  private readonly pending = new Map<FollowerRecord, FollowerRecord | undefined>();
+  private readonly pending = new Map<FollowerRecord, MutableRecord | undefined>();
   /** Slot positions changed since the last persist(). */
   private dirty = false;
   private readonly advanceListeners: Listener[] = [];
@@ -110,21 +69,19 @@ export class FollowerRegistry {
    */
   attach(id: number, address: string, readAddress: string, durable: boolean): FollowerRecord {
     const existing = this.records.get(id);
-    if (existing?.connected) {
+    if (existing && isConnectedState(existing.state)) {
       throw new ReplicatorError(
         ErrorCode.DUPLICATE_FOLLOWER,
         `follower ${id} is already connected from ${existing.address}; two followers must not share an id`,
       );
     }
     const now = Date.now();
-    const record: FollowerRecord = {
+    const record: MutableRecord = {
       // The slot and what we last knew stay until the position is verified.
       ...blank(id, existing?.appliedSeq ?? 0n, existing?.slotLost ?? false),
-      hasSlot: existing?.hasSlot ?? false,
       ackedSeq: existing?.ackedSeq ?? 0n,
-      state: 'connecting',
+      state: S.CONNECTING,
       stateSinceMs: now,
-      connected: true,
       address,
       readAddress,
       durable,
@@ -138,64 +95,60 @@ export class FollowerRegistry {
     return record;
   }
 
-  /** The master accepted the subscription: from now on the follower has a slot. */
-  private accept(record: FollowerRecord): void {
-    this.pending.delete(record);
-    record.hasSlot = true;
-    this.dirty = true;
-  }
-
   /**
    * The follower's position is verified: it holds exactly the master's history up to
-   * fromSeq - 1 and will be streamed the log from fromSeq.
+   * fromSeq - 1 and will be streamed the log from fromSeq. Its slot holds from there, even
+   * if it was lost (the master can continue its history after all).
    */
   startStream(record: FollowerRecord, fromSeq: bigint, masterLastSeq: bigint): void {
-    this.accept(record);
-    record.appliedSeq = fromSeq - 1n;
-    record.ackedSeq = fromSeq - 1n;
-    record.sentSeq = fromSeq - 1n;
-    this.dirty = true;
-    this.setState(record, fromSeq > masterLastSeq ? 'streaming' : 'catching_up');
-    this.emit(this.advanceListeners, record);
+    const r = this.expect(record, [S.CONNECTING], 'start streaming the log');
+    this.accept(r);
+    r.slotLost = false;
+    r.appliedSeq = fromSeq - 1n;
+    r.ackedSeq = fromSeq - 1n;
+    r.sentSeq = fromSeq - 1n;
+    this.enter(r, fromSeq > masterLastSeq ? S.STREAMING : S.CATCHING_UP);
+    this.emit(this.advanceListeners, r);
   }
 
   /** The follower is being sent a snapshot taken at seq: its slot holds the log from seq + 1. */
   beginSnapshot(record: FollowerRecord, seq: bigint): void {
-    this.accept(record);
-    record.snapshotting = true;
-    record.slotLost = false;
-    record.appliedSeq = seq;
-    record.sentSeq = seq;
+    const r = this.expect(record, [S.CONNECTING], 'begin a snapshot');
+    this.accept(r);
+    r.slotLost = false;
+    r.appliedSeq = seq;
+    r.sentSeq = seq;
     // Nothing the follower holds is verified as ours (its old data may be another history's);
     // it counts from the snapshot seq once it acknowledges the installed snapshot.
-    record.ackedSeq = 0n;
-    this.dirty = true;
-    this.setState(record, 'snapshot');
+    r.ackedSeq = 0n;
+    this.enter(r, S.SNAPSHOT);
   }
 
   /** The whole snapshot was sent; the log after it follows. It counts as applied once the follower acknowledges it. */
   endSnapshot(record: FollowerRecord): void {
-    record.snapshotting = false;
-    this.setState(record, 'catching_up');
+    this.enter(this.expect(record, [S.SNAPSHOT], 'end a snapshot'), S.CATCHING_UP);
   }
 
-  /** The master can continue the follower's history: its slot holds again. */
-  restoreSlot(record: FollowerRecord): void {
-    if (record.slotLost) this.dirty = true;
-    record.slotLost = false;
+  /** The stream sent the log up to seq (bytes of entries): the follower may acknowledge up to there. */
+  recordSent(record: FollowerRecord, seq: bigint, bytes: number): void {
+    const r = this.expect(record, [S.CATCHING_UP, S.STREAMING], 'send entries');
+    if (seq < r.sentSeq) throw refused(r, `send up to seq ${seq} after seq ${r.sentSeq}`);
+    r.sentSeq = seq;
+    r.bytesSent += bytes;
   }
 
+  /** The stream has sent everything committed so far (once is enough: it stays streaming while connected). */
+  recordCaughtUp(record: FollowerRecord): void {
+    if (record.state === S.STREAMING) return;
+    this.enter(this.expect(record, [S.CATCHING_UP], 'catch up'), S.STREAMING);
+  }
+
+  /** The retention cap was passed: the log no longer waits for this follower. */
   markSlotLost(record: FollowerRecord): void {
-    record.slotLost = true;
+    const r = this.own(record);
+    if (!this.hasSlot(r)) throw refused(r, 'lose a slot it does not have');
+    r.slotLost = true;
     this.dirty = true;
-  }
-
-  setState(record: FollowerRecord, state: FollowerState): void {
-    if (record.state === state) return;
-    record.state = state;
-    record.stateSinceMs = Date.now();
-    record.connected = state !== 'disconnected';
-    this.emit(this.stateListeners, record);
   }
 
   /**
@@ -204,24 +157,24 @@ export class FollowerRegistry {
    * subscribed (none for a follower the master did not know).
    */
   detach(record: FollowerRecord, error?: unknown): void {
+    const r = this.expect(record, [S.CONNECTING, S.SNAPSHOT, S.CATCHING_UP, S.STREAMING], 'disconnect');
     const lastError = error === undefined ? undefined : isReplicatorError(error) ? `${error.code}: ${error.message}` : String((error as Error)?.message ?? error);
-    if (this.pending.has(record)) {
-      const previous = this.pending.get(record);
-      this.pending.delete(record);
-      if (this.records.get(record.id) === record) {
+    if (this.pending.has(r)) {
+      const previous = this.pending.get(r);
+      this.pending.delete(r);
+      if (this.records.get(r.id) === r) {
         if (previous) {
           // The retention pass may have marked the slot lost meanwhile (the pending record stood for it).
-          previous.slotLost = record.slotLost;
+          previous.slotLost = r.slotLost;
           if (lastError !== undefined) previous.lastError = lastError;
-          this.records.set(record.id, previous);
+          this.records.set(r.id, previous);
         } else {
-          this.records.delete(record.id);
+          this.records.delete(r.id);
         }
       }
     }
-    if (lastError !== undefined) record.lastError = lastError;
-    record.snapshotting = false;
-    this.setState(record, 'disconnected');
+    if (lastError !== undefined) r.lastError = lastError;
+    this.enter(r, S.DISCONNECTED);
   }
 
   /**
@@ -236,9 +189,9 @@ export class FollowerRegistry {
       throw new ReplicatorError(ErrorCode.FOLLOWER_AHEAD, `follower ${id} reports seq ${appliedSeq} but the master's last seq is ${masterLastSeq}`);
     }
     const record = this.records.get(id);
-    if (!record?.connected) return; // it reports again once subscribed to this master process
+    if (!record || !isConnectedState(record.state)) return; // it reports again once subscribed to this master process
     record.lastAckTimeMs = Date.now();
-    if (record.state === 'connecting' || record.snapshotting) return;
+    if (record.state === S.CONNECTING || record.state === S.SNAPSHOT) return;
     const seq = appliedSeq < record.sentSeq ? appliedSeq : record.sentSeq;
     if (seq > record.appliedSeq) {
       record.appliedSeq = seq;
@@ -260,7 +213,7 @@ export class FollowerRegistry {
 
   /** Followers with a replication slot (what log retention holds the log for, and what is persisted). */
   slots(): FollowerRecord[] {
-    return this.list().filter((r) => r.hasSlot);
+    return this.list().filter((r) => this.hasSlot(r));
   }
 
   /** Durable followers whose acknowledged seq is at least seq (connected or not: the data is on their disk). */
@@ -308,19 +261,56 @@ export class FollowerRegistry {
     });
   }
 
+  /**
+   * A follower has a slot once the master accepted a subscription of it, in this run or an
+   * earlier one (it was streamed the log or sent a snapshot): the slot is persisted and held
+   * by log retention. Only a first subscription still being checked has none (a refused
+   * one leaves no record behind).
+   */
+  private hasSlot(record: FollowerRecord): boolean {
+    return !this.pending.has(record) || this.pending.get(record) !== undefined;
+  }
+
+  /** The master accepted the subscription: from now on the follower has a slot (hasSlot). */
+  private accept(record: MutableRecord): void {
+    this.pending.delete(record);
+    this.dirty = true;
+  }
+
+  /** The registry's writable record behind a read-only one it handed out. */
+  private own(record: FollowerRecord): MutableRecord {
+    // Every record is made here (by attach() or from a persisted slot): the view handed out is this very object.
+    return record as MutableRecord;
+  }
+
+  /** The record, if it is in one of the states `event` may happen in; refused (INTERNAL) otherwise, before anything changes. */
+  private expect(record: FollowerRecord, from: readonly StreamState[], event: string): MutableRecord {
+    if (!from.includes(record.state)) throw refused(record, event);
+    return this.own(record);
+  }
+
+  private enter(record: MutableRecord, state: StreamState): void {
+    record.state = state;
+    record.stateSinceMs = Date.now();
+    this.emit(this.stateListeners, record);
+  }
+
   private emit(listeners: Listener[], record: FollowerRecord): void {
     for (const l of listeners) l(record);
   }
 }
 
+/** A transition the lifecycle does not have: a bug in the caller, never a follower's doing. */
+function refused(record: FollowerRecord, event: string): ReplicatorError {
+  return new ReplicatorError(ErrorCode.INTERNAL, `follower ${record.id} cannot ${event} while ${record.state}`);
+}
+
 /** A follower known only from its persisted slot (its acks do not count until it subscribes again). */
-function blank(id: number, appliedSeq: bigint, slotLost: boolean): FollowerRecord {
+function blank(id: number, appliedSeq: bigint, slotLost: boolean): MutableRecord {
   return {
     id,
-    hasSlot: true,
-    state: 'disconnected',
+    state: S.DISCONNECTED,
     stateSinceMs: 0,
-    connected: false,
     address: '',
     readAddress: '',
     durable: false,
@@ -332,6 +322,5 @@ function blank(id: number, appliedSeq: bigint, slotLost: boolean): FollowerRecor
     connectedAtMs: 0,
     lastError: '',
     slotLost,
-    snapshotting: false,
   };
 }

@@ -11,10 +11,12 @@ import { prepareWrites, type PreparedWrites } from '../wire/prepared-writes.js';
 import { preparedOf } from '../wire/write-request-decoder.js';
 import type { MasterHandlers } from '../wire/generated/levelreplicator/v1/Master.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
+import { stateToWire } from '../wire/follower-status-state.js';
+import { isConnectedState, ReplicationState } from '../common/replication-state.js';
 import type { WriteResponse } from '../wire/generated/levelreplicator/v1/WriteResponse.js';
 import { resolveAckPolicy, type AckPolicy } from './ack-policy.js';
 import type { AckWaiters } from './ack-waiters.js';
-import type { FollowerRegistry, FollowerState } from './follower-registry.js';
+import type { FollowerRegistry } from './follower-registry.js';
 import type { CommitResult, GroupCommitter } from './group-commit.js';
 import type { MasterMetrics } from './metrics.js';
 import { lagEntries, lagMs } from './replication-lag.js';
@@ -36,14 +38,6 @@ export interface MasterServiceContext {
   isClosing: () => boolean;
   log: Logger;
 }
-
-const WIRE_STATE: Record<FollowerState, FollowerStatus['state']> = {
-  connecting: 'CONNECTING',
-  snapshot: 'SNAPSHOT',
-  catching_up: 'CATCHING_UP',
-  streaming: 'STREAMING',
-  disconnected: 'DISCONNECTED',
-};
 
 /** Validates writes the generic decoder produced (refusing bad ones with their error code) and packs them. */
 function prepareValidated(writes: readonly Write__Output[]): PreparedWrites {
@@ -131,8 +125,8 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
       for (const f of registry.list()) {
         followers.push({
           followerId: f.id,
-          connected: f.connected,
-          state: WIRE_STATE[f.state],
+          connected: isConnectedState(f.state),
+          state: stateToWire(f.state),
           appliedSeq: seqToWire(f.ackedSeq),
           sentSeq: seqToWire(f.sentSeq),
           lagEntries: seqToWire(lagEntries(wal, f.ackedSeq)),
@@ -141,7 +135,7 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
           readAddress: f.readAddress,
           lastAckTimeMs: String(f.lastAckTimeMs),
           slotLost: f.slotLost,
-          snapshotting: f.snapshotting,
+          snapshotting: f.state === ReplicationState.SNAPSHOT,
           bytesSent: String(f.bytesSent),
           durable: f.durable,
           lastError: f.lastError,

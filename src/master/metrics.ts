@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LATENCY_BUCKETS_SECONDS, newMetricsRegistry } from '../common/metrics-server.js';
 import type { AckWaiters } from './ack-waiters.js';
-import { FOLLOWER_STATES, type FollowerRegistry } from './follower-registry.js';
+import { isConnectedState, STREAM_STATES } from '../common/replication-state.js';
+import type { FollowerRegistry } from './follower-registry.js';
 import { lagEntries, lagMs } from './replication-lag.js';
 import type { Wal } from '../storage/master-log.js';
 import type { WriteGate } from './write-gate.js';
@@ -76,7 +77,7 @@ export class MasterMetrics {
       help: 'Followers with an open stream',
       registers: r,
       collect() {
-        this.set(followers.list().filter((f) => f.connected).length);
+        this.set(followers.list().filter((f) => isConnectedState(f.state)).length);
       },
     });
     new Gauge({
@@ -85,7 +86,7 @@ export class MasterMetrics {
       labelNames: ['state'] as const,
       registers: r,
       collect() {
-        for (const s of FOLLOWER_STATES) this.set({ state: s }, followers.list().filter((f) => f.state === s).length);
+        for (const s of STREAM_STATES) this.set({ state: s }, followers.list().filter((f) => f.state === s).length);
       },
     });
     new Gauge({

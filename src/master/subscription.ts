@@ -163,7 +163,6 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       next = taken.seq + 1n;
       prevChecksum = taken.info.checksum!;
     } else {
-      registry.restoreSlot(record);
       registry.startStream(record, fromSeq, wal.lastSeq);
       flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString(), durable: req.durable }, 'follower subscribed');
       await send({ start: { ...start, fromSeq: seqToWire(fromSeq) } });
@@ -189,18 +188,17 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
             bytes += e.length;
           }
         }
-        record.bytesSent += bytes;
         streamedEntries.inc(entries.length);
         streamedBytes.inc(bytes);
         next += BigInt(entries.length);
-        record.sentSeq = next - 1n;
+        registry.recordSent(record, next - 1n, bytes);
         // Encoded now, before any await: entries from the tail are views valid only until
         // the next commit (the stream's serializer passes an EncodedResponse through).
         const encoded = new EncodedResponse(encodeEntryBatchResponse(entries, wal.lastSeq), bytes);
         await send(encoded as unknown as SubscribeResponse, bytes);
       } else {
         // Caught up: everything committed so far has been sent at least once.
-        if (record.state === 'catching_up') registry.setState(record, 'streaming');
+        registry.recordCaughtUp(record);
         // Park until the next commit, or send a heartbeat once idle long enough.
         const idleLeftMs = ctx.heartbeatIntervalMs - (Date.now() - lastSendMs);
         if (idleLeftMs > 0) {

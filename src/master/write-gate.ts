@@ -1,5 +1,7 @@
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import type { FollowerRecord, FollowerRegistry } from './follower-registry.js';
+import { isStreamingLogState } from '../common/replication-state.js';
+import type { FollowerRecord } from './follower-record.js';
+import type { FollowerRegistry } from './follower-registry.js';
 import { lagMs } from './replication-lag.js';
 import type { Wal } from '../storage/master-log.js';
 
@@ -20,7 +22,7 @@ export interface GateState {
 
 /**
  * Refuses writes while fewer than minFollowers followers are good. A follower is good
- * when (1) its stream is open and past the position check (catching up or streaming),
+ * when (1) its stream is open and past the position check (catching_up or streaming),
  * (2) it acknowledged something within the last maxLagMs, and (3) its replication lag
  * (age of the oldest entry it has not acknowledged) is at most maxLagMs.
  * The check runs once per Write request, before anything is written.
@@ -57,7 +59,7 @@ export class WriteGate {
   }
 
   private async whyNotGood(r: FollowerRecord, now: number): Promise<string | undefined> {
-    if (r.state !== 'streaming' && r.state !== 'catching_up') return r.state.replace('_', ' ');
+    if (!isStreamingLogState(r.state)) return r.state;
     const ackAge = now - r.lastAckTimeMs;
     if (r.lastAckTimeMs === 0) return 'no acknowledgement yet';
     if (ackAge > this.options.maxLagMs) return `last acknowledgement ${ackAge} ms ago`;

@@ -6,6 +6,7 @@ import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositive
 import type { FollowerStatus__Output } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
 import type { StatusResponse__Output } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
 import { callUnary, masterClient } from '../wire/rpc-client.js';
+import { stateFromWire } from '../wire/follower-status-state.js';
 
 const NAME = 'replication-status';
 
@@ -32,8 +33,9 @@ await runCli(NAME, async () => {
   }
 });
 
+/** The state in the vocabulary the metrics and the README use (common/replication-state.ts). */
 function stateName(f: FollowerStatus__Output): string {
-  return f.state.toLowerCase().replace('_', ' ');
+  return stateFromWire(f.state);
 }
 
 function toJson(address: string, s: StatusResponse__Output) {

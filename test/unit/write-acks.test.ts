@@ -8,6 +8,7 @@ import { openStore } from '../../src/storage/level-store.js';
 import { resolveAckPolicy } from '../../src/master/ack-policy.js';
 import { AckWaiters } from '../../src/master/ack-waiters.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
+import { isConnectedState } from '../../src/common/replication-state.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
 import { Wal } from '../../src/storage/master-log.js';
 import { WriteGate } from '../../src/master/write-gate.js';
@@ -27,7 +28,7 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
   it('a waiter is released once N durable followers acknowledged its seq; --no-sync acks never count', async () => {
     const registry = new FollowerRegistry();
     const acks = new AckWaiters(registry);
-    for (const [id, durable] of [[1, true], [2, false], [3, true]] as const) follow(registry, id, durable).sentSeq = 10n;
+    for (const [id, durable] of [[1, true], [2, false], [3, true]] as const) registry.recordSent(follow(registry, id, durable), 10n, 0);
     let outcome: { acked: number; reached: boolean } | undefined;
     const waiting = acks.wait(5n, 2, 60_000).then((o) => (outcome = o));
     registry.ack(2, 10n, 10n); // not durable
@@ -47,7 +48,7 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
   it('times out with the count so far, and answers at once when already satisfied or when the budget is 0', async () => {
     const registry = new FollowerRegistry();
     const acks = new AckWaiters(registry);
-    follow(registry, 1, true).sentSeq = 3n;
+    registry.recordSent(follow(registry, 1, true), 3n, 0);
     registry.ack(1, 3n, 3n);
     assert.deepEqual(await acks.wait(3n, 1, 60_000), { acked: 1, reached: true });
     assert.deepEqual(await acks.wait(3n, 2, 0), { acked: 1, reached: false });
@@ -61,7 +62,7 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
 
   it('never counts what the master did not send, an unverified position, or a snapshot not yet acknowledged', () => {
     const registry = new FollowerRegistry();
-    const r = registry.attach(1, 'p', '', true);
+    let r = registry.attach(1, 'p', '', true);
     registry.ack(1, 5n, 10n);
     assert.equal(registry.durableAckCount(1n), 0, 'acks while connecting are ignored');
     registry.startStream(r, 4n, 10n); // verified: holds 1..3
@@ -69,13 +70,16 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
     assert.equal(registry.durableAckCount(3n), 1);
     registry.ack(1, 9n, 10n); // sent nothing yet beyond 3: clamped
     assert.equal(r.ackedSeq, 3n);
-    r.sentSeq = 7n;
+    registry.recordSent(r, 7n, 0);
     registry.ack(1, 9n, 10n);
     assert.equal(r.ackedSeq, 7n);
     registry.ack(1, 2n, 10n);
     assert.equal(r.ackedSeq, 7n, 'never backwards');
     assert.throws(() => registry.ack(1, 11n, 10n), (e) => isReplicatorError(e, ErrorCode.FOLLOWER_AHEAD));
 
+    // A snapshot is sent on a new stream: the follower reconnects and is found diverged.
+    registry.detach(r);
+    r = registry.attach(1, 'p', '', true);
     registry.beginSnapshot(r, 10n);
     assert.equal(r.state, 'snapshot');
     assert.equal(r.appliedSeq, 10n, 'the slot holds the log after the snapshot');
@@ -87,7 +91,7 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
     assert.equal(registry.durableAckCount(10n), 1);
     registry.detach(r, new Error('gone'));
     assert.equal(r.state, 'disconnected');
-    assert.equal(r.connected, false);
+    assert.equal(isConnectedState(r.state), false);
     assert.equal(r.lastError, 'gone');
     assert.equal(registry.durableAckCount(10n), 1, 'what a follower durably applied stays counted after it disconnects');
     assert.throws(() => {
@@ -112,7 +116,7 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
       assert.equal(wal.lastSeq, 21n);
       assert.equal(later.length, 20);
       assert.equal(acks.waiting, 1);
-      r.sentSeq = 21n;
+      registry.recordSent(r, 21n, 0);
       registry.ack(1, 1n, wal.lastSeq);
       assert.deepEqual(await waiting, { acked: 1, reached: true });
       await committer.close();
