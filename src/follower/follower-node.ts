@@ -12,7 +12,8 @@ import { openStore, removeNewDataDir, storeExists } from '../storage/level-store
 import fs from 'node:fs';
 import { storeHandlers } from '../wire/store-service.js';
 import { ApplyAudit } from './apply-audit.js';
-import { Applier, appliedSeqAt, dataGenAt } from './applier.js';
+import { Applier } from './applier.js';
+import { LevelStoreView } from '../storage/level-store-view.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
 import { Subscriber } from './subscriber.js';
@@ -68,10 +69,8 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     server.addService(
       proto.Store.service,
       storeHandlers({
-        db,
+        view: () => new LevelStoreView(db, 'replica'),
         name: `follower ${opts.followerId}`,
-        genAt: (snapshot) => dataGenAt(db, snapshot),
-        seqAt: (snapshot) => appliedSeqAt(db, snapshot),
         currentSeq: () => applier.appliedSeq,
         waitForSeq: (seq, timeoutMs) => applier.progress.wait(seq, timeoutMs),
         onGet: (outcome) => metrics.reads.inc({ result: outcome }),

@@ -3,12 +3,12 @@ import { LATENCY_BUCKETS_SECONDS, newMetricsRegistry } from '../common/metrics-s
 import type { AckWaiters } from './ack-waiters.js';
 import { FOLLOWER_STATES, type FollowerRegistry } from './follower-registry.js';
 import { lagEntries, lagMs } from './replication-lag.js';
-import type { Wal } from '../storage/master-log.js';
+import type { ReplicationLog } from '../storage/interfaces.js';
 import type { WriteGate } from './write-gate.js';
 
 /** What the master's gauges are read from at scrape time. */
 export interface MasterMetricsSource {
-  wal: Wal;
+  wal: ReplicationLog;
   followers: FollowerRegistry;
   gate: WriteGate;
   acks: AckWaiters;

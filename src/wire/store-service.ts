@@ -1,21 +1,29 @@
 import type * as grpc from '@grpc/grpc-js';
 import { waitBudgetMs } from './deadline.js';
-import { digestData } from '../storage/digest.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import { toServiceError } from './grpc-status.js';
-import { dataKey } from '../storage/layout.js';
 import { seqFromWire, seqToWire } from './seq.js';
-import type { Store, StoreSnapshot } from '../storage/level-store.js';
 import { checkKey } from './write-validation.js';
 import type { StoreHandlers } from './generated/levelreplicator/v1/Store.js';
 
+/**
+ * One consistent state of a node's data: its values and the seq they reflect, read from
+ * one instant (storage's StoreView is one).
+ */
+export interface ConsistentView {
+  /** The seq this state reflects (master: last committed; follower: applied). */
+  seq(): Promise<bigint>;
+  /** The value of a user key. */
+  get(key: Buffer): Promise<Buffer | undefined>;
+  /** The store digest of the user data (see the Digest RPC). */
+  digest(): Promise<{ digest: string; keys: bigint }>;
+  close(): Promise<void>;
+}
+
 /** What the Store service needs to know about a node's store. */
-export interface StoreView {
-  db: Store;
-  /** The generation of user data that reads are served from, as of snapshot. */
-  genAt(snapshot: StoreSnapshot): Promise<number>;
-  /** The node's seq as of snapshot (master: last committed; follower: applied). */
-  seqAt(snapshot: StoreSnapshot): Promise<bigint>;
+export interface StoreServiceSource {
+  /** A consistent view of the node's data as of now; the caller closes it. */
+  view(): ConsistentView;
   /** Read-your-writes: resolves true once the node's seq is at least seq, false after timeoutMs. */
   waitForSeq(seq: bigint, timeoutMs: number): Promise<boolean>;
   /** The node's seq now, and what to call the node, for the SEQ_NOT_APPLIED message. */
@@ -26,7 +34,7 @@ export interface StoreView {
 }
 
 /** Get and Digest, served the same way by the master and by followers. */
-export function storeHandlers(view: StoreView): StoreHandlers {
+export function storeHandlers(source: StoreServiceSource): StoreHandlers {
   return {
     Get(call, callback) {
       void (async () => {
@@ -34,43 +42,43 @@ export function storeHandlers(view: StoreView): StoreHandlers {
         const minSeq = seqFromWire(call.request.minSeq);
         if (minSeq > 0n) {
           const budget = waitBudgetMs(call);
-          if (!(await view.waitForSeq(minSeq, budget))) {
+          if (!(await source.waitForSeq(minSeq, budget))) {
             throw new ReplicatorError(
               ErrorCode.SEQ_NOT_APPLIED,
-              `${view.name} has applied up to seq ${view.currentSeq()}, not yet seq ${minSeq} (waited ${budget} ms)`,
+              `${source.name} has applied up to seq ${source.currentSeq()}, not yet seq ${minSeq} (waited ${budget} ms)`,
             );
           }
         }
-        // One snapshot for the generation, the value and the seq: the answer is one state's,
-        // even if a follower switches to a new snapshot generation meanwhile.
-        const snapshot = view.db.snapshot();
+        // One view for the value and the seq: the answer is one state's, even if a
+        // follower switches to a new snapshot generation meanwhile.
+        const view = source.view();
         try {
-          const value = await view.db.get(dataKey(await view.genAt(snapshot), call.request.key), { snapshot });
-          const seq = await view.seqAt(snapshot);
+          const value = await view.get(call.request.key);
+          const seq = await view.seq();
           return { found: value !== undefined, value: value ?? Buffer.alloc(0), appliedSeq: seqToWire(seq) };
         } finally {
-          await snapshot.close();
+          await view.close();
         }
       })().then(
         (res) => {
-          view.onGet?.(res.found ? 'found' : 'not_found');
+          source.onGet?.(res.found ? 'found' : 'not_found');
           callback(null, res);
         },
         (err) => {
-          view.onGet?.(isReplicatorError(err) ? err.code : ErrorCode.INTERNAL);
+          source.onGet?.(isReplicatorError(err) ? err.code : ErrorCode.INTERNAL);
           callback(toServiceError(err) as grpc.ServiceError);
         },
       );
     },
     Digest(_call, callback) {
       void (async () => {
-        const snapshot = view.db.snapshot();
+        const view = source.view();
         try {
-          const { digest, keys } = await digestData(view.db, snapshot, await view.genAt(snapshot));
-          const seq = await view.seqAt(snapshot);
+          const { digest, keys } = await view.digest();
+          const seq = await view.seq();
           return { digest, seq: seqToWire(seq), keys: keys.toString() };
         } finally {
-          await snapshot.close();
+          await view.close();
         }
       })().then(
         (res) => callback(null, res),
