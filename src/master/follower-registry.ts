@@ -1,8 +1,7 @@
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import { isConnectedState, ReplicationState, type StreamState } from '../common/replication-state.js';
-import { metaKey, MetaName, slotKey, slotRange } from '../storage/layout.js';
-import type { BatchOp, Store } from '../storage/level-store.js';
 import type { FollowerRecord } from './follower-record.js';
+import type { SlotRecord } from '../storage/interfaces.js';
 
 const S = ReplicationState;
 
@@ -51,15 +50,10 @@ export class FollowerRegistry {
   private readonly advanceListeners: Listener[] = [];
   private readonly stateListeners: Listener[] = [];
 
-  /** Loads the slots persisted by earlier runs (their followers start disconnected). */
-  static async load(db: Store): Promise<FollowerRegistry> {
+  /** A registry of the slots persisted by earlier runs (their followers start disconnected). */
+  static fromSlots(slots: readonly SlotRecord[]): FollowerRegistry {
     const registry = new FollowerRegistry();
-    const prefix = metaKey(MetaName.SLOT_PREFIX).length;
-    for await (const [key, value] of db.iterator(slotRange())) {
-      const id = Number(key.subarray(prefix).toString('ascii'));
-      if (!Number.isSafeInteger(id) || value.length < 9) continue;
-      registry.records.set(id, blank(id, value.readBigUInt64BE(0), value[8] === 1));
-    }
+    for (const s of slots) registry.records.set(s.followerId, blank(s.followerId, s.appliedSeq, s.lost));
     return registry;
   }
 
@@ -249,16 +243,11 @@ export class FollowerRegistry {
     this.stateListeners.push(listener);
   }
 
-  /** Batch operations that persist every slot, or none if nothing changed. */
-  persistOps(): BatchOp[] {
+  /** Every slot, to persist, or none if nothing changed since the last call. */
+  takeDirtySlots(): SlotRecord[] {
     if (!this.dirty) return [];
     this.dirty = false;
-    return this.slots().map((r) => {
-      const value = Buffer.alloc(9);
-      value.writeBigUInt64BE(r.appliedSeq, 0);
-      value[8] = r.slotLost ? 1 : 0;
-      return { type: 'put', key: slotKey(r.id), value };
-    });
+    return this.slots().map((r) => ({ followerId: r.id, appliedSeq: r.appliedSeq, lost: r.slotLost }));
   }
 
   /**

@@ -1,11 +1,7 @@
-import { entryChecksum, entryCommitTimeMs } from '../wire/entry-codec.js';
-import { LOG_PREFIX_END, logKey, metaKey, MetaName, seqOfLogKey } from '../storage/layout.js';
+import { entryCommitTimeMs } from '../wire/entry-codec.js';
 import type { Logger } from '../common/logger.js';
-import { writeBatch, type BatchOp, type Store } from '../storage/level-store.js';
+import type { MasterStore, SlotRecord } from '../storage/interfaces.js';
 import type { FollowerRegistry } from './follower-registry.js';
-import { chunkOf, splitChunk } from '../storage/log-chunk.js';
-import { encodeLogBase } from '../storage/log-verify.js';
-import type { Wal } from '../storage/master-log.js';
 
 export interface RetentionPolicy {
   /** Always keep at least the newest this many entries. */
@@ -21,7 +17,7 @@ export interface RetentionPolicy {
   trimIntervalMs: number;
 }
 
-/** About this many entries are trimmed per batch (whole chunks): small batches keep each LevelDB write short, so writes never stall behind a trim. */
+/** About this many entries are trimmed per step (one store write each): small steps keep each write short, so commits never stall behind a trim. */
 export const TRIM_CHUNK_ENTRIES = 1_000n;
 
 /**
@@ -36,10 +32,11 @@ export class LogRetention {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** Slots taken from the registry for a write that has not succeeded yet: written with the next one. */
+  private unsaved: readonly SlotRecord[] = [];
 
   constructor(
-    private readonly db: Store,
-    private readonly wal: Wal,
+    private readonly store: MasterStore,
     private readonly registry: FollowerRegistry,
     private readonly policy: RetentionPolicy,
     private readonly log: Logger,
@@ -61,70 +58,36 @@ export class LogRetention {
     clearTimeout(this.timer);
     await this.running;
     // Keep the slots' latest positions across a clean restart.
-    const ops = this.registry.persistOps();
-    if (ops.length > 0) await writeBatch(this.db, ops, { sync: true });
+    await this.store.saveSlots(this.takeSlots(), true);
+    this.unsaved = [];
   }
 
-  /** One pass: enforce the slot cap, then trim in chunks up to the first entry to keep. */
+  /** One pass: enforce the slot cap, then trim in steps up to the first entry to keep. */
   async runOnce(): Promise<void> {
-    const { wal } = this;
+    const wal = this.store.log;
     const lastSeq = wal.lastSeq;
     if (lastSeq === 0n) return;
     await this.enforceSlotCap(lastSeq);
     const keepFrom = await this.firstSeqToKeep(lastSeq);
     while (wal.firstSeq < keepFrom && !this.stopped) {
-      if (!(await this.trimStep(keepFrom))) break;
+      // Slot positions go in the same write as the trim they allow.
+      const before = wal.firstSeq;
+      const after = await wal.trimTo(keepFrom, TRIM_CHUNK_ENTRIES, this.takeSlots());
+      this.unsaved = [];
+      if (after === before) break;
     }
-    const slotOps = this.registry.persistOps();
-    if (slotOps.length > 0) await writeBatch(this.db, slotOps, { sync: false });
+    await this.store.saveSlots(this.takeSlots(), false);
+    this.unsaved = [];
   }
 
   /**
-   * Deletes the oldest chunks below keepFrom, about TRIM_CHUNK_ENTRIES entries' worth, in
-   * one batch. A chunk that straddles keepFrom is rewritten under its key (its last seq)
-   * without the entries below keepFrom, so trimming is exact to the entry.
-   * Returns false when there was nothing to trim.
+   * Every slot if any changed since the last successful write (a takeDirtySlots() list is
+   * all of them, so a newer one replaces an unsaved one), else none.
    */
-  private async trimStep(keepFrom: bigint): Promise<boolean> {
-    const { wal } = this;
-    const ops: BatchOp[] = [];
-    let boundary: Buffer | undefined; // the newest entry trimmed
-    let newFirst = wal.firstSeq;
-    const it = this.db.iterator({ gte: logKey(wal.firstSeq), lt: LOG_PREFIX_END });
-    try {
-      while (newFirst < keepFrom && newFirst - wal.firstSeq < TRIM_CHUNK_ENTRIES) {
-        const row = await it.next();
-        if (!row) break;
-        const [key, value] = row;
-        const last = seqOfLogKey(key);
-        const entries = splitChunk(value);
-        if (last < keepFrom) {
-          ops.push({ type: 'del', key });
-          boundary = entries[entries.length - 1];
-          newFirst = last + 1n;
-        } else {
-          const keep = entries.length - Number(last - keepFrom) - 1; // index of keepFrom's entry
-          if (keep <= 0) break;
-          ops.push({ type: 'put', key, value: chunkOf(entries.slice(keep)) });
-          boundary = entries[keep - 1];
-          newFirst = keepFrom;
-        }
-      }
-    } finally {
-      await it.close();
-    }
-    if (!boundary) return false;
-    ops.push({
-      type: 'put',
-      key: metaKey(MetaName.LOG_BASE),
-      value: encodeLogBase({ seq: newFirst - 1n, checksum: entryChecksum(boundary), commitTimeMs: entryCommitTimeMs(boundary) }),
-    });
-    ops.push(...this.registry.persistOps());
-    // Readers learn the new first seq before the entries go, so nobody is offered a
-    // position that is about to disappear.
-    wal.trimmedTo(newFirst);
-    await writeBatch(this.db, ops, { sync: false });
-    return true;
+  private takeSlots(): readonly SlotRecord[] {
+    const dirty = this.registry.takeDirtySlots();
+    if (dirty.length > 0) this.unsaved = dirty;
+    return this.unsaved;
   }
 
   private async enforceSlotCap(lastSeq: bigint): Promise<void> {
@@ -135,7 +98,7 @@ export class LogRetention {
       let over = lagEntries > policy.slotMaxLagEntries;
       let lagBytes = 0;
       if (!over && policy.slotMaxLagBytes > 0 && lagEntries > 0n) {
-        lagBytes = await this.db.approximateSize(logKey(r.appliedSeq + 1n), LOG_PREFIX_END);
+        lagBytes = await this.store.log.bytesFrom(r.appliedSeq + 1n);
         over = lagBytes > policy.slotMaxLagBytes;
       }
       if (over) {
@@ -149,7 +112,8 @@ export class LogRetention {
   }
 
   private async firstSeqToKeep(lastSeq: bigint): Promise<bigint> {
-    const { policy, wal } = this;
+    const { policy } = this;
+    const wal = this.store.log;
     let keep = lastSeq - policy.retainEntries + 1n;
     // Only accepted subscriptions hold the log: a follower whose subscription is still being checked (or was refused) has no slot.
     for (const r of this.registry.slots()) if (!r.slotLost && r.appliedSeq + 1n < keep) keep = r.appliedSeq + 1n;
@@ -162,7 +126,7 @@ export class LogRetention {
       // The first entry whose suffix fits in retainBytes, and one more so at least that many bytes stay.
       // keep itself is searched too: if the suffix from keep is already more than retainBytes
       // (fits = keep + 1), the bytes rule wants nothing before keep, not one entry more.
-      const fits = await this.search(wal.firstSeq, keep + 1n, async (s) => (await this.db.approximateSize(logKey(s), LOG_PREFIX_END)) <= policy.retainBytes);
+      const fits = await this.search(wal.firstSeq, keep + 1n, async (s) => (await wal.bytesFrom(s)) <= policy.retainBytes);
       const byBytes = fits > wal.firstSeq ? fits - 1n : fits;
       if (byBytes < keep) keep = byBytes;
     }

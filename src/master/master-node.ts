@@ -8,8 +8,9 @@ import { replicatorProto } from '../wire/proto.js';
 import type { ServerSecurity } from '../wire/security.js';
 import { createServer } from '../wire/server-guard.js';
 import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
-import { openStore, removeNewDataDir, storeExists } from '../storage/level-store.js';
-import { LevelStoreView } from '../storage/level-store-view.js';
+import { removeNewDataDir, storeExists } from '../storage/level-store.js';
+import { openMasterStore } from '../storage/level-master-store.js';
+import type { ReplicationLog } from '../storage/interfaces.js';
 import fs from 'node:fs';
 import { storeHandlers } from '../wire/store-service.js';
 import type { AckPolicy } from './ack-policy.js';
@@ -19,7 +20,6 @@ import { GroupCommitter } from './group-commit.js';
 import { LogRetention, type RetentionPolicy } from './log-retention.js';
 import { masterHandlers } from './master-service.js';
 import { MasterMetrics } from './metrics.js';
-import { Wal } from '../storage/master-log.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
 import { withFastWriteDecoding } from '../wire/write-request-decoder.js';
@@ -48,7 +48,7 @@ export interface MasterOptions {
 export interface MasterNode {
   address: string;
   metricsAddress: string | undefined;
-  wal: Wal;
+  wal: ReplicationLog;
   registry: FollowerRegistry;
   metrics: MasterMetrics;
   /** Resolves when the node has stopped on its own (fatal store error). */
@@ -61,12 +61,13 @@ export const MAX_GROUP_BYTES = 32 * 1024 * 1024;
 export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   const { log } = opts;
   const isNew = !fs.existsSync(opts.dataDir) && !storeExists(opts.dataDir);
-  const db = await openStore(opts.dataDir, { create: true });
+  // Verifies (or with --repair-log repairs) the log; removes the directory again if it made it and that fails.
+  const store = await openMasterStore(opts.dataDir, { create: true, repairLog: opts.repairLog, log });
+  const wal = store.log;
   let closing = false;
   let server: grpc.Server | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
-    const wal = await Wal.open(db, { repairLog: opts.repairLog, log });
     log.info(
       { dataDir: opts.dataDir, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
       'master store opened',
@@ -75,8 +76,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     let reportFailure!: (err: ReplicatorError) => void;
     const failed = new Promise<ReplicatorError>((resolve) => (reportFailure = resolve));
     const committer = new GroupCommitter(
-      db,
-      wal,
+      store,
       { sync: opts.sync, maxGroupEntries: opts.maxGroupEntries, maxGroupBytes: MAX_GROUP_BYTES },
       log,
       (err) => {
@@ -84,8 +84,8 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
         reportFailure(err);
       },
     );
-    const registry = await FollowerRegistry.load(db);
-    const retention = new LogRetention(db, wal, registry, opts.retention, log);
+    const registry = FollowerRegistry.fromSlots(await store.loadSlots());
+    const retention = new LogRetention(store, registry, opts.retention, log);
     const acks = new AckWaiters(registry);
     const gate = new WriteGate(opts.gate, registry, wal);
     const metrics = new MasterMetrics({ wal, followers: registry, gate, acks });
@@ -94,7 +94,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     server.addService(
       withFastStreamEncoding(withFastWriteDecoding(proto.Master.service)),
       masterHandlers({
-        wal,
+        store,
         committer,
         registry,
         acks,
@@ -110,7 +110,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     server.addService(
       proto.Store.service,
       storeHandlers({
-        view: () => new LevelStoreView(db, 'master'),
+        view: () => store.view(),
         name: 'the master',
         currentSeq: () => wal.lastSeq,
         waitForSeq: (seq, timeoutMs) => waitForCommitted(wal, seq, timeoutMs, () => closing),
@@ -159,26 +159,26 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
         await retention.stop();
         await msrv?.close();
         removeEndpoint(opts.dataDir);
-        await db.close();
+        await store.close();
         log.info({ lastSeq: wal.lastSeq.toString() }, 'master stopped');
       },
     };
   } catch (err) {
     server?.forceShutdown();
     await metricsServer?.close();
-    await db.close();
+    await store.close();
     if (isNew) removeNewDataDir(opts.dataDir);
     throw err;
   }
 }
 
 /** Read-your-writes on the master: waits until seq is committed (it may not be yet). */
-async function waitForCommitted(wal: Wal, seq: bigint, timeoutMs: number, isClosing: () => boolean): Promise<boolean> {
+async function waitForCommitted(wal: ReplicationLog, seq: bigint, timeoutMs: number, isClosing: () => boolean): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (wal.lastSeq < seq) {
     const left = deadline - Date.now();
     if (left <= 0 || isClosing()) return false;
-    await wal.waitForCommit(left);
+    await wal.waitForAppend(left);
   }
   return true;
 }

@@ -21,12 +21,12 @@ import type { CommitResult, GroupCommitter } from './group-commit.js';
 import type { MasterMetrics } from './metrics.js';
 import { lagEntries, lagMs } from './replication-lag.js';
 import { serveSubscription } from './subscription.js';
-import type { Wal } from '../storage/master-log.js';
+import type { MasterStore } from '../storage/interfaces.js';
 import type { WriteGate } from './write-gate.js';
 import type { WriteRate } from './write-rate.js';
 
 export interface MasterServiceContext {
-  wal: Wal;
+  store: MasterStore;
   committer: GroupCommitter;
   registry: FollowerRegistry;
   acks: AckWaiters;
@@ -46,7 +46,8 @@ function prepareValidated(writes: readonly Write__Output[]): PreparedWrites {
 }
 
 export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
-  const { wal, committer, registry, acks, gate, metrics, log } = ctx;
+  const { store, committer, registry, acks, gate, metrics, log } = ctx;
+  const wal = store.log;
 
   /** Answers a unary call from an async body; every error goes through toServiceError and is counted. */
   function unary<Req, Res>(body: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {

@@ -4,12 +4,12 @@ import type { AckWaiters } from './ack-waiters.js';
 import { isConnectedState, STREAM_STATES } from '../common/replication-state.js';
 import type { FollowerRegistry } from './follower-registry.js';
 import { lagEntries, lagMs } from './replication-lag.js';
-import type { Wal } from '../storage/master-log.js';
+import type { ReplicationLog } from '../storage/interfaces.js';
 import type { WriteGate } from './write-gate.js';
 
 /** What the master's gauges are read from at scrape time. */
 export interface MasterMetricsSource {
-  wal: Wal;
+  wal: ReplicationLog;
   followers: FollowerRegistry;
   gate: WriteGate;
   acks: AckWaiters;

@@ -7,11 +7,10 @@ import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { SubscribeRequest__Output } from '../wire/generated/levelreplicator/v1/SubscribeRequest.js';
 import type { SubscribeResponse } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { FollowerRegistry } from './follower-registry.js';
-import { readLogBase } from '../storage/log-verify.js';
 import type { MasterMetrics } from './metrics.js';
-import { streamSnapshot, takeSnapshot } from './snapshot-sender.js';
+import { snapshotInfo, streamSnapshot } from './snapshot-sender.js';
 import { EncodedResponse, encodeEntryBatchResponse } from '../wire/subscribe-encoder.js';
-import type { Wal } from '../storage/master-log.js';
+import type { MasterStore, ReplicationLog } from '../storage/interfaces.js';
 
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 1_000;
@@ -27,7 +26,7 @@ export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 export type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest__Output, SubscribeResponse>;
 
 export interface SubscriptionContext {
-  wal: Wal;
+  store: MasterStore;
   registry: FollowerRegistry;
   metrics: MasterMetrics;
   heartbeatIntervalMs: number;
@@ -45,7 +44,7 @@ export type StreamPlan = { mode: 'log' } | { mode: 'snapshot'; reason: string };
  * A follower ahead of the master on the master's own history is refused: it is never
  * silently rolled back or forward.
  */
-export async function planStream(wal: Wal, req: { fromSeq: bigint; historyId: Buffer; prevChecksum: number }): Promise<StreamPlan> {
+export async function planStream(wal: ReplicationLog, req: { fromSeq: bigint; historyId: Buffer; prevChecksum: number }): Promise<StreamPlan> {
   const { fromSeq, historyId, prevChecksum } = req;
   const appliedSeq = fromSeq - 1n;
   if (fromSeq < 1n) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'from_seq must be at least 1');
@@ -68,7 +67,7 @@ export async function planStream(wal: Wal, req: { fromSeq: bigint; historyId: Bu
   if (fromSeq <= wal.lastSeq && !entry) return { mode: 'snapshot', reason: `log trimmed: ${followerPos}, ${masterPos}` };
   const continues = entry ? chainsFrom(entry, prevChecksum) : prevChecksum === wal.lastChecksum;
   if (!continues) {
-    const mine = await checksumAt(wal, appliedSeq);
+    const mine = await wal.checksumAt(appliedSeq);
     // The follower is on the master's history at appliedSeq, yet the master's own next entry
     // does not chain from it: that entry is damaged (on disk, after start-up verification),
     // not the follower. A snapshot would serve past it; refuse, as streaming does.
@@ -82,20 +81,10 @@ export async function planStream(wal: Wal, req: { fromSeq: bigint; historyId: Bu
   return { mode: 'log' };
 }
 
-/** The master's chained checksum at seq (the log's last entry, an entry in the log, or the log base just before it); undefined if trimmed meanwhile. */
-async function checksumAt(wal: Wal, seq: bigint): Promise<number | undefined> {
-  if (seq === wal.lastSeq) return wal.lastChecksum;
-  if (seq >= wal.firstSeq) {
-    const entry = await wal.entryAt(seq);
-    return entry ? entryChecksum(entry) : undefined;
-  }
-  const base = await readLogBase(wal.db);
-  return base.seq === seq ? base.checksum : undefined;
-}
-
 /** Serves one Subscribe stream until the follower goes away or the master shuts down. */
 export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionContext): Promise<void> {
-  const { wal, registry, log } = ctx;
+  const { store, registry, log } = ctx;
+  const wal = store.log;
   const req = call.request;
   const followerId = parseFollowerId(req.followerId);
   const fromSeq = seqFromWire(req.fromSeq);
@@ -123,7 +112,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const onCancel = () => {
     cancelled = true;
     wakeWriter?.();
-    wal.wake(); // a stream parked in waitForCommit notices at once
+    wal.wake(); // a stream parked in waitForAppend notices at once
   };
   call.on('cancelled', onCancel);
   const live = () => !cancelled && !ctx.isClosing();
@@ -145,23 +134,23 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
     let prevChecksum = req.prevChecksum;
     const start = { historyId: wal.historyId, epoch: wal.epoch, masterLastSeq: seqToWire(wal.lastSeq) };
     if (plan.mode === 'snapshot') {
-      const taken = await takeSnapshot(wal.db);
+      const snapshot = await store.snapshot();
       try {
-        registry.beginSnapshot(record, taken.seq);
+        registry.beginSnapshot(record, snapshot.seq);
         ctx.metrics.snapshotsSent.inc();
-        flog.warn({ reason: plan.reason, snapshotSeq: taken.seq.toString() }, 'sending a snapshot');
-        await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: taken.info, reason: plan.reason } });
+        flog.warn({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
+        await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
         // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
-        const { keys, digest } = await streamSnapshot(wal.db, taken, (chunk) => send(chunk as unknown as SubscribeResponse, chunk.payloadBytes), flog);
+        const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk as unknown as SubscribeResponse, chunk.payloadBytes), flog);
         if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
           registry.endSnapshot(record);
-          flog.info({ keys: keys.toString(), snapshotSeq: taken.seq.toString() }, 'snapshot sent; streaming the log after it');
+          flog.info({ keys: keys.toString(), snapshotSeq: snapshot.seq.toString() }, 'snapshot sent; streaming the log after it');
         }
       } finally {
-        await taken.snapshot.close();
+        await snapshot.close();
       }
-      next = taken.seq + 1n;
-      prevChecksum = taken.info.checksum!;
+      next = snapshot.seq + 1n;
+      prevChecksum = snapshot.checksum;
     } else {
       registry.startStream(record, fromSeq, wal.lastSeq);
       flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString(), durable: req.durable }, 'follower subscribed');
@@ -202,7 +191,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         // Park until the next commit, or send a heartbeat once idle long enough.
         const idleLeftMs = ctx.heartbeatIntervalMs - (Date.now() - lastSendMs);
         if (idleLeftMs > 0) {
-          await wal.waitForCommit(idleLeftMs);
+          await wal.waitForAppend(idleLeftMs);
           continue;
         }
         await send({ heartbeat: { masterLastSeq: seqToWire(wal.lastSeq), masterTimeMs: String(Date.now()) } });

@@ -3,7 +3,7 @@ import { isStreamingLogState } from '../common/replication-state.js';
 import type { FollowerRecord } from './follower-record.js';
 import type { FollowerRegistry } from './follower-registry.js';
 import { lagMs } from './replication-lag.js';
-import type { Wal } from '../storage/master-log.js';
+import type { ReplicationLog } from '../storage/interfaces.js';
 
 /** --min-followers and --min-followers-max-lag-ms (Redis min-replicas-to-write / min-replicas-max-lag). */
 export interface WriteGateOptions {
@@ -31,7 +31,7 @@ export class WriteGate {
   constructor(
     readonly options: WriteGateOptions,
     private readonly registry: FollowerRegistry,
-    private readonly wal: Wal,
+    private readonly wal: ReplicationLog,
   ) {}
 
   async state(now = Date.now()): Promise<GateState> {

@@ -80,7 +80,8 @@ export interface ReplicationLog {
   /**
    * Deletes entries below newFirstSeq, at most about maxEntries of them, and records the
    * new base (the last deleted entry) in the same atomic write, together with slots when
-   * given. Readers see the new firstSeq before the entries go. Never trims lastSeq.
+   * given (written even when there is nothing to trim). Readers see the new firstSeq
+   * before the entries go. Never trims lastSeq.
    * Returns the new firstSeq (unchanged when there was nothing to trim).
    */
   trimTo(newFirstSeq: bigint, maxEntries: bigint, slots?: readonly SlotRecord[]): Promise<bigint>;

@@ -1,17 +1,14 @@
 import { followerDataDir, masterDataDir } from '../common/config.js';
-import { digestData, type StoreDigest } from '../storage/digest.js';
+import type { StoreDigest } from '../storage/digest.js';
 import { readEndpoint } from '../common/endpoint-file.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
-import { dataKey } from '../storage/layout.js';
 import type { DigestResponse__Output } from '../wire/generated/levelreplicator/v1/DigestResponse.js';
 import type { GetResponse__Output } from '../wire/generated/levelreplicator/v1/GetResponse.js';
 import { callUnary, storeClient, type Peer } from '../wire/rpc-client.js';
 import type { ClientSecurity } from '../wire/security.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
-import { openStore, type Store, type StoreSnapshot } from '../storage/level-store.js';
-import { appliedSeqAt, dataGenAt } from '../storage/level-store-view.js';
-import { MASTER_DATA_GEN } from '../master/group-commit.js';
-import { lastSeqAt } from '../storage/master-log.js';
+import type { ReadableStore, StoreView } from '../storage/interfaces.js';
+import { openStoreForReading } from '../storage/read-only-store.js';
 
 /** A node named on the command line: `master` or a follower id. */
 export interface NodeRef {
@@ -38,7 +35,7 @@ async function withNode<T>(
   node: NodeRef,
   security: ClientSecurity,
   online: (client: ReturnType<typeof storeClient>, peer: Peer) => Promise<T>,
-  offline: (db: Store, seqAt: (s: StoreSnapshot) => Promise<bigint>, genAt: (s: StoreSnapshot) => Promise<number>) => Promise<T>,
+  offline: (view: StoreView) => Promise<T>,
 ): Promise<T> {
   const endpoint = readEndpoint(node.dataDir);
   let rpcFailure = '';
@@ -56,9 +53,9 @@ async function withNode<T>(
       client.close();
     }
   }
-  let db: Store;
+  let store: ReadableStore;
   try {
-    db = await openStore(node.dataDir, { create: false });
+    store = await openStoreForReading(node.dataDir, node.role === 'master' ? 'master' : 'replica');
   } catch (err) {
     if (isReplicatorError(err, ErrorCode.STORE_NOT_FOUND)) {
       throw new ReplicatorError(ErrorCode.STORE_NOT_FOUND, `${label(node)} has no store in ${node.dataDir}`);
@@ -70,11 +67,15 @@ async function withNode<T>(
     throw err;
   }
   try {
-    return node.role === 'master'
-      ? await offline(db, (s) => lastSeqAt(db, s), async () => MASTER_DATA_GEN)
-      : await offline(db, (s) => appliedSeqAt(db, s), (s) => dataGenAt(db, s));
+    // One view: the value (or digest) and the seq are one state's.
+    const view = store.view();
+    try {
+      return await offline(view);
+    } finally {
+      await view.close();
+    }
   } finally {
-    await db.close();
+    await store.close();
   }
 }
 
@@ -97,18 +98,12 @@ export function readKey(node: NodeRef, key: Buffer, timeoutMs: number, security:
       const res = await callUnary<GetResponse__Output>((o, cb) => client.Get({ key, minSeq: seqToWire(minSeq) }, o, cb), timeoutMs, peer);
       return { value: res.found ? res.value : undefined, seq: seqFromWire(res.appliedSeq), via: 'rpc' };
     },
-    async (db, seqAt, genAt) => {
-      const snapshot = db.snapshot();
-      try {
-        const seq = await seqAt(snapshot);
-        if (seq < minSeq) {
-          throw new ReplicatorError(ErrorCode.SEQ_NOT_APPLIED, `${label(node)} is not running and has applied up to seq ${seq}, not seq ${minSeq}`);
-        }
-        const value = await db.get(dataKey(await genAt(snapshot), key), { snapshot });
-        return { value, seq, via: 'store' };
-      } finally {
-        await snapshot.close();
+    async (view) => {
+      const seq = await view.seq();
+      if (seq < minSeq) {
+        throw new ReplicatorError(ErrorCode.SEQ_NOT_APPLIED, `${label(node)} is not running and has applied up to seq ${seq}, not seq ${minSeq}`);
       }
+      return { value: await view.get(key), seq, via: 'store' };
     },
   );
 }
@@ -121,14 +116,9 @@ export function digestNode(node: NodeRef, timeoutMs: number, security: ClientSec
       const res = await callUnary<DigestResponse__Output>((o, cb) => client.Digest({}, o, cb), timeoutMs, peer);
       return { digest: res.digest, seq: seqFromWire(res.seq), keys: seqFromWire(res.keys), via: 'rpc' as const };
     },
-    async (db, seqAt, genAt) => {
-      const snapshot = db.snapshot();
-      try {
-        const { digest, keys } = await digestData(db, snapshot, await genAt(snapshot));
-        return { digest, keys, seq: await seqAt(snapshot), via: 'store' as const };
-      } finally {
-        await snapshot.close();
-      }
+    async (view) => {
+      const { digest, keys } = await view.digest();
+      return { digest, keys, seq: await view.seq(), via: 'store' as const };
     },
   );
 }

@@ -7,21 +7,23 @@ import { checkKey } from './write-validation.js';
 import type { StoreHandlers } from './generated/levelreplicator/v1/Store.js';
 
 /**
- * One consistent state of a node's data (the storage layer's StoreView; declared here by
- * shape because wire does not import storage): values and seq from one instant.
+ * One consistent state of a node's data: its values and the seq they reflect, read from
+ * one instant (storage's StoreView is one).
  */
-export interface ConsistentRead {
-  /** The node's seq in this state (master: last committed; follower: applied). */
+export interface ConsistentView {
+  /** The seq this state reflects (master: last committed; follower: applied). */
   seq(): Promise<bigint>;
+  /** The value of a user key. */
   get(key: Buffer): Promise<Buffer | undefined>;
+  /** The store digest of the user data (see the Digest RPC). */
   digest(): Promise<{ digest: string; keys: bigint }>;
   close(): Promise<void>;
 }
 
 /** What the Store service needs to know about a node's store. */
-export interface StoreView {
-  /** A new consistent read of the data; the handler closes it. */
-  view(): ConsistentRead;
+export interface StoreServiceSource {
+  /** A consistent view of the node's data as of now; the caller closes it. */
+  view(): ConsistentView;
   /** Read-your-writes: resolves true once the node's seq is at least seq, false after timeoutMs. */
   waitForSeq(seq: bigint, timeoutMs: number): Promise<boolean>;
   /** The node's seq now, and what to call the node, for the SEQ_NOT_APPLIED message. */
@@ -32,7 +34,7 @@ export interface StoreView {
 }
 
 /** Get and Digest, served the same way by the master and by followers. */
-export function storeHandlers(view: StoreView): StoreHandlers {
+export function storeHandlers(source: StoreServiceSource): StoreHandlers {
   return {
     Get(call, callback) {
       void (async () => {
@@ -40,43 +42,43 @@ export function storeHandlers(view: StoreView): StoreHandlers {
         const minSeq = seqFromWire(call.request.minSeq);
         if (minSeq > 0n) {
           const budget = waitBudgetMs(call);
-          if (!(await view.waitForSeq(minSeq, budget))) {
+          if (!(await source.waitForSeq(minSeq, budget))) {
             throw new ReplicatorError(
               ErrorCode.SEQ_NOT_APPLIED,
-              `${view.name} has applied up to seq ${view.currentSeq()}, not yet seq ${minSeq} (waited ${budget} ms)`,
+              `${source.name} has applied up to seq ${source.currentSeq()}, not yet seq ${minSeq} (waited ${budget} ms)`,
             );
           }
         }
-        // One consistent read for the value and the seq: the answer is one state's, even if
-        // a follower switches to a new snapshot generation meanwhile.
-        const read = view.view();
+        // One view for the value and the seq: the answer is one state's, even if a
+        // follower switches to a new snapshot generation meanwhile.
+        const view = source.view();
         try {
-          const value = await read.get(call.request.key);
-          const seq = await read.seq();
+          const value = await view.get(call.request.key);
+          const seq = await view.seq();
           return { found: value !== undefined, value: value ?? Buffer.alloc(0), appliedSeq: seqToWire(seq) };
         } finally {
-          await read.close();
+          await view.close();
         }
       })().then(
         (res) => {
-          view.onGet?.(res.found ? 'found' : 'not_found');
+          source.onGet?.(res.found ? 'found' : 'not_found');
           callback(null, res);
         },
         (err) => {
-          view.onGet?.(isReplicatorError(err) ? err.code : ErrorCode.INTERNAL);
+          source.onGet?.(isReplicatorError(err) ? err.code : ErrorCode.INTERNAL);
           callback(toServiceError(err) as grpc.ServiceError);
         },
       );
     },
     Digest(_call, callback) {
       void (async () => {
-        const read = view.view();
+        const view = source.view();
         try {
-          const { digest, keys } = await read.digest();
-          const seq = await read.seq();
+          const { digest, keys } = await view.digest();
+          const seq = await view.seq();
           return { digest, seq: seqToWire(seq), keys: keys.toString() };
         } finally {
-          await read.close();
+          await view.close();
         }
       })().then(
         (res) => callback(null, res),

@@ -3,8 +3,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { openStore, storeDir } from '../../src/storage/level-store.js';
-import { storedEntryAt } from '../../src/storage/master-log.js';
+import { storeDir } from '../../src/storage/level-store.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { readVia, status, tsv, waitConverged } from '../helpers/cluster.js';
 import { metric, scrapeMetrics } from '../helpers/probes.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
@@ -67,11 +67,12 @@ describe('a log entry corrupted on disk while the master runs', () => {
 
     // Entry 30 is in the middle of what follower 1 still needs (21..60); entry 41 is the
     // very next one follower 2 needs. Their bytes, as stored (opening the store here also
-    // moves LevelDB's write-ahead log into a table file, so the layout is settled).
-    const db = await openStore(masterDir, { create: false });
+    // moves LevelDB's write-ahead log into a table file, so the layout is settled; just
+    // opened, the log has nothing in memory, so entryAt reads the stored chunks).
+    const store = await openMasterStore(masterDir, { create: false });
     const bad = [30n, 41n];
-    const entries = await Promise.all(bad.map(async (seq) => (await storedEntryAt(db, seq))!));
-    await db.close();
+    const entries = await Promise.all(bad.map(async (seq) => (await store.log.entryAt(seq))!));
+    await store.close();
     assert.ok(entries.every(Boolean));
 
     // Restarted: start-up verification passes and the tail is empty, so every entry a

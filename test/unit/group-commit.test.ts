@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
 import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
-import { openStore, type Store } from '../../src/storage/level-store.js';
+import type { Store } from '../../src/storage/level-store.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { GroupCommitter, type CommitResult } from '../../src/master/group-commit.js';
-import { Wal } from '../../src/storage/master-log.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
@@ -79,10 +79,10 @@ function recordBatches(db: Store): BatchRecord[] {
 }
 
 async function openMaster(opts: { sync: boolean; maxGroupEntries?: number }) {
-  const db = await openStore(path.join(tempDir(), 'm'), { create: true });
-  const wal = await Wal.open(db);
+  const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
+  const { db, log: wal } = store;
   const batches = recordBatches(db);
-  const committer = new GroupCommitter(db, wal, { sync: opts.sync, maxGroupEntries: opts.maxGroupEntries ?? 10_000, maxGroupBytes: 1 << 24 }, log, () => {});
+  const committer = new GroupCommitter(store, { sync: opts.sync, maxGroupEntries: opts.maxGroupEntries ?? 10_000, maxGroupBytes: 1 << 24 }, log, () => {});
   return { db, wal, committer, batches };
 }
 

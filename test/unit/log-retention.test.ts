@@ -5,14 +5,15 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { entryCommitTimeMs, entrySeq, MutationKind } from '../../src/wire/entry-codec.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey } from '../../src/storage/layout.js';
-import { openStore, type Store } from '../../src/storage/level-store.js';
+import type { Store } from '../../src/storage/level-store.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { AckWaiters } from '../../src/master/ack-waiters.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
 import { LogRetention, type RetentionPolicy } from '../../src/master/log-retention.js';
 import { verifyLog } from '../../src/storage/log-verify.js';
 import { MasterMetrics } from '../../src/master/metrics.js';
-import { storedEntryAt, Wal } from '../../src/storage/master-log.js';
+import { storedEntryAt } from '../../src/storage/level-log.js';
 import { WriteGate } from '../../src/master/write-gate.js';
 import { tempDir } from '../helpers/processes.js';
 
@@ -27,14 +28,14 @@ const POLICY: RetentionPolicy = {
 };
 
 async function setup(entries: number, value = 'v') {
-  const db = await openStore(path.join(tempDir(), 'm'), { create: true });
-  const wal = await Wal.open(db);
-  const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
+  const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
+  const { db, log: wal } = store;
+  const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
   const registry = new FollowerRegistry();
   for (let i = 0; i < entries; i++) {
     await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: Buffer.from(value) }]], 2 + value.length);
   }
-  return { db, wal, registry, committer };
+  return { store, db, wal, registry, committer };
 }
 
 /**
@@ -43,15 +44,15 @@ async function setup(entries: number, value = 'v') {
  * (not the memtable).
  */
 async function setupOnDisk(entries: number) {
-  const db = await openStore(path.join(tempDir(), 'm'), { create: true });
-  const wal = await Wal.open(db);
-  const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
+  const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
+  const { db, log: wal } = store;
+  const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
   for (let i = 0; i < entries; i++) {
     await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: crypto.randomBytes(100) }]], 110);
   }
   await committer.close();
   await db.compactRange(LOG_PREFIX_START, LOG_PREFIX_END);
-  return { db, wal, registry: new FollowerRegistry() };
+  return { store, db, wal, registry: new FollowerRegistry() };
 }
 
 /** LevelDB's estimate of the log from seq s on, for s in [from, to] (what the bytes rules read). */
@@ -67,8 +68,8 @@ async function estimates(db: Store, from: bigint, to: bigint): Promise<(s: bigin
 
 describe('log retention', () => {
   it('keeps the newest N entries, and the chain stays verifiable across the trim', async () => {
-    const { db, wal, registry } = await setup(2_500);
-    await new LogRetention(db, wal, registry, POLICY, log).runOnce();
+    const { store, db, wal, registry } = await setup(2_500);
+    await new LogRetention(store, registry, POLICY, log).runOnce();
     assert.equal(wal.firstSeq, 2_491n);
     const v = await verifyLog(db);
     assert.equal(v.corrupt, undefined);
@@ -79,14 +80,14 @@ describe('log retention', () => {
   });
 
   it('trims exactly to the entry inside a chunk, rewriting the chunk that straddles the cut', async () => {
-    const db = await openStore(path.join(tempDir(), 'm'), { create: true });
-    const wal = await Wal.open(db);
-    const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
+    const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
+    const { db, log: wal } = store;
+    const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
     // Requests of 100 writes: chunks of 100 entries.
     for (let r = 0; r < 25; r++) {
       await committer.submit(Array.from({ length: 100 }, (_, i) => [{ kind: MutationKind.PUT, key: Buffer.from(`k${r}-${i}`), value: Buffer.from('v') }]), 300);
     }
-    await new LogRetention(db, wal, new FollowerRegistry(), { ...POLICY, retainEntries: 150n }, log).runOnce();
+    await new LogRetention(store, new FollowerRegistry(), { ...POLICY, retainEntries: 150n }, log).runOnce();
     assert.equal(wal.firstSeq, 2_351n);
     const v = await verifyLog(db);
     assert.equal(v.corrupt, undefined);
@@ -100,18 +101,18 @@ describe('log retention', () => {
   });
 
   it('a slot holds the log for its follower until the cap, then is lost', async () => {
-    const { db, wal, registry } = await setup(100);
+    const { store, db, wal, registry } = await setup(100);
     const f = registry.attach(7, 'peer', '', true);
     registry.startStream(f, 31n, wal.lastSeq); // applied 30
     registry.detach(f);
-    await new LogRetention(db, wal, registry, POLICY, log).runOnce();
+    await new LogRetention(store, registry, POLICY, log).runOnce();
     assert.equal(wal.firstSeq, 31n, 'the slot keeps seq 31 on');
     assert.equal(f.slotLost, false);
-    await new LogRetention(db, wal, registry, { ...POLICY, slotMaxLagEntries: 50n }, log).runOnce();
+    await new LogRetention(store, registry, { ...POLICY, slotMaxLagEntries: 50n }, log).runOnce();
     assert.equal(f.slotLost, true, '70 behind with a cap of 50');
     assert.equal(wal.firstSeq, 91n);
     // The lost slot is persisted and survives a restart of the master.
-    const reloaded = await FollowerRegistry.load(db);
+    const reloaded = FollowerRegistry.fromSlots(await store.loadSlots());
     assert.equal(reloaded.list().find((r) => r.id === 7)?.slotLost, true);
     await db.close();
   });
@@ -122,13 +123,13 @@ describe('log retention', () => {
     // is exact, however slow the machine.
     const T = 1_700_000_000_000;
     t.mock.timers.enable({ apis: ['Date'], now: T });
-    const { db, wal, registry, committer } = await setup(50); // committed at T
+    const { store, db, wal, registry, committer } = await setup(50); // committed at T
     t.mock.timers.tick(60);
     for (let i = 0; i < 5; i++) await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`y${i}`), value: Buffer.from('v') }]], 3); // at T + 60
     assert.equal(entryCommitTimeMs((await wal.entryAt(50n))!), T, 'the entries carry the mocked commit time');
     assert.equal(entryCommitTimeMs((await wal.entryAt(51n))!), T + 60);
     t.mock.timers.tick(20); // now T + 80: the old entries are 80 ms old, the young ones 20 ms
-    const trim = (retainAgeMs: number) => new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n, retainAgeMs }, log).runOnce();
+    const trim = (retainAgeMs: number) => new LogRetention(store, registry, { ...POLICY, retainEntries: 1n, retainAgeMs }, log).runOnce();
     await trim(81);
     assert.equal(wal.firstSeq, 1n, 'an age above the oldest entry keeps everything');
     await trim(79);
@@ -142,9 +143,9 @@ describe('log retention', () => {
   });
 
   it('the bytes rule keeps exactly the shortest newest run of log that LevelDB estimates at B bytes or more', async () => {
-    const { db, wal, registry } = await setupOnDisk(3_000);
+    const { store, db, wal, registry } = await setupOnDisk(3_000);
     const last = wal.lastSeq;
-    const trim = (p: Partial<RetentionPolicy>) => new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n, ...p }, log).runOnce();
+    const trim = (p: Partial<RetentionPolicy>) => new LogRetention(store, registry, { ...POLICY, retainEntries: 1n, ...p }, log).runOnce();
     /** What the rule must keep for B: from one entry before the first whose suffix estimate fits in B. */
     const expectedFirst = async (B: number) => {
       const e = await estimates(db, wal.firstSeq, last);
@@ -186,7 +187,7 @@ describe('log retention', () => {
   it('the bytes cap drops a slot that the entries cap would keep, and reports it', async () => {
     const lines: Record<string, unknown>[] = [];
     const captured = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
-    const { db, wal, registry } = await setupOnDisk(3_000);
+    const { store, db, wal, registry } = await setupOnDisk(3_000);
     const f = registry.attach(7, 'peer', '', true);
     registry.startStream(f, 101n, wal.lastSeq); // applied 100: 2900 entries behind
     registry.detach(f);
@@ -195,7 +196,7 @@ describe('log retention', () => {
     const lagBytes = (await estimates(db, 101n, 101n))(101n);
     assert.ok(lagBytes > 200_000, `the follower is ${lagBytes} bytes of log behind`);
     const trim = (slotMaxLagBytes: number) =>
-      new LogRetention(db, wal, registry, { ...POLICY, slotMaxLagEntries: 1_000_000n, slotMaxLagBytes }, captured).runOnce();
+      new LogRetention(store, registry, { ...POLICY, slotMaxLagEntries: 1_000_000n, slotMaxLagBytes }, captured).runOnce();
 
     await trim(0); // 0: no bytes cap
     assert.equal(f.slotLost, false);
@@ -216,7 +217,7 @@ describe('log retention', () => {
     assert.equal(errors[0].lagEntries, '2900');
     assert.equal(errors[0].appliedSeq, '100');
     assert.equal(await slotLostMetric(), 1, 'lr_master_follower_slot_lost{follower="7"} is 1');
-    const reloaded = await FollowerRegistry.load(db);
+    const reloaded = FollowerRegistry.fromSlots(await store.loadSlots());
     assert.equal(reloaded.list().find((r) => r.id === 7)?.slotLost, true, 'the lost slot is persisted');
     await trim(lagBytes - 1);
     assert.equal(lines.filter((l) => l.level === 50).length, 1, 'reported once, not on every pass');
@@ -224,8 +225,8 @@ describe('log retention', () => {
   });
 
   it('never trims the newest entry', async () => {
-    const { db, wal, registry } = await setup(5);
-    await new LogRetention(db, wal, registry, { ...POLICY, retainEntries: 1n }, log).runOnce();
+    const { store, db, wal, registry } = await setup(5);
+    await new LogRetention(store, registry, { ...POLICY, retainEntries: 1n }, log).runOnce();
     assert.equal(wal.firstSeq, 5n);
     assert.equal(wal.lastSeq, 5n);
     await db.close();

@@ -3,13 +3,13 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { MutationKind } from '../../src/wire/entry-codec.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START } from '../../src/storage/layout.js';
-import { openStore, type Store } from '../../src/storage/level-store.js';
+import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, MASTER_DATA_GEN } from '../../src/storage/layout.js';
+import type { Store } from '../../src/storage/level-store.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
-import { GroupCommitter, MASTER_DATA_GEN } from '../../src/master/group-commit.js';
+import { GroupCommitter } from '../../src/master/group-commit.js';
 import { LogRetention, type RetentionPolicy } from '../../src/master/log-retention.js';
 import { verifyLog } from '../../src/storage/log-verify.js';
-import { Wal } from '../../src/storage/master-log.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
@@ -90,9 +90,9 @@ function recordTrimBatches(db: Store, events: Event[]): void {
  */
 describe('log trimming runs beside writes', () => {
   it('a long trim goes in bounded steps, and writes submitted meanwhile commit between them', { timeout: 120_000 }, async (t) => {
-    const db = await openStore(path.join(tempDir(), 'm'), { create: true });
-    const wal = await Wal.open(db);
-    const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 10_000, maxGroupBytes: 1 << 24 }, log, () => {});
+    const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
+    const { db, log: wal } = store;
+    const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 10_000, maxGroupBytes: 1 << 24 }, log, () => {});
     for (let r = 0; r < ENTRIES / CHUNK; r++) {
       await committer.submit(
         Array.from({ length: CHUNK }, (_, i) => [{ kind: MutationKind.PUT, key: Buffer.from(`old-${r}-${i}`), value: Buffer.from('v'.repeat(20)) }]),
@@ -105,7 +105,7 @@ describe('log trimming runs beside writes', () => {
     const events: Event[] = [];
     recordTrimBatches(db, events);
     let trimDone = false;
-    const trim = new LogRetention(db, wal, new FollowerRegistry(), POLICY, log).runOnce().then(() => {
+    const trim = new LogRetention(store, new FollowerRegistry(), POLICY, log).runOnce().then(() => {
       events.push({ kind: 'trim done' });
       trimDone = true;
     });

@@ -4,13 +4,12 @@ import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { openStore } from '../../src/storage/level-store.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { resolveAckPolicy } from '../../src/master/ack-policy.js';
 import { AckWaiters } from '../../src/master/ack-waiters.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { isConnectedState } from '../../src/common/replication-state.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
-import { Wal } from '../../src/storage/master-log.js';
 import { WriteGate } from '../../src/master/write-gate.js';
 import { tempDir } from '../helpers/processes.js';
 
@@ -101,10 +100,10 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
   });
 
   it('waiting for followers never holds up the group committer', async () => {
-    const db = await openStore(path.join(tempDir(), 'm'), { create: true });
+    const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
     try {
-      const wal = await Wal.open(db);
-      const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
+      const wal = store.log;
+      const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
       const registry = new FollowerRegistry();
       const acks = new AckWaiters(registry);
       const r = follow(registry, 1, true);
@@ -121,7 +120,7 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
       assert.deepEqual(await waiting, { acked: 1, reached: true });
       await committer.close();
     } finally {
-      await db.close();
+      await store.close();
     }
   });
 });
@@ -139,10 +138,10 @@ describe('acknowledgement policy', () => {
 
 describe('min-followers write gate', () => {
   it('refuses until enough followers are connected, acknowledging, and not lagging', async () => {
-    const db = await openStore(path.join(tempDir(), 'm'), { create: true });
+    const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
     try {
-      const wal = await Wal.open(db);
-      const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
+      const wal = store.log;
+      const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
       const registry = new FollowerRegistry();
       const gate = new WriteGate({ minFollowers: 1, maxLagMs: 1_000 }, registry, wal);
       await assert.rejects(gate.check(), (e) => isReplicatorError(e, ErrorCode.NOT_ENOUGH_FOLLOWERS) && /no follower has connected/.test(e.message));
@@ -163,7 +162,7 @@ describe('min-followers write gate', () => {
       assert.deepEqual(await new WriteGate({ minFollowers: 0, maxLagMs: 1 }, registry, wal).check(), undefined);
       await committer.close();
     } finally {
-      await db.close();
+      await store.close();
     }
   });
 });

@@ -5,20 +5,18 @@ import { pino } from 'pino';
 import { chainsFrom, decodeEntry, entryChecksum, entrySeq, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
 import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
 import { truncateLogFrom, verifyLog } from '../../src/storage/log-verify.js';
-import { openStore } from '../../src/storage/level-store.js';
 import { openReplicaStore, type LevelReplicaStore } from '../../src/storage/level-replica-store.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
-import { Wal } from '../../src/storage/master-log.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
 const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
 
 async function openMaster(dir: string) {
-  const db = await openStore(dir, { create: true });
-  const wal = await Wal.open(db);
-  const committer = new GroupCommitter(db, wal, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
-  return { db, wal, committer };
+  const store = await openMasterStore(dir, { create: true });
+  const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
+  return { db: store.db, wal: store.log, committer };
 }
 
 describe('master write path (group commit + log)', () => {

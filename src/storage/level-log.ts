@@ -1,31 +1,34 @@
 import crypto from 'node:crypto';
-import { entrySeq } from '../wire/entry-codec.js';
+import { entryChecksum, entryCommitTimeMs, entrySeq } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
 import type { Logger } from '../common/logger.js';
-import { u32, writeBatch, type Store, type StoreSnapshot } from './level-store.js';
-import { splitChunk, type EncodedChunks } from './log-chunk.js';
-import { truncateLogFrom, verifyLog } from './log-verify.js';
+import type { ReplicationLog, SlotRecord } from './interfaces.js';
+import { LOG_PREFIX_END, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
+import { u32, writeBatch, type BatchOp, type Store, type StoreSnapshot } from './level-store.js';
+import { chunkOf, splitChunk, type EncodedChunks } from './log-chunk.js';
+import { encodeLogBase, readLogBase, truncateLogFrom, verifyLog } from './log-verify.js';
+import { slotPut } from './slot-records.js';
 import { TailCache } from './tail-cache.js';
 
 export const HISTORY_ID_BYTES = 16;
 
 /**
- * The master's view of its log: positions, the newest entries in memory, and a signal
- * for streams waiting on new commits. It never writes; the group committer is the only
- * writer and reports each durable commit through appended().
+ * The master's log in its LevelDB store (as chunks, see log-chunk.ts): positions, the
+ * newest entries in memory, and a signal for streams waiting on new entries. It never
+ * appends itself: LevelMasterStore.commitGroup writes a group's chunks with its data and
+ * reports each durable commit through appended(). It deletes only in trimTo().
  *
  * Invariant: firstSeq <= lastSeq + 1 (equal when the log is empty), and every seq in
  * [firstSeq, lastSeq] has a stored entry whose checksum chains from the one before.
  */
-export class Wal {
+export class LevelLog implements ReplicationLog {
   private readonly tail = new TailCache();
   /** The chunk read from the store last (readers of the log mostly read on from where they were). */
   private recentChunk: StoredChunk | undefined;
   private signal = deferred();
 
   private constructor(
-    readonly db: Store,
+    private readonly db: Store,
     readonly historyId: Buffer,
     readonly epoch: number,
     public firstSeq: bigint,
@@ -40,7 +43,7 @@ export class Wal {
    * served past it), unless repairLog asks to drop the log from that entry on and start a
    * new history (followers then resynchronise by snapshot).
    */
-  static async open(db: Store, { repairLog = false, log }: { repairLog?: boolean; log?: Logger } = {}): Promise<Wal> {
+  static async open(db: Store, { repairLog = false, log }: { repairLog?: boolean; log?: Logger } = {}): Promise<LevelLog> {
     let historyId = await db.get(metaKey(MetaName.HISTORY_ID));
     const epochBuf = await db.get(metaKey(MetaName.EPOCH));
     let v = await verifyLog(db);
@@ -71,14 +74,7 @@ export class Wal {
       v = await verifyLog(db);
     }
     const epoch = epochBuf ? epochBuf.readUInt32BE() : 1;
-    return new Wal(db, historyId, epoch, v.firstSeq, v.lastSeq, v.lastChecksum, v.lastCommitTimeMs);
-  }
-
-  /** Called by the trimmer before it deletes entries below newFirstSeq. */
-  trimmedTo(newFirstSeq: bigint): void {
-    // Invariant: the newest entry is never trimmed, so lastSeq stays served.
-    if (newFirstSeq > this.lastSeq) throw new Error(`trim to ${newFirstSeq} past last seq ${this.lastSeq}`);
-    if (newFirstSeq > this.firstSeq) this.firstSeq = newFirstSeq;
+    return new LevelLog(db, historyId, epoch, v.firstSeq, v.lastSeq, v.lastChecksum, v.lastCommitTimeMs);
   }
 
   /**
@@ -96,8 +92,8 @@ export class Wal {
     this.wake();
   }
 
-  /** Resolves on the next commit or wake(), or after timeoutMs. */
-  waitForCommit(timeoutMs: number): Promise<void> {
+  /** Resolves on the next append or wake(), or after timeoutMs. */
+  waitForAppend(timeoutMs: number): Promise<void> {
     const signal = this.signal.promise;
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeoutMs);
@@ -108,7 +104,7 @@ export class Wal {
     });
   }
 
-  /** Wakes every waiting stream (on commit, and on shutdown so streams can end). */
+  /** Wakes every waiting stream (on append, and on shutdown so streams can end). */
   wake(): void {
     const old = this.signal;
     this.signal = deferred();
@@ -123,10 +119,11 @@ export class Wal {
    * chunks (each at most about one stream message's worth, see log-chunk.ts).
    */
   async read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]> {
+    // Trimmed entries may linger in the tail: below firstSeq is LOG_TRIMMED all the same.
+    if (fromSeq < this.firstSeq) throw logTrimmed(fromSeq, this.firstSeq);
     // Copies: the tail's views are only valid until the next commit (see readCached).
     const cached = this.readCached(fromSeq, maxEntries, maxBytes);
     if (cached) return cached.map((e) => Buffer.from(e));
-    if (fromSeq < this.firstSeq) throw logTrimmed(fromSeq, this.firstSeq);
     const out: Buffer[] = [];
     let bytes = 0;
     let expected = fromSeq;
@@ -178,7 +175,79 @@ export class Wal {
   }
 
   async entryAt(seq: bigint): Promise<Buffer | undefined> {
+    if (seq < this.firstSeq || seq > this.lastSeq) return undefined; // trimmed entries may linger in the tail
     return this.tail.get(seq) ?? (await storedEntryAt(this.db, seq));
+  }
+
+  async checksumAt(seq: bigint): Promise<number | undefined> {
+    if (seq === this.lastSeq) return this.lastChecksum;
+    if (seq >= this.firstSeq) {
+      const entry = await this.entryAt(seq);
+      return entry ? entryChecksum(entry) : undefined;
+    }
+    // Below the log: only the base (the last trimmed entry, or seq 0) is still known.
+    const base = await readLogBase(this.db);
+    return base.seq === seq ? base.checksum : undefined;
+  }
+
+  /** LevelDB's estimate of the log's bytes from seq to its end: table files only, not the memtable. */
+  bytesFrom(seq: bigint): Promise<number> {
+    return this.db.approximateSize(logKey(seq), LOG_PREFIX_END);
+  }
+
+  /**
+   * Deletes the oldest chunks below target (lastSeq at most), about maxEntries entries'
+   * worth (whole chunks), in one batch with the new log base and the given slots. A chunk
+   * that straddles the new first seq is rewritten under its key (its last seq) without the
+   * entries below it, so trimming is exact to the entry. Small steps keep each LevelDB
+   * write short, so commits never stall behind a trim. With nothing to trim, the slots
+   * are still written (alone).
+   */
+  async trimTo(target: bigint, maxEntries: bigint, slots: readonly SlotRecord[] = []): Promise<bigint> {
+    // Invariant: the newest entry is never trimmed, so lastSeq stays served.
+    const newFirstSeq = target > this.lastSeq ? this.lastSeq : target;
+    const ops: BatchOp[] = [];
+    let boundary: Buffer | undefined; // the newest entry trimmed
+    const oldFirst = this.firstSeq;
+    let newFirst = oldFirst;
+    const it = this.db.iterator({ gte: logKey(oldFirst), lt: LOG_PREFIX_END });
+    try {
+      while (newFirst < newFirstSeq && newFirst - oldFirst < maxEntries) {
+        const row = await it.next();
+        if (!row) break;
+        const [key, value] = row;
+        const last = seqOfLogKey(key);
+        const entries = splitChunk(value);
+        if (last < newFirstSeq) {
+          ops.push({ type: 'del', key });
+          boundary = entries[entries.length - 1];
+          newFirst = last + 1n;
+        } else {
+          const keep = entries.length - Number(last - newFirstSeq) - 1; // index of newFirstSeq's entry
+          if (keep <= 0) break;
+          ops.push({ type: 'put', key, value: chunkOf(entries.slice(keep)) });
+          boundary = entries[keep - 1];
+          newFirst = newFirstSeq;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    if (!boundary) {
+      if (slots.length > 0) await writeBatch(this.db, slots.map(slotPut), { sync: false });
+      return this.firstSeq;
+    }
+    ops.push({
+      type: 'put',
+      key: metaKey(MetaName.LOG_BASE),
+      value: encodeLogBase({ seq: newFirst - 1n, checksum: entryChecksum(boundary), commitTimeMs: entryCommitTimeMs(boundary) }),
+    });
+    for (const s of slots) ops.push(slotPut(s));
+    // Readers learn the new first seq before the entries go, so nobody is offered a
+    // position that is about to disappear.
+    if (newFirst > this.firstSeq) this.firstSeq = newFirst;
+    await writeBatch(this.db, ops, { sync: false });
+    return this.firstSeq;
   }
 }
 
@@ -210,15 +279,4 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-/** The master's last committed seq as seen by a snapshot: the newest log key in it (chunks are keyed by their last seq). */
-export async function lastSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
-  const it = db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END, reverse: true, limit: 1, values: false, snapshot });
-  try {
-    const row = await it.next();
-    return row ? seqOfLogKey(row[0]) : 0n;
-  } finally {
-    await it.close();
-  }
 }
