@@ -11,6 +11,7 @@ import { LevelStoreView } from './level-store-view.js';
 import { openStore, removeNewDataDir, storeExists, writeBatch, writeOptions, type Store } from './level-store.js';
 import { encodeChunks } from './log-chunk.js';
 import { readSlots, slotPut } from './slot-records.js';
+import type { StoreFaults } from './store-faults.js';
 
 /** Encoded entries of one group up to this size reuse one buffer (about 28,000 entries of 150 bytes). */
 const CHUNK_SCRATCH_BYTES = 4 * 1024 * 1024;
@@ -21,11 +22,20 @@ const CHUNK_SCRATCH_BYTES = 4 * 1024 * 1024;
  * repair rules). If opening fails after this call created the directory, the directory
  * is removed again, so a failed start leaves nothing behind.
  */
-export async function openMasterStore(dataDir: string, opts: { create: boolean; repairLog?: boolean; log?: Logger }): Promise<LevelMasterStore> {
+export async function openMasterStore(
+  dataDir: string,
+  opts: {
+    create: boolean;
+    repairLog?: boolean;
+    log?: Logger;
+    /** Failure injection for tests only (see store-faults.ts); production never sets it. */
+    faults?: StoreFaults;
+  },
+): Promise<LevelMasterStore> {
   const isNew = opts.create && !fs.existsSync(dataDir) && !storeExists(dataDir);
   const db = await openStore(dataDir, { create: opts.create });
   try {
-    return new LevelMasterStore(db, await LevelLog.open(db, { repairLog: opts.repairLog, log: opts.log }));
+    return new LevelMasterStore(db, await LevelLog.open(db, { repairLog: opts.repairLog, log: opts.log }), opts.faults);
   } catch (err) {
     await db.close();
     if (isNew) removeNewDataDir(dataDir);
@@ -51,6 +61,7 @@ export class LevelMasterStore implements MasterStore {
     /** The LevelDB store itself: for storage code and tests only, never the roles. */
     readonly db: Store,
     readonly log: LevelLog,
+    private readonly faults?: StoreFaults,
   ) {}
 
   async commitGroup(requests: readonly PreparedWrites[], commitTimeMs: number, sync: boolean): Promise<{ firstSeq: bigint; lastSeq: bigint }> {
@@ -74,11 +85,13 @@ export class LevelMasterStore implements MasterStore {
       };
       // An entry's body runs from ENTRY_BODY_OFFSET to its 4-byte checksum.
       for (let i = 0; i < starts.length; i++) forEachMutation(buf, starts[i] + ENTRY_BODY_OFFSET, ends[i] - 4, visit);
+      this.faults?.before('write');
     } catch (err) {
       await batch.close();
       throw err;
     }
     await batch.write(writeOptions(sync));
+    this.faults?.after('write');
     latencyTrace?.record(lastSeq);
     log.appended(firstSeq, encoded, commitTimeMs);
     return { firstSeq, lastSeq };
