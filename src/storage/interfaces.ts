@@ -6,7 +6,8 @@ import type { SnapshotRow } from '../wire/subscribe-encoder.js';
  * The storage contract: everything master, follower and tools may know about how a node
  * keeps its data and its log. Two implementations keep it: LevelDB (level-*.ts, the
  * product) and memory (memory-*.ts, for tests), and one conformance suite
- * (test/unit/storage-conformance.test.ts) runs against both.
+ * (test/helpers/storage-conformance.ts, run by test/unit/storage-memory.test.ts and
+ * storage-level.test.ts) runs against both.
  *
  * Shapes follow etcd raft's Storage and Level's abstract-level: small, positional
  * (seqs, not keys), and atomic where the replication guarantees need it. Nothing here
