@@ -58,6 +58,13 @@ export function parseNonNegativeInt(raw: unknown, name: string, max = Number.MAX
   return n;
 }
 
+/** A path given as an option: anything but empty (an empty --data-dir would scatter a store in the working directory). */
+export function parsePath(raw: unknown, name: string): string {
+  const s = String(raw ?? '');
+  if (s === '') throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${name} needs a path`);
+  return s;
+}
+
 /** Default metrics listener: loopback, a free port (several nodes share a host); the address is logged and in endpoint.json. */
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:0';
 const METRICS_OFF = /^(off|none|false|no|0)$/i;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { addOptions, LOG_LEVEL_OPTION } from '../common/options.js';
-import { cli, runCli } from './cli.js';
+import { addOptions, DATA_ROOT_OPTION, LOG_LEVEL_OPTION, MASTER_OPTION } from '../common/options.js';
+import { checkArgs, cli, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import {
   CLIENT_SECURITY_OPTIONS,
@@ -11,15 +11,14 @@ import {
   withSecurityOptions,
 } from '../wire/security.js';
 import {
-  DEFAULT_DATA_ROOT,
   DEFAULT_FOLLOWER_LISTEN,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  DEFAULT_MASTER_ADDRESS,
   DEFAULT_METRICS_LISTEN,
   followerDataDir,
   parseAddress,
   parseFollowerId,
   parseMetricsListen,
+  parsePath,
   parsePositiveInt,
 } from '../common/config.js';
 import { catchStopSignals } from '../common/lifecycle.js';
@@ -32,26 +31,28 @@ const NAME = 'follower-client';
 const FOLLOWER_SECURITY_OPTIONS = { ...SERVER_SECURITY_OPTIONS, ...CLIENT_SECURITY_OPTIONS };
 
 await runCli(NAME, async () => {
-  const argv = await withSecurityOptions(addOptions(
+  const argv = await checkArgs(withSecurityOptions(addOptions(
     cli(NAME, '$0 <id> [options]\n\nRuns follower <id>: keeps its own store in step with the master and serves reads from it.').command(
       '$0 <id>',
       false,
       (y) => y.positional('id', { type: 'string', describe: 'Follower id, a positive integer (names the data directory <data-root>/follower-<id>)' }),
     ),
     {
-      master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
-      listen: { type: 'string', default: DEFAULT_FOLLOWER_LISTEN, env: 'LR_FOLLOWER_LISTEN', describe: 'Address to serve reads on (port 0 picks a free port; get-data finds it through the data directory)' },
-      'data-root': { type: 'string', default: DEFAULT_DATA_ROOT, env: 'LR_DATA_ROOT', describe: 'Directory holding every node\'s data directory' },
-      'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)' },
+      ...MASTER_OPTION,
+      listen: { type: 'string', default: DEFAULT_FOLLOWER_LISTEN, env: 'LR_FOLLOWER_LISTEN', describe: 'Address to serve reads on (port 0 picks a free port; get-data finds it through the data directory)', parse: (v) => parseAddress(v, { allowPortZero: true }) },
+      ...DATA_ROOT_OPTION,
+      'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)', parse: parsePath },
       sync: { type: 'boolean', default: true, env: 'LR_FOLLOWER_SYNC', describe: 'fsync each applied batch; --no-sync is faster, after a power loss the follower resumes from an earlier seq, and its acknowledgements do not count for writes that wait for followers' },
-      'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long' },
-      'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)' },
-      'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables' },
+      'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long', parse: parsePositiveInt },
+      'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)', parse: parsePositiveInt },
+      'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
       'audit-file': { type: 'string', default: '', env: 'LR_FOLLOWER_AUDIT_FILE', describe: 'Audit mode: append a line to this file for every store open, applied seq range and installed snapshot, to prove nothing was applied twice or skipped (empty: off)' },
       ...LOG_LEVEL_OPTION,
     },
-  ), FOLLOWER_SECURITY_OPTIONS).parse();
-  const followerId = parseFollowerId(argv.id);
+  ), FOLLOWER_SECURITY_OPTIONS), (a) => {
+    a.id = parseFollowerId(a.id);
+  }).parse();
+  const followerId = argv.id as number;
   const log = createLogger(NAME, argv['log-level'] as string).child({ followerId });
   const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
   const security = serverSecurityFromArgv(argv, log);
@@ -61,12 +62,12 @@ await runCli(NAME, async () => {
   const node = await startFollower({
     followerId,
     dataDir,
-    masterAddress: parseAddress(argv.master),
-    listen: parseAddress(argv.listen, { allowPortZero: true }),
+    masterAddress: argv.master as string,
+    listen: argv.listen as string,
     sync: argv.sync as boolean,
-    heartbeatTimeoutMs: parsePositiveInt(argv['heartbeat-timeout-ms'], '--heartbeat-timeout-ms'),
-    progressIntervalMs: parsePositiveInt(argv['progress-interval-ms'], '--progress-interval-ms'),
-    metricsListen: parseMetricsListen(argv['metrics-listen']),
+    heartbeatTimeoutMs: argv['heartbeat-timeout-ms'] as number,
+    progressIntervalMs: argv['progress-interval-ms'] as number,
+    metricsListen: argv['metrics-listen'] as string | undefined,
     auditFile: (argv['audit-file'] as string) || undefined,
     log,
     security,

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { addOptions } from '../common/options.js';
-import { cli, runCli } from './cli.js';
+import { addOptions, MASTER_OPTION } from '../common/options.js';
+import { checkArgs, cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
-import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parseNonNegativeInt, parsePositiveInt } from '../common/config.js';
+import { DEFAULT_TIMEOUT_MS, parseNonNegativeInt, parsePath, parsePositiveInt } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { AckPolicy } from '../wire/generated/levelreplicator/v1/AckPolicy.js';
 import type { Write } from '../wire/generated/levelreplicator/v1/Write.js';
@@ -16,7 +16,7 @@ import { readPairBatches } from './bulk-reader.js';
 const NAME = 'push-data';
 
 await runCli(NAME, async () => {
-  const argv = await withSecurityOptions(addOptions(
+  const argv = await checkArgs(withSecurityOptions(addOptions(
     cli(
       NAME,
       [
@@ -32,55 +32,31 @@ await runCli(NAME, async () => {
       ].join('\n'),
     ).command('$0 [args..]', false, (y) => y.positional('args', { type: 'string', array: true, describe: 'key value pairs, or keys with --delete' })),
     {
-      master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
+      ...MASTER_OPTION,
       delete: { type: 'boolean', default: false, env: 'LR_PUSH_DELETE', describe: 'Delete the given keys instead of putting pairs' },
-      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines' },
+      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines', parse: parsePath },
       stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
-      'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})` },
-      concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)' },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: "Deadline of each write call; --ack-timeout-ms is added to it. It also bounds the master's default acknowledgement wait, which push-data cannot know: the master answers REPLICATION_TIMEOUT shortly before this deadline" },
-      'ack-followers': { type: 'number', env: 'LR_PUSH_ACK_FOLLOWERS', describe: 'Answer once this many followers durably applied the write; 0: once committed on the master  (default: the master\'s --ack-followers)' },
-      'ack-timeout-ms': { type: 'number', env: 'LR_PUSH_ACK_TIMEOUT_MS', describe: 'Longest wait for those followers; needs --ack-followers  (default: the master\'s --ack-timeout-ms)' },
+      'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})`, parse: parseBatchSize },
+      concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)', parse: parsePositiveInt },
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: "Deadline of each write call; --ack-timeout-ms is added to it. It also bounds the master's default acknowledgement wait, which push-data cannot know: the master answers REPLICATION_TIMEOUT shortly before this deadline", parse: parsePositiveInt },
+      'ack-followers': { type: 'number', env: 'LR_PUSH_ACK_FOLLOWERS', describe: 'Answer once this many followers durably applied the write; 0: once committed on the master  (default: the master\'s --ack-followers)', parse: (v, f) => parseNonNegativeInt(v, f, 0xffff_ffff) },
+      'ack-timeout-ms': { type: 'number', env: 'LR_PUSH_ACK_TIMEOUT_MS', describe: 'Longest wait for those followers; needs --ack-followers  (default: the master\'s --ack-timeout-ms)', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON: seqs, acknowledgement status and follower counts' },
     },
-  ), CLIENT_SECURITY_OPTIONS).parse();
-  const address = parseAddress(argv.master);
+  ), CLIENT_SECURITY_OPTIONS), checkCommandLine).parse();
+  const address = argv.master as string;
   const peer: Peer = { role: 'master', address };
-  const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
-  const args = ((argv.args as string[] | undefined) ?? []).map(String);
-
-  const ack = ackPolicy(argv['ack-followers'], argv['ack-timeout-ms']);
-  const callTimeoutMs = timeoutMs + (ack?.followers ? ack.timeoutMs : 0);
+  const ack = ackPolicy(argv['ack-followers'] as number | undefined, argv['ack-timeout-ms'] as number | undefined);
+  const callTimeoutMs = (argv['timeout-ms'] as number) + (ack?.followers ? ack.timeoutMs : 0);
+  const file = argv.file as string | undefined;
+  const bulk = file !== undefined || (argv.stdin as boolean);
+  // Keys and values are checked before anything is sent.
+  const write = bulk ? undefined : singleWrite(positionals(argv), argv.delete as boolean);
 
   const client = masterClient(address, clientSecurityFromArgv(argv));
   const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes, ack }, o, cb), callTimeoutMs, peer);
   try {
-    const file = argv.file as string | undefined;
-    if (file !== undefined || argv.stdin) {
-      if (args.length > 0 || argv.delete || (file !== undefined && argv.stdin)) {
-        throw usage('a bulk load takes either --file or --stdin, and no keys, values or --delete');
-      }
-      if (file === '') throw usage('--file needs a path');
-      return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send, argv.json as boolean);
-    }
-    let write: Write;
-    if (argv.delete) {
-      if (args.length === 0) throw usage('give at least one key to delete');
-      const keys = args.map((k) => Buffer.from(k, 'utf8'));
-      keys.forEach((k) => checkKey(k));
-      write = { mutations: keys.map((key) => ({ kind: 'DELETE', key })) };
-    } else {
-      if (args.length === 0 || args.length % 2 !== 0) throw usage('give a key and a value (or several key value pairs)');
-      const mutations: Write['mutations'] = [];
-      for (let i = 0; i < args.length; i += 2) {
-        const key = Buffer.from(args[i], 'utf8');
-        const value = Buffer.from(args[i + 1], 'utf8');
-        checkKey(key);
-        checkValue(value);
-        mutations.push({ kind: 'PUT', key, value });
-      }
-      write = { mutations };
-    }
+    if (!write) return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send, argv.json as boolean);
     const res = await send([write]);
     if (argv.json) process.stdout.write(JSON.stringify(answerJson(res)) + '\n');
     else process.stdout.write(`${res.firstSeq}\n`);
@@ -94,15 +70,52 @@ function usage(message: string): ReplicatorError {
   return new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${message} (see --help)`);
 }
 
-/** The request's acknowledgement policy; undefined leaves it to the master's default. */
-function ackPolicy(followersRaw: unknown, timeoutRaw: unknown): (AckPolicy & { timeoutMs: number }) | undefined {
-  if (followersRaw === undefined) {
-    if (timeoutRaw !== undefined) throw usage('--ack-timeout-ms needs --ack-followers');
-    return undefined;
+function parseBatchSize(raw: unknown, flag: string): number {
+  const n = parsePositiveInt(raw, flag);
+  if (n > MAX_WRITES_PER_REQUEST) throw usage(`${flag} is at most ${MAX_WRITES_PER_REQUEST}`);
+  return n;
+}
+
+function positionals(argv: Record<string, unknown>): string[] {
+  return ((argv.args as string[] | undefined) ?? []).map(String);
+}
+
+/** The combinations of arguments that make one kind of write, checked at parse time; anything else is refused. */
+function checkCommandLine(argv: Record<string, unknown>): void {
+  const args = positionals(argv);
+  if (argv.file !== undefined || argv.stdin) {
+    if (args.length > 0 || argv.delete || (argv.file !== undefined && argv.stdin)) {
+      throw usage('a bulk load takes either --file or --stdin, and no keys, values or --delete');
+    }
+  } else if (argv.delete) {
+    if (args.length === 0) throw usage('give at least one key to delete');
+  } else if (args.length === 0 || args.length % 2 !== 0) {
+    throw usage('give a key and a value (or several key value pairs)');
   }
-  const followers = parseNonNegativeInt(followersRaw, '--ack-followers', 0xffff_ffff);
-  const timeoutMs = timeoutRaw === undefined ? 0 : parsePositiveInt(timeoutRaw, '--ack-timeout-ms');
-  return { followers, timeoutMs };
+  if (argv['ack-followers'] === undefined && argv['ack-timeout-ms'] !== undefined) throw usage('--ack-timeout-ms needs --ack-followers');
+}
+
+/** The one atomic write of the positionals: key value pairs, or keys to delete. */
+function singleWrite(args: string[], del: boolean): Write {
+  if (del) {
+    const keys = args.map((k) => Buffer.from(k, 'utf8'));
+    keys.forEach((k) => checkKey(k));
+    return { mutations: keys.map((key) => ({ kind: 'DELETE', key })) };
+  }
+  const mutations: Write['mutations'] = [];
+  for (let i = 0; i < args.length; i += 2) {
+    const key = Buffer.from(args[i], 'utf8');
+    const value = Buffer.from(args[i + 1], 'utf8');
+    checkKey(key);
+    checkValue(value);
+    mutations.push({ kind: 'PUT', key, value });
+  }
+  return { mutations };
+}
+
+/** The request's acknowledgement policy; undefined leaves it to the master's default. */
+function ackPolicy(followers: number | undefined, timeoutMs: number | undefined): (AckPolicy & { timeoutMs: number }) | undefined {
+  return followers === undefined ? undefined : { followers, timeoutMs: timeoutMs ?? 0 };
 }
 
 function answerJson(res: WriteResponse__Output) {
@@ -125,14 +138,11 @@ function notReplicated(what: string, res: WriteResponse__Output): ReplicatorErro
 
 async function bulkLoad(
   source: string,
-  batchSizeRaw: number,
-  concurrencyRaw: number,
+  batchSize: number,
+  concurrency: number,
   send: (writes: Write[]) => Promise<WriteResponse__Output>,
   json: boolean,
 ): Promise<void> {
-  const batchSize = parsePositiveInt(batchSizeRaw, '--batch-size');
-  const concurrency = parsePositiveInt(concurrencyRaw, '--concurrency');
-  if (batchSize > MAX_WRITES_PER_REQUEST) throw usage(`--batch-size is at most ${MAX_WRITES_PER_REQUEST}`);
   const started = Date.now();
   const inFlight = new Set<Promise<void>>();
   let pairs = 0;

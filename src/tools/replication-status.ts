@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { addOptions } from '../common/options.js';
+import { addOptions, MASTER_OPTION } from '../common/options.js';
 import { cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
-import { DEFAULT_MASTER_ADDRESS, DEFAULT_TIMEOUT_MS, parseAddress, parsePositiveInt } from '../common/config.js';
+import { DEFAULT_TIMEOUT_MS, parsePositiveInt } from '../common/config.js';
 import type { FollowerStatus__Output } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
 import type { StatusResponse__Output } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
 import { callUnary, masterClient } from '../wire/rpc-client.js';
@@ -17,16 +17,15 @@ await runCli(NAME, async () => {
       '$0 [options]\n\nShows the master\'s log position, write rate and write policy and, per follower: state, applied seq,\nlag in entries and ms, time of the last acknowledgement, bytes sent, and whether its acks are durable.',
     ),
     {
-      master: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_ADDRESS', describe: 'Address of the master' },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call' },
+      ...MASTER_OPTION,
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON' },
     },
   ), CLIENT_SECURITY_OPTIONS).parse();
-  const address = parseAddress(argv.master);
+  const address = argv.master as string;
   const client = masterClient(address, clientSecurityFromArgv(argv));
   try {
-    const timeoutMs = parsePositiveInt(argv['timeout-ms'], '--timeout-ms');
-    const s = await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), timeoutMs, { role: 'master', address });
+    const s = await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), argv['timeout-ms'] as number, { role: 'master', address });
     process.stdout.write(argv.json ? JSON.stringify(toJson(address, s), null, 2) + '\n' : toText(address, s));
   } finally {
     client.close();

@@ -112,6 +112,23 @@ describe('bad input: a clear line, a non-zero exit, and no change to stored data
     assertRefused(await runTool('master-server', ['--no-such-flag']), 2, /Unknown argument/);
   });
 
+  it('options are checked as they are parsed, from a flag or the environment, before anything starts', async () => {
+    const fresh = path.join(root, 'm3');
+    assertRefused(await runTool('master-server', ['--data-dir', fresh, '--trim-interval-ms', '0']), 2, 'INVALID_ARGUMENT');
+    assertRefused(await runTool('master-server', ['--data-dir', fresh], { env: { LR_RETAIN_ENTRIES: 'many' } }), 2, /--retain-entries must be a positive integer, got "many" \[INVALID_ARGUMENT\]/);
+    assert.equal(fs.existsSync(fresh), false, 'no data directory for a refused start');
+    const help = await runTool('master-server', ['--help'], { env: { LR_RETAIN_ENTRIES: 'many' } });
+    assert.equal(help.code, 0, `--help still works: ${help.stderr}`);
+    // Checked even where this write would not use it.
+    assertRefused(await push(['k', 'v', '--batch-size', '0']), 2, 'INVALID_ARGUMENT');
+    assertRefused(await push(['k', 'v', '--ack-timeout-ms', '100']), 2, /--ack-timeout-ms needs --ack-followers/);
+    // An empty --data-dir would put a store in the working directory.
+    const cwd = tempDir();
+    assertRefused(await runTool('follower-client', ['1', '--data-dir', '', '--master', master.address], { cwd }), 2, /--data-dir needs a path \[INVALID_ARGUMENT\]/);
+    assert.deepEqual(fs.readdirSync(cwd), []);
+    assert.equal(await digest(), digestBefore);
+  });
+
   it('master unreachable: push-data fails within a few seconds', async () => {
     const port = await freePort();
     const started = Date.now();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { followerDataDir, parseAddress, parseFollowerId, parsePositiveInt } from '../../src/common/config.js';
+import { followerDataDir, parseAddress, parseFollowerId, parsePath, parsePositiveInt } from '../../src/common/config.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
 import { MAX_SEQ, seqFromWire, seqToWire } from '../../src/wire/seq.js';
 
@@ -33,6 +33,13 @@ describe('config parsing', () => {
   it('positive integers', () => {
     assert.equal(parsePositiveInt('5', 'x'), 5);
     for (const bad of ['0', '-5', '1.5', 'x', '']) assert.throws(() => parsePositiveInt(bad, 'x'));
+  });
+
+  it('paths: anything but empty', () => {
+    assert.equal(parsePath('./data', '--data-dir'), './data');
+    for (const bad of ['', undefined, null]) {
+      assert.throws(() => parsePath(bad, '--data-dir'), (err) => isReplicatorError(err, ErrorCode.INVALID_ARGUMENT) && /--data-dir needs a path/.test(err.message));
+    }
   });
 
   it('data directories stay under the data root', () => {

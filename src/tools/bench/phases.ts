@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { startFollower, startMaster, waitApplied, type Follower, type NodeSettings } from './cluster.js';
+import { benchCluster, LOG_WAIT_MS, waitApplied, type NodeSettings } from './cluster.js';
 import { entryLagsMs, parseTrace, summarizeLags, type LagSummary } from './lag.js';
 import { paceWrites, writeEntries } from './load.js';
 import { startWakeupProbe } from './wakeup-probe.js';
@@ -39,30 +39,31 @@ export interface IngestFigures {
  * clients; then (withSnapshot) a new, empty follower is bootstrapped from the N-key store.
  */
 export async function ingestPhase(o: PhaseOptions, followers: number, withSnapshot: boolean): Promise<IngestFigures> {
-  const dir = fresh(o.dir);
-  const master = await startMaster(path.join(dir, 'master'), o.node);
-  const nodes: Follower[] = [];
+  const c = benchCluster(fresh(o.dir), o.node);
   try {
-    for (let id = 1; id <= followers; id++) nodes.push(await startFollower(id, path.join(dir, `follower-${id}`), master.address, o.node));
-    for (const f of nodes) await f.proc.waitForLog('connected to master; streaming');
-    const load = await writeEntries(master.address, o.w, { first: 0, count: o.entries, batch: o.batch, clients: o.clients });
+    await c.startMaster();
+    for (let id = 1; id <= followers; id++) {
+      c.addFollower(id, {});
+      await c.startFollower(id);
+    }
+    for (const f of c.followers.values()) await f.proc!.waitForLog('connected to master; streaming', LOG_WAIT_MS);
+    const load = await writeEntries(c.masterAddress, o.w, { first: 0, count: o.entries, batch: o.batch, clients: o.clients });
     let endToEndSeconds = NaN;
-    if (nodes.length > 0) {
-      const seenAt = await waitApplied(nodes, load.lastSeq);
+    if (followers > 0) {
+      const seenAt = await waitApplied([...c.followers.values()].map((f) => f.readAddress!), load.lastSeq);
       endToEndSeconds = (Math.max(...seenAt) - load.startedAt) / 1000;
     }
     let snapshotSeconds = NaN;
     if (withSnapshot) {
-      const f = await startFollower(SNAPSHOT_FOLLOWER_ID, path.join(dir, 'follower-new'), master.address, o.node);
-      nodes.push(f);
-      const started = await f.proc.waitForLog('master is sending a snapshot');
-      const [done] = await waitApplied([f], load.lastSeq);
+      c.addFollower(SNAPSHOT_FOLLOWER_ID, { dir: path.join(c.root, 'follower-new') });
+      const f = await c.startFollower(SNAPSHOT_FOLLOWER_ID);
+      const started = await f.proc!.waitForLogAt('master is sending a snapshot', LOG_WAIT_MS);
+      const [done] = await waitApplied([f.readAddress!], load.lastSeq);
       snapshotSeconds = (done - started.at) / 1000;
     }
     return { ingestPerSecond: o.entries / load.seconds, endToEndSeconds, snapshotSeconds };
   } finally {
-    for (const f of nodes) await f.proc.stop();
-    await master.proc.stop();
+    await c.stop();
   }
 }
 
@@ -87,30 +88,27 @@ export const SMALL_YOUNG_GENERATION = ['--max-semi-space-size=8'];
  * entry applied. masterNodeArgs are extra node flags for the master only (row 7c).
  */
 export async function stalledFollowerPhase(o: PhaseOptions, { withCatchUp = true, masterNodeArgs = [] as string[] } = {}): Promise<StalledFigures> {
-  const dir = fresh(o.dir);
-  const master = await startMaster(path.join(dir, 'master'), { ...o.node, nodeArgs: [...o.node.nodeArgs, ...masterNodeArgs] });
-  const followerDir = path.join(dir, 'follower-1');
-  let follower: Follower | undefined;
+  const c = benchCluster(fresh(o.dir), o.node, { master: { nodeArgs: masterNodeArgs } });
   try {
-    follower = await startFollower(1, followerDir, master.address, o.node);
-    const warm = await writeEntries(master.address, o.w, { first: 0, count: 1, batch: 1, clients: 1 });
-    await waitApplied([follower], warm.lastSeq);
-    follower.proc.signal('SIGSTOP');
-    const anon = master.proc.sampleAnonRss();
-    const load = await writeEntries(master.address, o.w, { first: 1, count: o.entries, batch: o.batch, clients: o.clients });
+    const master = await c.startMaster();
+    c.addFollower(1, {});
+    const follower = await c.startFollower(1);
+    const warm = await writeEntries(c.masterAddress, o.w, { first: 0, count: 1, batch: 1, clients: 1 });
+    await waitApplied([follower.readAddress!], warm.lastSeq);
+    follower.proc!.pause();
+    const anon = master.sampleAnonRss();
+    const load = await writeEntries(c.masterAddress, o.w, { first: 1, count: o.entries, batch: o.batch, clients: o.clients });
     const masterPeakAnonRssBytes = anon();
-    const masterPeakRssBytes = master.proc.memory().peakRss;
+    const masterPeakRssBytes = master.memory().peakRss;
     if (!withCatchUp) return { masterPeakRssBytes, masterPeakAnonRssBytes, catchUpPerSecond: NaN, catchUpSeconds: NaN };
-    await follower.proc.kill();
-    follower = await startFollower(1, followerDir, master.address, o.node);
-    const started = await follower.proc.waitForLog('connected to master; catching up');
-    const [done] = await waitApplied([follower], load.lastSeq);
+    await c.killFollower(1);
+    await c.startFollower(1); // on the same data directory, N entries behind
+    const started = await follower.proc!.waitForLogAt('connected to master; catching up', LOG_WAIT_MS);
+    const [done] = await waitApplied([follower.readAddress!], load.lastSeq);
     const catchUpSeconds = (done - started.at) / 1000;
     return { masterPeakRssBytes, masterPeakAnonRssBytes, catchUpPerSecond: (load.lastSeq - warm.lastSeq) / catchUpSeconds, catchUpSeconds };
   } finally {
-    if (follower?.proc.exited === false) follower.proc.signal('SIGCONT');
-    await follower?.proc.stop();
-    await master.proc.stop();
+    await c.stop(); // a frozen follower is resumed first, so it can stop cleanly
   }
 }
 
@@ -132,24 +130,27 @@ export async function lagPhase(o: PhaseOptions, rates: readonly number[], second
   const dir = fresh(o.dir);
   const masterTrace = path.join(dir, 'master.trace');
   const followerTrace = path.join(dir, 'follower.trace');
-  const node = { ...o.node, launcher };
-  const master = await startMaster(path.join(dir, 'master'), node, { LR_LATENCY_TRACE: masterTrace });
-  let follower: Follower | undefined;
+  const c = benchCluster(dir, { ...o.node, launcher }, {
+    master: { env: { LR_LATENCY_TRACE: masterTrace } },
+    follower: { env: { LR_LATENCY_TRACE: followerTrace } },
+    followerSync,
+  });
   const ranges: { rate: number; firstSeq: number; lastSeq: number; wakeup: LagFigures['wakeup'] }[] = [];
   try {
-    follower = await startFollower(1, path.join(dir, 'follower-1'), master.address, { ...node, sync: followerSync }, { LR_LATENCY_TRACE: followerTrace });
-    await follower.proc.waitForLog('connected to master; streaming');
+    await c.startMaster();
+    c.addFollower(1, {});
+    const follower = await c.startFollower(1);
+    await follower.proc!.waitForLog('connected to master; streaming', LOG_WAIT_MS);
     let first = 0;
     for (const rate of rates) {
       const probe = startWakeupProbe(dir);
-      const r = await paceWrites(master.address, o.w, { first, rate, seconds });
+      const r = await paceWrites(c.masterAddress, o.w, { first, rate, seconds });
       first += Math.round(rate * seconds);
       ranges.push({ rate, ...r, wakeup: probe() });
     }
-    await waitApplied([follower], ranges[ranges.length - 1].lastSeq);
+    await waitApplied([follower.readAddress!], ranges[ranges.length - 1].lastSeq);
   } finally {
-    await follower?.proc.stop(); // a clean stop writes the traces out
-    await master.proc.stop();
+    await c.stop(); // a clean stop writes the traces out
   }
   const m = parseTrace(fs.readFileSync(masterTrace, 'utf8'));
   const f = parseTrace(fs.readFileSync(followerTrace, 'utf8'));

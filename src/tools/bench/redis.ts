@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { sleep } from './cluster.js';
+import { sleep } from '../harness/polling.js';
 import { RespConnection } from './resp.js';
 import type { Workload } from './workload.js';
 

@@ -17,38 +17,47 @@ import { Workload } from './workload.js';
 const NAME = 'bench';
 const GROUPS = ['raw', 'ingest', 'stalled', 'lag', 'redis'] as const;
 
+function list(raw: unknown): string[] {
+  return String(raw).split(',').filter(Boolean);
+}
+
+function parseGroups(raw: unknown, flag: string): Set<string> {
+  const only = new Set(list(raw));
+  for (const g of only) {
+    if (!(GROUPS as readonly string[]).includes(g)) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${flag}: unknown group "${g}" (choose from ${GROUPS.join(', ')})`);
+  }
+  return only;
+}
+
 await runCli(NAME, async () => {
   const argv = await addOptions(
     cli(NAME, 'npm run bench -- [options]\n\nStarts real master and follower processes (and Redis, if installed) and prints one table of\nfigures, each with its ratio to raw classic-level batched writes measured in the same run.'),
     {
-      entries: { type: 'number', default: 1_000_000, env: 'LR_BENCH_ENTRIES', describe: 'Entries (N) written per measurement: 16-byte keys, distinct' },
-      'value-bytes': { type: 'number', default: 100, env: 'LR_BENCH_VALUE_BYTES', describe: 'Bytes per value (random, incompressible)' },
-      followers: { type: 'number', default: 2, env: 'LR_BENCH_FOLLOWERS', describe: 'Most followers attached during ingest (ingest is measured with 0 up to this many)' },
+      entries: { type: 'number', default: 1_000_000, env: 'LR_BENCH_ENTRIES', describe: 'Entries (N) written per measurement: 16-byte keys, distinct', parse: parsePositiveInt },
+      'value-bytes': { type: 'number', default: 100, env: 'LR_BENCH_VALUE_BYTES', describe: 'Bytes per value (random, incompressible)', parse: parsePositiveInt },
+      followers: { type: 'number', default: 2, env: 'LR_BENCH_FOLLOWERS', describe: 'Most followers attached during ingest (ingest is measured with 0 up to this many)', parse: parseNonNegativeInt },
       sync: { type: 'boolean', default: true, env: 'LR_BENCH_SYNC', describe: 'Durability: run the master and followers with --sync (fsync before acknowledging / per applied batch)' },
-      clients: { type: 'number', default: 8, env: 'LR_BENCH_CLIENTS', describe: 'Concurrent writers, each on its own connection (also redis-benchmark -c)' },
-      batch: { type: 'number', default: 1_000, env: 'LR_BENCH_BATCH', describe: 'Writes per Write request (also redis-benchmark -P, commands pipelined per connection)' },
-      'raw-batch': { type: 'number', default: 100, env: 'LR_BENCH_RAW_BATCH', describe: 'Entries per LevelDB batch in the raw classic-level rows' },
-      runs: { type: 'number', default: 3, env: 'LR_BENCH_RUNS', describe: 'Repetitions; the table shows medians and the spread' },
-      'lag-rates': { type: 'string', default: '1000,10000', env: 'LR_BENCH_LAG_RATES', describe: 'Steady write rates (writes/s) at which replication lag is measured' },
-      'lag-seconds': { type: 'number', default: 10, env: 'LR_BENCH_LAG_SECONDS', describe: 'Seconds of steady writes per lag rate' },
-      only: { type: 'string', default: GROUPS.join(','), env: 'LR_BENCH_ONLY', describe: `Row groups to run: ${GROUPS.join(', ')}` },
+      clients: { type: 'number', default: 8, env: 'LR_BENCH_CLIENTS', describe: 'Concurrent writers, each on its own connection (also redis-benchmark -c)', parse: parsePositiveInt },
+      batch: { type: 'number', default: 1_000, env: 'LR_BENCH_BATCH', describe: 'Writes per Write request (also redis-benchmark -P, commands pipelined per connection)', parse: parsePositiveInt },
+      'raw-batch': { type: 'number', default: 100, env: 'LR_BENCH_RAW_BATCH', describe: 'Entries per LevelDB batch in the raw classic-level rows', parse: parsePositiveInt },
+      runs: { type: 'number', default: 3, env: 'LR_BENCH_RUNS', describe: 'Repetitions; the table shows medians and the spread', parse: parsePositiveInt },
+      'lag-rates': { type: 'string', default: '1000,10000', env: 'LR_BENCH_LAG_RATES', describe: 'Steady write rates (writes/s) at which replication lag is measured', parse: (v, f) => list(v).map((r) => parsePositiveInt(r, f)) },
+      'lag-seconds': { type: 'number', default: 10, env: 'LR_BENCH_LAG_SECONDS', describe: 'Seconds of steady writes per lag rate', parse: parsePositiveInt },
+      only: { type: 'string', default: GROUPS.join(','), env: 'LR_BENCH_ONLY', describe: `Row groups to run: ${GROUPS.join(', ')}`, parse: parseGroups },
       'work-dir': { type: 'string', default: os.tmpdir(), env: 'LR_BENCH_WORK_DIR', describe: 'Where the temporary stores go (a fresh subdirectory, removed at the end)' },
       'cpu-prof-dir': { type: 'string', default: '', env: 'LR_BENCH_CPU_PROF_DIR', describe: 'Run the servers with node --cpu-prof, writing profiles here' },
     },
   ).parse();
 
-  const entries = parsePositiveInt(argv.entries, '--entries');
-  const batch = parsePositiveInt(argv.batch, '--batch');
-  const rawBatch = parsePositiveInt(argv['raw-batch'], '--raw-batch');
-  const runs = parsePositiveInt(argv.runs, '--runs');
-  const maxFollowers = parseNonNegativeInt(argv.followers, '--followers');
-  const lagRates = String(argv['lag-rates']).split(',').filter(Boolean).map((r) => parsePositiveInt(r, '--lag-rates'));
-  const lagSeconds = parsePositiveInt(argv['lag-seconds'], '--lag-seconds');
-  const only = new Set(String(argv.only).split(',').filter(Boolean));
-  for (const g of only) {
-    if (!(GROUPS as readonly string[]).includes(g)) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `--only: unknown group "${g}" (choose from ${GROUPS.join(', ')})`);
-  }
-  const w = new Workload(parsePositiveInt(argv['value-bytes'], '--value-bytes'));
+  const entries = argv.entries as number;
+  const batch = argv.batch as number;
+  const rawBatch = argv['raw-batch'] as number;
+  const runs = argv.runs as number;
+  const maxFollowers = argv.followers as number;
+  const lagRates = argv['lag-rates'] as number[];
+  const lagSeconds = argv['lag-seconds'] as number;
+  const only = argv.only as Set<string>;
+  const w = new Workload(argv['value-bytes'] as number);
   const profDir = String(argv['cpu-prof-dir']);
   const root = path.join(String(argv['work-dir']), `lr-bench-${process.pid}`);
   const o: PhaseOptions = {
@@ -56,7 +65,7 @@ await runCli(NAME, async () => {
     w,
     entries,
     batch,
-    clients: parsePositiveInt(argv.clients, '--clients'),
+    clients: argv.clients as number,
     node: { sync: argv.sync as boolean, nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profDir)] : [] },
   };
   const redis = only.has('redis') ? redisVersion() : undefined;
