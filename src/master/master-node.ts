@@ -21,8 +21,6 @@ import { MasterMetrics } from './metrics.js';
 import { lastSeqAt, Wal } from '../storage/master-log.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
-import { withFastWriteDecoding } from '../wire/write-request-decoder.js';
-import { withFastStreamEncoding } from '../wire/subscribe-encoder.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -91,7 +89,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
-      withFastStreamEncoding(withFastWriteDecoding(proto.Master.service)),
+      proto.Master.service,
       masterHandlers({
         wal,
         committer,
