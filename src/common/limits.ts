@@ -9,8 +9,9 @@ export const MAX_MUTATIONS_PER_WRITE = 10_000;
 /** Writes (seqs) in one Write request. */
 export const MAX_WRITES_PER_REQUEST = 10_000;
 /**
- * Mutations in one Write request, all writes together. Counted on the wire before the
- * request is decoded, so a message of millions of tiny mutations is refused cheaply.
+ * Mutations in one Write request, all writes together. Counted as the request is read and
+ * refused the moment the count passes, so a message of millions of tiny mutations is
+ * refused cheaply.
  */
 export const MAX_MUTATIONS_PER_REQUEST = 100_000;
 /** Key and value bytes in one Write request. */

@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
-import type { MasterHandlers } from '../wire/generated/levelreplicator/v1/Master.js';
+import type { MasterServiceHandlers } from '../wire/master-handlers.js';
 
 /**
  * Followers are read-only. A follower serves the Master service only to refuse every
@@ -9,7 +9,7 @@ import type { MasterHandlers } from '../wire/generated/levelreplicator/v1/Master
  * `lr-master-address` trailing metadata, so a client pointed at a follower by mistake
  * is told where to go instead of getting UNIMPLEMENTED. Nothing is ever written.
  */
-export function readOnlyMasterHandlers(followerId: number, masterAddress: string, onRefuse: () => void): MasterHandlers {
+export function readOnlyMasterHandlers(followerId: number, masterAddress: string, onRefuse: () => void): MasterServiceHandlers {
   const refusal = (what: string) => {
     onRefuse();
     return toServiceError(

@@ -22,8 +22,6 @@ import { masterHandlers } from './master-service.js';
 import { MasterMetrics } from './metrics.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
-import { withFastWriteDecoding } from '../wire/write-request-decoder.js';
-import { withFastStreamEncoding } from '../wire/subscribe-encoder.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -92,7 +90,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
     server.addService(
-      withFastStreamEncoding(withFastWriteDecoding(proto.Master.service)),
+      proto.Master.service,
       masterHandlers({
         store,
         committer,

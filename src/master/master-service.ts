@@ -5,11 +5,7 @@ import { ErrorCode, isReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
-import { validateWrites } from '../wire/write-validation.js';
-import type { Write__Output } from '../wire/generated/levelreplicator/v1/Write.js';
-import { prepareWrites, type PreparedWrites } from '../wire/prepared-writes.js';
-import { preparedOf } from '../wire/write-request-decoder.js';
-import type { MasterHandlers } from '../wire/generated/levelreplicator/v1/Master.js';
+import type { MasterServiceHandlers } from '../wire/master-handlers.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
 import { stateToWire } from '../wire/follower-status-state.js';
 import { isConnectedState, ReplicationState } from '../common/replication-state.js';
@@ -39,13 +35,7 @@ export interface MasterServiceContext {
   log: Logger;
 }
 
-/** Validates writes the generic decoder produced (refusing bad ones with their error code) and packs them. */
-function prepareValidated(writes: readonly Write__Output[]): PreparedWrites {
-  const valid = validateWrites(writes);
-  return prepareWrites(valid.writes, valid.bytes);
-}
-
-export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
+export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers {
   const { store, committer, registry, acks, gate, metrics, log } = ctx;
   const wal = store.log;
 
@@ -67,8 +57,8 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
       const started = process.hrtime.bigint();
       let waited = false;
       try {
-        // The fast decoder has validated and packed most requests already (write-request-decoder.ts).
-        const writes = preparedOf(req) ?? prepareValidated(req.writes);
+        // Checked and packed as it was decoded (write-request-decoder.ts); throws the limit it broke.
+        const writes = req.prepared();
         let committed: CommitResult;
         try {
           await gate.check(); // --min-followers: refuse before anything is written

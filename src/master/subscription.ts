@@ -5,11 +5,10 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { SubscribeRequest__Output } from '../wire/generated/levelreplicator/v1/SubscribeRequest.js';
-import type { SubscribeResponse } from '../wire/generated/levelreplicator/v1/SubscribeResponse.js';
 import type { FollowerRegistry } from './follower-registry.js';
 import type { MasterMetrics } from './metrics.js';
 import { snapshotInfo, streamSnapshot } from './snapshot-sender.js';
-import { EncodedResponse, encodeEntryBatchResponse } from '../wire/subscribe-encoder.js';
+import { EncodedResponse, encodeEntryBatchResponse, type SubscribeResponseOut } from '../wire/subscribe-encoder.js';
 import type { MasterStore, ReplicationLog } from '../storage/interfaces.js';
 
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
@@ -23,7 +22,8 @@ export const MAX_BYTES_PER_MESSAGE = 1024 * 1024;
  */
 export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
-export type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest__Output, SubscribeResponse>;
+/** A Subscribe stream: it takes messages, and entry batches and snapshot chunks already encoded. */
+export type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest__Output, SubscribeResponseOut>;
 
 export interface SubscriptionContext {
   store: MasterStore;
@@ -117,7 +117,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   call.on('cancelled', onCancel);
   const live = () => !cancelled && !ctx.isClosing();
   let unsent = 0; // Invariant: the payload bytes of messages whose write callback has not run yet.
-  const send = async (msg: SubscribeResponse, bytes = 0): Promise<boolean> => {
+  const send = async (msg: SubscribeResponseOut, bytes = 0): Promise<boolean> => {
     unsent += bytes;
     const written = call.write(msg, () => {
       unsent -= bytes;
@@ -141,7 +141,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         flog.warn({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
         // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
-        const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk as unknown as SubscribeResponse, chunk.payloadBytes), flog);
+        const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk, chunk.payloadBytes), flog);
         if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
           registry.endSnapshot(record);
           flog.info({ keys: keys.toString(), snapshotSeq: snapshot.seq.toString() }, 'snapshot sent; streaming the log after it');
@@ -184,7 +184,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         // Encoded now, before any await: entries from the tail are views valid only until
         // the next commit (the stream's serializer passes an EncodedResponse through).
         const encoded = new EncodedResponse(encodeEntryBatchResponse(entries, wal.lastSeq), bytes);
-        await send(encoded as unknown as SubscribeResponse, bytes);
+        await send(encoded, bytes);
       } else {
         // Caught up: everything committed so far has been sent at least once.
         registry.recordCaughtUp(record);

@@ -1,5 +1,6 @@
 import { entrySizeForBody, writeEntryWithBody } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { FieldTag } from '../wire/field-tags.js';
 import { framedSize, readLengthEnd, writeVarint, type Cursor } from '../wire/protobuf-wire.js';
 import type { PreparedWrites } from '../wire/prepared-writes.js';
 
@@ -20,7 +21,7 @@ import type { PreparedWrites } from '../wire/prepared-writes.js';
  * data alone (batches of 1,000, no fsync); with one record per group it costs little more
  * than the bytes. Keyed by the last seq, the chunk holding seq s is the first key >= s.
  */
-export const ENTRY_FIELD_TAG = 0x0a;
+export const ENTRY_FIELD_TAG = FieldTag.EntryBatch.entries;
 
 /**
  * Bounds of one chunk: a larger group commit is stored as several chunks (still in its one

@@ -56,7 +56,11 @@ export class PreparedWrites {
   }
 }
 
-/** Packs writes that validateWrites (or a test) produced. */
+/**
+ * Packs writes given as mutation lists, already within the limits (GroupCommitter.submit,
+ * the benchmark, tests). Requests from the network are packed by the Write decoder as it
+ * reads them (write-request-decoder.ts, GrowingBody below).
+ */
 export function prepareWrites(writes: readonly (readonly Mutation[])[], bytes: number): PreparedWrites {
   let total = 0;
   for (const w of writes) total += encodedBodySize(w);
@@ -91,8 +95,12 @@ class BodyPool {
 
   take(size: number): { body: Buffer; slab: Buffer | undefined } {
     if (size < this.minPooledBytes || size > this.slabBytes) return { body: Buffer.allocUnsafe(size), slab: undefined };
-    const slab = this.free.pop() ?? Buffer.allocUnsafeSlow(this.slabBytes);
+    const slab = this.takeSlab();
     return { body: slab.subarray(0, size), slab };
+  }
+
+  takeSlab(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.slabBytes);
   }
 
   give(slab: Buffer): void {
@@ -109,5 +117,62 @@ const bodyPool = new BodyPool(SLAB_BYTES, POOLED_MIN_BYTES, MAX_FREE_SLABS);
 /** A buffer of exactly size bytes for a request body, and the pooled slab it is a view of, if any. */
 export function takeBody(size: number): { body: Buffer; slab: Buffer | undefined } {
   return bodyPool.take(size);
+}
+
+/**
+ * A body written while its request is decoded, before its size is known (the Write
+ * decoder reads a request once, see write-request-decoder.ts). Writing starts in a pooled
+ * slab, so the finished body ends up where takeBody(size) would have put it without a
+ * copy: in the slab when it is a pooled size, copied out of it when it is smaller (a small
+ * request does not pin a slab). A body outgrowing the slab moves, once in the usual case,
+ * to its own buffer sized by the caller's estimate of the whole body.
+ *
+ * Invariant: the slab, while held, is lent to this builder alone; finish() passes it on to
+ * the PreparedWrites, abandon() gives it back.
+ */
+export class GrowingBody {
+  /** Where the body is written; bytes past what the caller wrote are undefined. */
+  buf: Buffer;
+  private slab: Buffer | undefined;
+  private grown = false;
+
+  constructor() {
+    this.slab = bodyPool.takeSlab();
+    this.buf = this.slab;
+  }
+
+  /**
+   * Room for n more bytes after the first `used`: returns the buffer to write to from now
+   * on (the used bytes copied over). estimate: the caller's guess at the whole body's size.
+   */
+  grow(used: number, n: number, estimate: number): Buffer {
+    // A second move means the estimate was short: grow geometrically from then on.
+    const capacity = Math.max(used + n, estimate, this.grown ? Math.ceil(this.buf.length * 1.5) : 0);
+    const next = Buffer.allocUnsafe(capacity);
+    this.buf.copy(next, 0, 0, used);
+    this.abandon();
+    this.buf = next;
+    this.grown = true;
+    return next;
+  }
+
+  /** The body, its first size bytes, and the pooled slab it is a view of, if any. */
+  finish(size: number): { body: Buffer; slab: Buffer | undefined } {
+    const slab = this.slab;
+    if (slab && size < POOLED_MIN_BYTES) {
+      const body = Buffer.allocUnsafe(size);
+      slab.copy(body, 0, 0, size);
+      this.abandon();
+      return { body, slab: undefined };
+    }
+    this.slab = undefined;
+    return { body: this.buf.subarray(0, size), slab };
+  }
+
+  /** Gives the slab back (the request was refused, or the body moved out of it). */
+  abandon(): void {
+    if (this.slab) bodyPool.give(this.slab);
+    this.slab = undefined;
+  }
 }
 

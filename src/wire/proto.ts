@@ -2,11 +2,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { ProtoGrpcType } from './generated/replicator.js';
 
 /** Must match the flags of the `gen` npm script so runtime objects match the generated types. */
-const LOADER_OPTIONS: protoLoader.Options = {
+export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
   longs: String,
   enums: String,
@@ -15,7 +14,10 @@ const LOADER_OPTIONS: protoLoader.Options = {
   oneofs: true,
 };
 
-const PROTO_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../protos/replicator.proto');
+export const PROTO_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../protos/replicator.proto');
+
+/** The .proto's package: every service and message of ours is in it. */
+export const REPLICATOR_PACKAGE = 'levelreplicator.v1';
 
 let cached: ProtoGrpcType['levelreplicator']['v1'] | undefined;
 
@@ -26,9 +28,4 @@ export function replicatorProto(): ProtoGrpcType['levelreplicator']['v1'] {
     cached = (grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType).levelreplicator.v1;
   }
   return cached;
-}
-
-/** Our services and the health service, described for server reflection. */
-export function reflectionPackageDefinition(): protoLoader.PackageDefinition {
-  return protoLoader.loadSync([PROTO_FILE, healthProtoPath], LOADER_OPTIONS);
 }

@@ -1,62 +1,84 @@
 import type * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs/minimal.js';
+import protobuf from 'protobufjs';
+import descriptor, { type IFileDescriptorProto } from 'protobufjs/ext/descriptor/index.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { MAX_MUTATIONS_PER_REQUEST, MAX_WRITES_PER_REQUEST } from '../common/limits.js';
+import { decodeMessage, planOf } from './message-decoder.js';
+import { REPLICATOR_PACKAGE } from './proto.js';
+import { writeRequestDecoder } from './write-request-decoder.js';
 
 /**
- * Hardened request decoding for every service a server adds.
+ * Hardened, strict request decoding for every method of every service a server adds
+ * (server-guard.ts installs it): ours, and the health and reflection services.
  *
- * grpc-js answers a request that fails to decode with INTERNAL "Error deserializing
- * request" and never tells the application. Our deserializers never throw: they hand the
- * server guard a RefusedRequest instead, which it answers with INVALID_ARGUMENT
- * [MALFORMED_REQUEST] and the decoder's reason, and logs once.
+ * Strict: each method's requests are decoded from the message descriptors proto-loader
+ * attaches to its definition, by message-decoder.ts (Master.Write by its own one-pass
+ * decoder, write-request-decoder.ts). Bytes protobufjs would have guessed at (a field with
+ * the wrong wire type, a truncated field, an over-long varint...) are refused before any
+ * handler runs. Our own services get the decoded object itself (exactly proto-loader's
+ * shape); a service of another package (health, reflection) is checked the same way,
+ * then decoded by its own deserializer, whose options we do not know.
  *
- * They also bound decoding work before it starts. A protobuf repeated field costs two
- * bytes per empty element on the wire but a JavaScript object (and Buffers) per element
- * once decoded: one 30 MB WriteRequest of empty mutations decodes to gigabytes and kills
- * the process. So requests with repeated fields are counted on the wire first and refused
- * with BATCH_TOO_LARGE above the documented limits.
+ * Hardened: grpc-js answers a request that fails to decode with INTERNAL "Error
+ * deserializing request" and never tells the application. Our deserializers never throw:
+ * they hand the server guard a RefusedRequest instead, which it answers with
+ * INVALID_ARGUMENT [MALFORMED_REQUEST] and the decoder's reason (or the decoder's own
+ * error: BATCH_TOO_LARGE), and logs once.
  */
 export class RefusedRequest {
   constructor(readonly error: ReplicatorError) {}
 }
 
-type Prescan = (bytes: Buffer) => void;
+/** What the strict decoder needs of a method definition; requestType is proto-loader's (grpc-js's type does not name it). */
+interface DescribedMethod {
+  path: string;
+  requestDeserialize: grpc.deserialize<unknown>;
+  requestType?: { fileDescriptorProtos?: readonly Buffer[] };
+}
 
-const PRESCANS: Record<string, Prescan> = {
-  '/levelreplicator.v1.Master/Write': prescanWriteRequest,
-};
-
-const WIRE_LEN = 2;
+const WRITE_PATH = `/${REPLICATOR_PACKAGE}.Master/Write`;
 
 /**
- * Counts WriteRequest.writes (field 1) and Write.mutations (field 1) on the wire without
- * decoding them; throws BATCH_TOO_LARGE past the limits. Structural errors are left to
- * the real decoder, which reports them.
+ * The strict decoder of a method's requests; the method's own deserializer when its
+ * definition carries no descriptors (then only hardened).
  */
-export function prescanWriteRequest(bytes: Buffer): void {
-  const r = protobuf.Reader.create(bytes);
-  let writes = 0;
-  let mutations = 0;
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    if (tag >>> 3 !== 1 || (tag & 7) !== WIRE_LEN) {
-      r.skipType(tag & 7);
-      continue;
-    }
-    if (++writes > MAX_WRITES_PER_REQUEST) {
-      throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `more than ${MAX_WRITES_PER_REQUEST} writes in one request`);
-    }
-    const end = r.uint32() + r.pos;
-    if (end > r.len) return; // truncated: the decoder says so
-    while (r.pos < end) {
-      const inner = r.uint32();
-      if (inner >>> 3 === 1 && (inner & 7) === WIRE_LEN && ++mutations > MAX_MUTATIONS_PER_REQUEST) {
-        throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `more than ${MAX_MUTATIONS_PER_REQUEST} mutations in one request`);
-      }
-      r.skipType(inner & 7);
-    }
+export function strictRequestDecoder(method: DescribedMethod): grpc.deserialize<unknown> {
+  const type = requestTypeOf(method);
+  if (!type) {
+    if (isOurs(method.path)) throw new Error(`internal error: no descriptors for ${method.path}`);
+    return method.requestDeserialize;
   }
+  const plan = planOf(type);
+  if (method.path === WRITE_PATH) return writeRequestDecoder(plan);
+  if (isOurs(method.path)) return (bytes) => decodeMessage(plan, bytes);
+  const own = method.requestDeserialize;
+  return (bytes) => {
+    decodeMessage(plan, bytes);
+    return own(bytes);
+  };
+}
+
+function isOurs(path: string): boolean {
+  return path.startsWith(`/${REPLICATOR_PACKAGE}.`);
+}
+
+const roots = new WeakMap<readonly Buffer[], protobuf.Root>();
+
+/** The method's request type, resolved from the file descriptors in its definition. */
+function requestTypeOf(method: DescribedMethod): protobuf.Type | undefined {
+  const files = method.requestType?.fileDescriptorProtos;
+  if (!files) return undefined;
+  let root = roots.get(files);
+  if (!root) {
+    root = protobuf.Root.fromDescriptor({ file: files.map((f) => descriptor.FileDescriptorProto.decode(f) as IFileDescriptorProto) });
+    roots.set(files, root);
+  }
+  const [, serviceName, name] = method.path.split('/');
+  const service = root.lookup(serviceName);
+  if (!(service instanceof protobuf.Service)) return undefined;
+  const rpc = service.methods[name];
+  if (!rpc) return undefined;
+  rpc.resolve();
+  return rpc.resolvedRequestType ?? undefined;
 }
 
 function reasonOf(err: unknown): string {
@@ -64,19 +86,14 @@ function reasonOf(err: unknown): string {
   return msg.length > 200 ? `${msg.slice(0, 200)}…` : msg;
 }
 
-/** Wraps one request deserializer: never throws, bounds work, reports why. */
+/** Wraps one request deserializer: never throws, reports why. */
 export function hardenDeserializer(path: string, deserialize: grpc.deserialize<unknown>): grpc.deserialize<unknown> {
-  const prescan = PRESCANS[path];
   return (bytes: Buffer) => {
-    try {
-      prescan?.(bytes);
-    } catch (err) {
-      if (err instanceof ReplicatorError) return new RefusedRequest(err);
-      // A wire error: fall through and let the decoder name it.
-    }
     try {
       return deserialize(bytes);
     } catch (err) {
+      // The decoder's own refusals (BATCH_TOO_LARGE) keep their code.
+      if (err instanceof ReplicatorError) return new RefusedRequest(err);
       return new RefusedRequest(
         new ReplicatorError(ErrorCode.MALFORMED_REQUEST, `the ${path.slice(path.lastIndexOf('/') + 1)} request is not a valid protobuf message: ${reasonOf(err)}`),
       );
@@ -84,11 +101,11 @@ export function hardenDeserializer(path: string, deserialize: grpc.deserialize<u
   };
 }
 
-/** A copy of a service definition whose request deserializers are hardened. */
+/** A copy of a service definition whose requests are decoded strictly, by hardened deserializers. */
 export function hardenService<S extends grpc.ServiceDefinition>(service: S): S {
   const out: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(service)) {
-    out[name] = { ...method, requestDeserialize: hardenDeserializer(method.path, method.requestDeserialize) };
+    out[name] = { ...method, requestDeserialize: hardenDeserializer(method.path, strictRequestDecoder(method)) };
   }
   return out as S;
 }

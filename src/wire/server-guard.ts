@@ -5,6 +5,7 @@ import { toServiceError } from './grpc-status.js';
 import { SERVER_OPTIONS } from './grpc-transport.js';
 import type { Logger } from '../common/logger.js';
 import { hardenService, RefusedRequest } from './request-decoding.js';
+import { withEncodedResponses } from './subscribe-encoder.js';
 
 /**
  * The one gate every call of every service passes, on the master and on followers:
@@ -107,14 +108,17 @@ function clientCertOf(call: grpc.ServerInterceptingCallInterface): string | unde
   }
 }
 
-/** A grpc-js server whose services all decode requests through hardenService. */
+/**
+ * A grpc-js server whose services all decode requests strictly, through hardenService, and
+ * whose Master.Subscribe streams take pre-encoded responses (withEncodedResponses).
+ */
 class GuardedServer extends grpc.Server {
   override addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
-    super.addService(hardenService(service), implementation);
+    super.addService(withEncodedResponses(hardenService(service)), implementation);
   }
 }
 
-/** The server every node uses: transport options, the guard (first), hardened decoding. */
+/** The server every node uses: transport options, the guard (first), strict hardened decoding. */
 export function createServer(tokens: TokenTable | undefined, log: Logger): grpc.Server {
   return new GuardedServer({ ...SERVER_OPTIONS, interceptors: [guardInterceptor(tokens, log)] });
 }

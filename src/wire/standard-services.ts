@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
-import { reflectionPackageDefinition } from './proto.js';
+import { reflectionPackageDefinition } from './reflection-descriptors.js';
 
 /**
  * The standard gRPC health service (grpc.health.v1.Health) and server reflection

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { KeyValue__Output } from './generated/levelreplicator/v1/KeyValue.js';
 import type { MasterClient } from './generated/levelreplicator/v1/Master.js';
 import type { SubscribeResponse__Output } from './generated/levelreplicator/v1/SubscribeResponse.js';
+import { FieldTag } from './field-tags.js';
 import { replicatorProto } from './proto.js';
 import { readLengthEnd, readUint64String, type Cursor } from './protobuf-wire.js';
 import { channelSetup, type ClientSecurity } from './security.js';
@@ -12,6 +13,7 @@ import { channelSetup, type ClientSecurity } from './security.js';
  * into a plain one; this reads the wire format once into the same plain objects (entries,
  * keys and values are views into the message, as with protobufjs). Anything else, or
  * anything unexpected, goes to the generic deserializer. A unit test checks both agree.
+ * The tags are field-tags.ts's, shared with the master's encoder (subscribe-encoder.ts).
  */
 export function fastSubscribeResponseDeserializer(generic: grpc.deserialize<SubscribeResponse__Output>): grpc.deserialize<SubscribeResponse__Output> {
   return (bytes: Buffer) => {
@@ -35,10 +37,13 @@ export function followerMasterClient(address: string, security: ClientSecurity):
   return new Client(address, credentials, options) as unknown as MasterClient;
 }
 
-const ENTRIES_TAG = 0x0a; // SubscribeResponse.entries, EntryBatch.entries, SnapshotChunk.pairs, KeyValue.key
-const SNAPSHOT_CHUNK_TAG = 0x22; // SubscribeResponse.snapshot_chunk
-const MASTER_LAST_SEQ_TAG = 0x10; // EntryBatch.master_last_seq
-const VALUE_TAG = 0x12; // KeyValue.value
+const ENTRIES_TAG = FieldTag.SubscribeResponse.entries;
+const ENTRY_TAG = FieldTag.EntryBatch.entries;
+const MASTER_LAST_SEQ_TAG = FieldTag.EntryBatch.master_last_seq;
+const SNAPSHOT_CHUNK_TAG = FieldTag.SubscribeResponse.snapshot_chunk;
+const PAIRS_TAG = FieldTag.SnapshotChunk.pairs;
+const KEY_TAG = FieldTag.KeyValue.key;
+const VALUE_TAG = FieldTag.KeyValue.value;
 const EMPTY = Buffer.alloc(0);
 
 function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
@@ -51,7 +56,7 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
     let masterLastSeq = '0';
     while (r.pos < end) {
       const tag = buf[r.pos++];
-      if (tag === ENTRIES_TAG) {
+      if (tag === ENTRY_TAG) {
         const e = readLengthEnd(buf, r);
         if (e < 0) return undefined;
         entries.push(buf.subarray(r.pos, e));
@@ -69,17 +74,17 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
   if (buf[0] === SNAPSHOT_CHUNK_TAG) {
     const pairs: KeyValue__Output[] = [];
     while (r.pos < end) {
-      if (buf[r.pos++] !== ENTRIES_TAG) return undefined;
+      if (buf[r.pos++] !== PAIRS_TAG) return undefined;
       const pEnd = readLengthEnd(buf, r);
       if (pEnd < 0) return undefined;
       let key: Buffer = EMPTY;
       let value: Buffer = EMPTY;
       while (r.pos < pEnd) {
         const tag = buf[r.pos++];
-        if (tag !== ENTRIES_TAG && tag !== VALUE_TAG) return undefined;
+        if (tag !== KEY_TAG && tag !== VALUE_TAG) return undefined;
         const fEnd = readLengthEnd(buf, r, pEnd);
         if (fEnd < 0) return undefined;
-        if (tag === ENTRIES_TAG) key = buf.subarray(r.pos, fEnd);
+        if (tag === KEY_TAG) key = buf.subarray(r.pos, fEnd);
         else value = buf.subarray(r.pos, fEnd);
         r.pos = fEnd;
       }

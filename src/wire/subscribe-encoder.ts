@@ -1,8 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
+import { FieldTag } from './field-tags.js';
 import type { SubscribeResponse } from './generated/levelreplicator/v1/SubscribeResponse.js';
+import { REPLICATOR_PACKAGE } from './proto.js';
 import { framedSize, varint64Size, varintSize, writeVarint, writeVarint64 } from './protobuf-wire.js';
-import { ENTRY_FIELD_TAG } from '../storage/log-chunk.js';
-
 
 /** One pair as read from a store: the store key as text (see storage/snapshot-reader.ts) or bytes, and the value. */
 export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
@@ -12,7 +12,8 @@ export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
  * (encodeEntryBatchResponse, once per follower per message, by the subscription before
  * it awaits anything) or snapshot pairs (encodeSnapshotRows, by the snapshot sender
  * straight from the rows it reads). Both come to the stream as an EncodedResponse,
- * whose bytes the serializer passes through.
+ * whose bytes the serializer passes through: the stream's type takes either
+ * (SubscribeResponseOut), and every server installs that serializer (server-guard.ts).
  *
  * protobufjs encodes repeated fields through a list of writer operations, objects per
  * element, then copies; this writes the same bytes directly: one allocation per message
@@ -20,13 +21,17 @@ export type SnapshotRow = readonly [key: string | Buffer, value: Buffer];
  * Any other message (start, heartbeat, snapshot end) takes the generic serializer. A unit
  * test checks that both give identical bytes.
  *
- * SubscribeResponse { EntryBatch entries = 1; SnapshotChunk snapshot_chunk = 4 };
- * EntryBatch { repeated bytes entries = 1; uint64 master_last_seq = 2 };
- * SnapshotChunk { repeated KeyValue pairs = 1 }; KeyValue { bytes key = 1; bytes value = 2 }.
+ * The tags are field-tags.ts's; subscribe-decoder.ts reads these messages on followers.
  */
-export function withFastStreamEncoding<S extends grpc.ServiceDefinition>(service: S): S {
-  const subscribe = service.Subscribe as grpc.MethodDefinition<unknown, SubscribeResponse>;
-  return { ...service, Subscribe: { ...subscribe, responseSerialize: fastSubscribeResponseSerializer(subscribe.responseSerialize) } };
+const SUBSCRIBE_PATH = `/${REPLICATOR_PACKAGE}.Master/Subscribe`;
+
+/** A copy of a service definition whose Master.Subscribe responses may come encoded (any other service: unchanged). */
+export function withEncodedResponses<S extends grpc.ServiceDefinition>(service: S): S {
+  const out: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(service)) {
+    out[name] = method.path === SUBSCRIBE_PATH ? { ...method, responseSerialize: fastSubscribeResponseSerializer(method.responseSerialize) } : method;
+  }
+  return out as S;
 }
 
 /** A SubscribeResponse already encoded by the caller: the serializer passes its bytes through. */
@@ -38,15 +43,20 @@ export class EncodedResponse {
   ) {}
 }
 
-export function fastSubscribeResponseSerializer(generic: grpc.serialize<SubscribeResponse>): grpc.serialize<SubscribeResponse> {
-  return (msg: SubscribeResponse) => {
-    if ((msg as unknown) instanceof EncodedResponse) return (msg as unknown as EncodedResponse).bytes;
-    return generic(msg);
-  };
+/** What the master writes to a Subscribe stream: a message, or its bytes already encoded. */
+export type SubscribeResponseOut = SubscribeResponse | EncodedResponse;
+
+export function fastSubscribeResponseSerializer(generic: grpc.serialize<SubscribeResponse>): grpc.serialize<SubscribeResponseOut> {
+  return (msg) => (msg instanceof EncodedResponse ? msg.bytes : generic(msg));
 }
 
-const SNAPSHOT_CHUNK_TAG = 0x22; // SubscribeResponse field 4, length-delimited
-const VALUE_TAG = 0x12; // KeyValue field 2, length-delimited
+const SNAPSHOT_CHUNK_TAG = FieldTag.SubscribeResponse.snapshot_chunk;
+const PAIRS_TAG = FieldTag.SnapshotChunk.pairs;
+const KEY_TAG = FieldTag.KeyValue.key;
+const VALUE_TAG = FieldTag.KeyValue.value;
+const ENTRIES_TAG = FieldTag.SubscribeResponse.entries;
+const ENTRY_TAG = FieldTag.EntryBatch.entries;
+const MASTER_LAST_SEQ_TAG = FieldTag.EntryBatch.master_last_seq;
 
 /** Key byte lengths of the chunk being encoded (reused: one chunk is encoded at a time). */
 let keyLengths = new Int32Array(4096);
@@ -82,9 +92,9 @@ export function encodeSnapshotRows(
   for (let i = 0; i < rows.length; i++) {
     const [k, v] = rows[i];
     const keyLength = keyLengths[i];
-    buf[o] = ENTRY_FIELD_TAG; // SnapshotChunk.pairs is field 1
+    buf[o] = PAIRS_TAG;
     o = writeVarint(buf, o + 1, framedSize(keyLength) + framedSize(v.length));
-    buf[o] = ENTRY_FIELD_TAG; // KeyValue.key is field 1
+    buf[o] = KEY_TAG;
     o = writeVarint(buf, o + 1, keyLength);
     if (typeof k === 'string') {
       buf.write(k, o, 'utf8');
@@ -103,17 +113,15 @@ export function encodeSnapshotRows(
   return new EncodedResponse(buf.subarray(0, size), payload);
 }
 
-const MASTER_LAST_SEQ_TAG = 0x10; // EntryBatch field 2, varint
-
 /** The bytes of SubscribeResponse { entries: { entries, masterLastSeq } }. */
 export function encodeEntryBatchResponse(entries: readonly Buffer[], masterLastSeq: bigint): Buffer {
   let body = 1 + varint64Size(masterLastSeq);
   for (const e of entries) body += framedSize(e.length);
   const buf = Buffer.allocUnsafe(1 + varintSize(body) + body);
-  buf[0] = ENTRY_FIELD_TAG; // SubscribeResponse.entries is field 1 too
+  buf[0] = ENTRIES_TAG;
   let o = writeVarint(buf, 1, body);
   for (const e of entries) {
-    buf[o] = ENTRY_FIELD_TAG;
+    buf[o] = ENTRY_TAG; // each entry framed as a log chunk frames it
     o = writeVarint(buf, o + 1, e.length);
     buf.set(e, o);
     o += e.length;

@@ -1,167 +1,240 @@
-import type * as grpc from '@grpc/grpc-js';
+import type { ReplicatorError } from '../common/errors.js';
+import { MAX_KEY_BYTES, MAX_MUTATIONS_PER_REQUEST, MAX_MUTATIONS_PER_WRITE, MAX_REQUEST_BYTES, MAX_VALUE_BYTES, MAX_WRITES_PER_REQUEST } from '../common/limits.js';
 import { MutationKind } from './entry-codec.js';
+import { FieldTag } from './field-tags.js';
+import type { AckPolicy__Output } from './generated/levelreplicator/v1/AckPolicy.js';
 import type { Mutation__Output } from './generated/levelreplicator/v1/Mutation.js';
 import type { Write__Output } from './generated/levelreplicator/v1/Write.js';
-import type { WriteRequest__Output } from './generated/levelreplicator/v1/WriteRequest.js';
-import {
-  MAX_KEY_BYTES,
-  MAX_MUTATIONS_PER_REQUEST,
-  MAX_MUTATIONS_PER_WRITE,
-  MAX_REQUEST_BYTES,
-  MAX_VALUE_BYTES,
-  MAX_WRITES_PER_REQUEST,
-} from '../common/limits.js';
-import { readLengthEnd, readVarint28, type Cursor } from './protobuf-wire.js';
-import { PreparedWrites, takeBody } from './prepared-writes.js';
+import { decodeInto, nestedPlan, wrongWireType, type DecodedMessage, type MessagePlan } from './message-decoder.js';
+import { GrowingBody, PreparedWrites } from './prepared-writes.js';
+import { readFieldEnd, readTag, readVarint32, skipField, type Cursor } from './protobuf-wire.js';
+import { keyError, mutationPlace, valueError, WriteLimit } from './write-validation.js';
 
 /**
- * A fast path for decoding Master.Write requests, the master's hottest input.
+ * Master.Write requests, the master's hottest input, read in ONE pass: the bytes are
+ * checked as strictly as message-decoder.ts checks every other request, the documented
+ * limits are enforced as they are met, and the writes are packed straight into
+ * PreparedWrites (entry bodies in one buffer, see prepared-writes.ts), which the Write
+ * handler takes with prepared(). Nothing else decodes, counts or validates a WriteRequest.
  *
- * proto-loader decodes each Mutation into a protobufjs message, then into a plain object;
- * validation then builds a third. This decoder reads the wire format once, checks the
- * request against the documented limits, and packs it straight into PreparedWrites (one
- * buffer of entry bodies), which the Write handler takes with preparedOf(). It handles
- * exactly the valid requests of today's schema with no acknowledgement policy: anything
- * else (another field, an unknown kind or tag, a malformed message, a request the limits
- * refuse) goes to the generic deserializer and the handler's validation, which decode,
- * accept or refuse it exactly as before. Unit tests check both paths agree.
- *
- * The request object it returns is what proto-loader would give; its `writes` are only
- * built if something reads them, and only until the handler releases the packed body
- * (PreparedWrites.release: the memory is reused; reading them later throws).
+ * Three outcomes, the same (codes and messages) as when a wire count, proto-loader and a
+ * check of the decoded request each read it in turn:
+ * - bytes that are not a valid WriteRequest: throws a WireFormatError (the server answers
+ *   MALFORMED_REQUEST, no handler runs);
+ * - more writes or mutations than a request may hold: throws BATCH_TOO_LARGE the moment the
+ *   count passes the limit, so 15 million empty mutations in 30 MB cost 100,001 of them;
+ * - any other broken limit (an empty or oversize key, an oversize value, an unknown kind, a
+ *   write without mutations or with too many, too many bytes, no writes): the request is
+ *   decoded, carrying the error, which the handler throws (counted in its metrics; a
+ *   follower answers NOT_MASTER first). When a request breaks several limits, the error is
+ *   the one a check of the decoded request in order would meet first: the request's
+ *   counts, then write by write (its mutation count, then each mutation's key, kind and
+ *   value), then the byte total. Packing stops at the first broken limit.
  */
-export function fastWriteRequestDeserializer(generic: grpc.deserialize<WriteRequest__Output>): grpc.deserialize<WriteRequest__Output> {
-  return (bytes: Buffer) => {
-    const prepared = decodePrepared(bytes);
-    if (!prepared) return generic(bytes);
-    // Every other field (the acknowledgement policy, say) absent, at its default as the
-    // generic decoder gives it for an empty message (fresh each time: nothing shared).
-    const req = generic(EMPTY);
-    let writes: Write__Output[] | undefined;
-    Object.defineProperty(req, 'writes', { enumerable: true, get: () => (writes ??= writesOf(prepared)) });
-    Object.defineProperty(req, PREPARED, { value: prepared });
-    return req;
-  };
+export class DecodedWriteRequest {
+  private decodedWrites: Write__Output[] | undefined;
+
+  constructor(
+    /** The request's acknowledgement policy as proto-loader gives it; null when absent. */
+    readonly ack: AckPolicy__Output | null,
+    private readonly outcome: PreparedWrites | ReplicatorError,
+  ) {}
+
+  /** The writes, checked and packed; throws the limit the request broke. */
+  prepared(): PreparedWrites {
+    if (this.outcome instanceof PreparedWrites) return this.outcome;
+    throw this.outcome;
+  }
+
+  /**
+   * The writes as proto-loader objects, built on first use: views into the packed body, so
+   * not after PreparedWrites.release() (the memory is reused; reading them then throws).
+   * Throws, like prepared(), for a request that broke a limit.
+   */
+  get writes(): Write__Output[] {
+    return (this.decodedWrites ??= writesOf(this.prepared()));
+  }
 }
 
-/** A copy of the Master service definition whose Write requests take the fast path. */
-export function withFastWriteDecoding<S extends grpc.ServiceDefinition>(service: S): S {
-  const write = service.Write as grpc.MethodDefinition<WriteRequest__Output, unknown>;
-  return { ...service, Write: { ...write, requestDeserialize: fastWriteRequestDeserializer(write.requestDeserialize) } };
+export type WriteRequestDecoder = (bytes: Buffer) => DecodedWriteRequest;
+
+/** The decoder for WriteRequests of this plan (from the descriptors of the .proto, see request-decoding.ts). */
+export function writeRequestDecoder(plan: MessagePlan): WriteRequestDecoder {
+  const writePlan = nestedPlan(plan, WRITES >>> 3);
+  const plans: Plans = { request: plan, write: writePlan, mutation: nestedPlan(writePlan, MUTATIONS >>> 3), ack: nestedPlan(plan, ACK >>> 3) };
+  return (bytes) => decode(bytes, plans);
 }
 
-const PREPARED = Symbol('prepared writes');
+const WRITES = FieldTag.WriteRequest.writes;
+const ACK = FieldTag.WriteRequest.ack;
+const MUTATIONS = FieldTag.Write.mutations;
+const KIND = FieldTag.Mutation.kind;
+const KEY = FieldTag.Mutation.key;
+const VALUE = FieldTag.Mutation.value;
 
-/** The packed writes of a request the fast path decoded (and validated), if it did. */
-export function preparedOf(req: WriteRequest__Output): PreparedWrites | undefined {
-  return (req as { [PREPARED]?: PreparedWrites })[PREPARED];
+interface Plans {
+  request: MessagePlan;
+  write: MessagePlan;
+  mutation: MessagePlan;
+  ack: MessagePlan;
 }
 
-const EMPTY = Buffer.alloc(0);
-const LEN_FIELD_1 = 0x0a; // field 1, wire type 2 (length-delimited)
-const VARINT_FIELD_1 = 0x08;
-const LEN_FIELD_2 = 0x12;
-const LEN_FIELD_3 = 0x1a;
+/** The first broken limit; its message needs the request's final write count. */
+type Refusal = (writesInRequest: number) => ReplicatorError;
 
-/** One mutation's fields while parsing (reused: no allocation per mutation). */
-interface Fields {
-  kind: number;
-  keyStart: number;
-  keyEnd: number;
-  valueStart: number;
-  valueEnd: number;
-}
+/** One mutation's fields while it is read (reused: decoding is synchronous, one request at a time). */
+const m = { kind: 0, keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0 };
+/** The end of each write's body while a request is read (reused likewise; copied out once done). */
+const ends = new Uint32Array(MAX_WRITES_PER_REQUEST);
 
-/** The request's writes, validated and packed, or undefined when the fast path does not handle it. */
-export function decodePrepared(buf: Buffer): PreparedWrites | undefined {
-  const f: Fields = { kind: 0, keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0 };
-  // Pass 1: structure and limits, and the size of the bodies.
+function decode(buf: Buffer, plans: Plans): DecodedWriteRequest {
+  const len = buf.length;
   const r: Cursor = { pos: 0 };
+  const out = new GrowingBody();
+  let body = out.buf;
+  let o = 0;
   let writes = 0;
   let mutations = 0;
   let bytes = 0;
-  let size = 0;
-  while (r.pos < buf.length) {
-    if (buf[r.pos++] !== LEN_FIELD_1 || ++writes > MAX_WRITES_PER_REQUEST) return undefined;
-    const end = readLengthEnd(buf, r);
-    if (end < 0) return undefined;
-    let inWrite = 0;
-    size += 4;
-    while (r.pos < end) {
-      if (buf[r.pos++] !== LEN_FIELD_1) return undefined;
-      const mEnd = readLengthEnd(buf, r, end);
-      if (mEnd < 0 || !parseMutation(buf, r, mEnd, f)) return undefined;
-      if (++inWrite > MAX_MUTATIONS_PER_WRITE || ++mutations > MAX_MUTATIONS_PER_REQUEST) return undefined;
-      const keyLen = f.keyEnd - f.keyStart;
-      if (keyLen === 0 || keyLen > MAX_KEY_BYTES) return undefined;
-      size += 5 + keyLen;
-      bytes += keyLen;
-      if (f.kind === MutationKind.PUT) {
-        const valueLen = f.valueEnd - f.valueStart;
-        if (valueLen > MAX_VALUE_BYTES) return undefined;
-        size += 4 + valueLen;
-        bytes += valueLen;
+  let ack: DecodedMessage | null = null;
+  let refusal: Refusal | undefined;
+  try {
+    while (r.pos < len) {
+      const at = r.pos;
+      const tag = readTag(buf, r, len);
+      if (tag === ACK) {
+        const end = readFieldEnd(buf, r, len);
+        ack = decodeInto(plans.ack, buf, r.pos, end, 1, ack ?? plans.ack.defaults());
+        r.pos = end;
+        continue;
+      }
+      if (tag !== WRITES) {
+        const known = plans.request.fields.get(tag >>> 3);
+        if (known) throw wrongWireType(known, tag & 7, at);
+        skipField(buf, r, len, tag & 7);
+        continue;
+      }
+      if (++writes > MAX_WRITES_PER_REQUEST) throw WriteLimit.tooManyWrites();
+      const w = writes - 1;
+      const end = readFieldEnd(buf, r, len);
+      // Invariant while packing: body[0, o) holds the bodies of writes 0 .. w-1, then this one's.
+      let packing = refusal === undefined && bytes <= MAX_REQUEST_BYTES;
+      const countAt = o;
+      if (packing) {
+        if (o + 4 > body.length) body = out.grow(o, 4, estimate(o + 4, r.pos, len));
+        o += 4;
+      }
+      let inWrite = 0;
+      let failed: ((where: string) => ReplicatorError) | undefined;
+      let failedAt = 0;
+      while (r.pos < end) {
+        const mAt = r.pos;
+        const mTag = readTag(buf, r, end);
+        if (mTag !== MUTATIONS) {
+          const known = plans.write.fields.get(mTag >>> 3);
+          if (known) throw wrongWireType(known, mTag & 7, mAt);
+          skipField(buf, r, end, mTag & 7);
+          continue;
+        }
+        if (++mutations > MAX_MUTATIONS_PER_REQUEST) throw WriteLimit.tooManyMutations();
+        const mEnd = readFieldEnd(buf, r, end);
+        readMutation(buf, r, mEnd, plans.mutation);
+        const j = inWrite++;
+        const keyLen = m.keyEnd - m.keyStart;
+        const put = m.kind === MutationKind.PUT;
+        const valueLen = put ? m.valueEnd - m.valueStart : 0; // a delete's value is ignored
+        bytes += keyLen + valueLen;
+        if (refusal !== undefined || failed !== undefined) continue;
+        if (keyLen === 0 || keyLen > MAX_KEY_BYTES) {
+          failed = (where) => keyError(keyLen, where)!;
+        } else if (!put && m.kind !== MutationKind.DELETE) {
+          const kind = m.kind;
+          failed = (where) => WriteLimit.unknownKind(kind, where);
+        } else if (valueLen > MAX_VALUE_BYTES) {
+          failed = (where) => valueError(valueLen, where)!;
+        }
+        if (failed !== undefined) {
+          failedAt = j;
+          continue;
+        }
+        packing &&= bytes <= MAX_REQUEST_BYTES;
+        if (!packing) continue;
+        const size = 5 + keyLen + (put ? 4 + valueLen : 0);
+        if (o + size > body.length) body = out.grow(o, size, estimate(o + size, r.pos, len));
+        body[o] = m.kind;
+        body.writeUInt32BE(keyLen, o + 1);
+        o += 5 + buf.copy(body, o + 5, m.keyStart, m.keyEnd);
+        if (put) {
+          body.writeUInt32BE(valueLen, o);
+          o += 4 + buf.copy(body, o + 4, m.valueStart, m.valueEnd);
+        }
+      }
+      if (refusal === undefined) {
+        const n = inWrite;
+        if (n === 0) refusal = () => WriteLimit.noMutations(w);
+        else if (n > MAX_MUTATIONS_PER_WRITE) refusal = () => WriteLimit.tooManyInWrite(w, n);
+        else if (failed !== undefined) {
+          const fail = failed;
+          const j = failedAt;
+          refusal = (total) => fail(mutationPlace(w, j, total, n));
+        }
+      }
+      if (packing && refusal === undefined) {
+        body.writeUInt32BE(inWrite, countAt);
+        ends[w] = o;
       }
     }
-    if (inWrite === 0) return undefined;
+  } catch (err) {
+    out.abandon();
+    throw err;
   }
-  if (writes === 0 || bytes > MAX_REQUEST_BYTES) return undefined;
-  // Pass 2: the bodies (the structure is known to be good).
-  const { body, slab } = takeBody(size);
-  const ends = new Uint32Array(writes);
-  r.pos = 0;
-  let o = 0;
-  for (let w = 0; w < writes; w++) {
-    r.pos++;
-    const end = readLengthEnd(buf, r);
-    const countAt = o;
-    let count = 0;
-    o += 4;
-    while (r.pos < end) {
-      r.pos++;
-      parseMutation(buf, r, readLengthEnd(buf, r, end), f);
-      count++;
-      body[o] = f.kind;
-      body.writeUInt32BE(f.keyEnd - f.keyStart, o + 1);
-      o += 5 + buf.copy(body, o + 5, f.keyStart, f.keyEnd);
-      if (f.kind === MutationKind.PUT) {
-        body.writeUInt32BE(f.valueEnd - f.valueStart, o);
-        o += 4 + buf.copy(body, o + 4, f.valueStart, f.valueEnd);
-      }
-    }
-    body.writeUInt32BE(count, countAt);
-    ends[w] = o;
+  const broken = writes === 0 ? WriteLimit.noWrites() : refusal ? refusal(writes) : bytes > MAX_REQUEST_BYTES ? WriteLimit.tooManyBytes(bytes) : undefined;
+  const policy = ack as AckPolicy__Output | null;
+  if (broken) {
+    out.abandon();
+    return new DecodedWriteRequest(policy, broken);
   }
-  return new PreparedWrites(body, ends, bytes, slab);
+  const { body: packed, slab } = out.finish(o);
+  return new DecodedWriteRequest(policy, new PreparedWrites(packed, ends.slice(0, writes), bytes, slab));
 }
 
-/** Reads one Mutation's fields (the last of a repeated field wins, as in protobuf); false if not handled. */
-function parseMutation(buf: Buffer, r: Cursor, end: number, f: Fields): boolean {
-  f.kind = MutationKind.PUT;
-  f.keyStart = f.keyEnd = f.valueStart = f.valueEnd = 0;
+/**
+ * The whole body's likely size, from what the request's first `consumed` bytes made: when
+ * a body outgrows its slab it moves once, to a buffer of about its final size (never more
+ * than twice: a mutation's body is at most 5 bytes more than its at least 5 bytes on the wire).
+ */
+function estimate(made: number, consumed: number, total: number): number {
+  return Math.ceil((made / Math.max(consumed, 1)) * total) + 256;
+}
+
+/** Reads one Mutation into m; the last of a repeated field wins, as in protobuf. */
+function readMutation(buf: Buffer, r: Cursor, end: number, plan: MessagePlan): void {
+  m.kind = MutationKind.PUT;
+  m.keyStart = m.keyEnd = m.valueStart = m.valueEnd = 0;
   while (r.pos < end) {
-    const tag = buf[r.pos++];
-    if (tag === VARINT_FIELD_1) {
-      const k = readVarint28(buf, r, end);
-      if (k !== MutationKind.PUT && k !== MutationKind.DELETE) return false; // unknown kinds: the generic path names them
-      f.kind = k;
-    } else if (tag === LEN_FIELD_2 || tag === LEN_FIELD_3) {
-      const fEnd = readLengthEnd(buf, r, end);
-      if (fEnd < 0) return false;
-      if (tag === LEN_FIELD_2) {
-        f.keyStart = r.pos;
-        f.keyEnd = fEnd;
+    const at = r.pos;
+    const tag = readTag(buf, r, end);
+    if (tag === KEY || tag === VALUE) {
+      const fieldEnd = readFieldEnd(buf, r, end);
+      if (tag === KEY) {
+        m.keyStart = r.pos;
+        m.keyEnd = fieldEnd;
       } else {
-        f.valueStart = r.pos;
-        f.valueEnd = fEnd;
+        m.valueStart = r.pos;
+        m.valueEnd = fieldEnd;
       }
-      r.pos = fEnd;
+      r.pos = fieldEnd;
+    } else if (tag === KIND) {
+      m.kind = readVarint32(buf, r, end) | 0; // an enum is an int32
     } else {
-      return false;
+      const known = plan.fields.get(tag >>> 3);
+      if (known) throw wrongWireType(known, tag & 7, at);
+      skipField(buf, r, end, tag & 7);
     }
   }
-  return r.pos === end;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** The writes of a prepared request as proto-loader objects (views into its body, so not after release()). */
 function writesOf(p: PreparedWrites): Write__Output[] {

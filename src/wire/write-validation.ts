@@ -1,5 +1,4 @@
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
-import { MutationKind, type Mutation } from './entry-codec.js';
 import {
   MAX_KEY_BYTES,
   MAX_MUTATIONS_PER_REQUEST,
@@ -8,64 +7,51 @@ import {
   MAX_VALUE_BYTES,
   MAX_WRITES_PER_REQUEST,
 } from '../common/limits.js';
-import type { Write__Output } from './generated/levelreplicator/v1/Write.js';
+
+/**
+ * The documented write limits (common/limits.ts) as errors: the one place their codes and
+ * messages are spelled. The master's Write decoder (write-request-decoder.ts) checks every
+ * request against them as it reads it; the CLIs check keys and values (checkKey,
+ * checkValue) before they send anything; Get checks its key.
+ */
+
+/** The error for a key of this many bytes, if it breaks a limit. */
+export function keyError(length: number, where = ''): ReplicatorError | undefined {
+  if (length === 0) return new ReplicatorError(ErrorCode.EMPTY_KEY, `key must not be empty${where}`);
+  if (length > MAX_KEY_BYTES) return new ReplicatorError(ErrorCode.KEY_TOO_LARGE, `key is ${length} bytes${where}; the limit is ${MAX_KEY_BYTES}`);
+  return undefined;
+}
+
+/** The error for a value of this many bytes, if it breaks a limit. */
+export function valueError(length: number, where = ''): ReplicatorError | undefined {
+  if (length > MAX_VALUE_BYTES) return new ReplicatorError(ErrorCode.VALUE_TOO_LARGE, `value is ${length} bytes${where}; the limit is ${MAX_VALUE_BYTES}`);
+  return undefined;
+}
 
 export function checkKey(key: Buffer, where = ''): void {
-  if (key.length === 0) throw new ReplicatorError(ErrorCode.EMPTY_KEY, `key must not be empty${where}`);
-  if (key.length > MAX_KEY_BYTES) {
-    throw new ReplicatorError(ErrorCode.KEY_TOO_LARGE, `key is ${key.length} bytes${where}; the limit is ${MAX_KEY_BYTES}`);
-  }
+  const error = keyError(key.length, where);
+  if (error) throw error;
 }
 
 export function checkValue(value: Buffer, where = ''): void {
-  if (value.length > MAX_VALUE_BYTES) {
-    throw new ReplicatorError(ErrorCode.VALUE_TOO_LARGE, `value is ${value.length} bytes${where}; the limit is ${MAX_VALUE_BYTES}`);
-  }
+  const error = valueError(value.length, where);
+  if (error) throw error;
 }
 
-/**
- * Checks a whole Write request against the documented limits and turns it into
- * mutation lists, one per seq. Throws before anything is written, so a bad request
- * never changes stored data.
- */
-export function validateWrites(writes: readonly Write__Output[]): { writes: Mutation[][]; bytes: number } {
-  if (writes.length === 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'a write request needs at least one write');
-  if (writes.length > MAX_WRITES_PER_REQUEST) {
-    throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `${writes.length} writes in one request; the limit is ${MAX_WRITES_PER_REQUEST}`);
-  }
-  let bytes = 0;
-  let mutations = 0;
-  const out: Mutation[][] = new Array(writes.length);
-  for (let i = 0; i < writes.length; i++) {
-    const ms = writes[i].mutations;
-    if (ms.length === 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `write ${i} has no mutations`);
-    if (ms.length > MAX_MUTATIONS_PER_WRITE) {
-      throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `write ${i} has ${ms.length} mutations; the limit is ${MAX_MUTATIONS_PER_WRITE}`);
-    }
-    mutations += ms.length;
-    if (mutations > MAX_MUTATIONS_PER_REQUEST) {
-      throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `more than ${MAX_MUTATIONS_PER_REQUEST} mutations in one request`);
-    }
-    const muts: Mutation[] = new Array(ms.length);
-    for (let j = 0; j < ms.length; j++) {
-      const m = ms[j];
-      const where = writes.length > 1 || ms.length > 1 ? ` (write ${i}, mutation ${j})` : '';
-      checkKey(m.key, where);
-      bytes += m.key.length;
-      if (m.kind === 'DELETE') {
-        muts[j] = { kind: MutationKind.DELETE, key: m.key };
-      } else if (m.kind === 'PUT') {
-        checkValue(m.value, where);
-        bytes += m.value.length;
-        muts[j] = { kind: MutationKind.PUT, key: m.key, value: m.value };
-      } else {
-        throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `unknown mutation kind ${String(m.kind)}${where}`);
-      }
-    }
-    out[i] = muts;
-  }
-  if (bytes > MAX_REQUEST_BYTES) {
-    throw new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `request carries ${bytes} bytes of keys and values; the limit is ${MAX_REQUEST_BYTES}`);
-  }
-  return { writes: out, bytes };
+/** Where a mutation is, in an error about it: nothing when the request holds just the one. */
+export function mutationPlace(write: number, mutation: number, writesInRequest: number, mutationsInWrite: number): string {
+  return writesInRequest > 1 || mutationsInWrite > 1 ? ` (write ${write}, mutation ${mutation})` : '';
 }
+
+/** The request-level limits. The two counts are refused while the request is read, before anything past them. */
+export const WriteLimit = {
+  noWrites: () => new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'a write request needs at least one write'),
+  tooManyWrites: () => new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `more than ${MAX_WRITES_PER_REQUEST} writes in one request`),
+  tooManyMutations: () => new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `more than ${MAX_MUTATIONS_PER_REQUEST} mutations in one request`),
+  noMutations: (write: number) => new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `write ${write} has no mutations`),
+  tooManyInWrite: (write: number, mutations: number) =>
+    new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `write ${write} has ${mutations} mutations; the limit is ${MAX_MUTATIONS_PER_WRITE}`),
+  unknownKind: (kind: number, where: string) => new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `unknown mutation kind ${kind}${where}`),
+  tooManyBytes: (bytes: number) =>
+    new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `request carries ${bytes} bytes of keys and values; the limit is ${MAX_REQUEST_BYTES}`),
+};

@@ -55,20 +55,38 @@ export function healthCheck(address: string, service = ''): Promise<string> {
  * v1alpha, sending `authorization: Bearer <token>` when a token is given. Resolves to the
  * service names; rejects with the call's error.
  */
-export function reflectionServices(address: string, token?: string, version: 'v1' | 'v1alpha' = 'v1'): Promise<string[]> {
+export async function reflectionServices(address: string, token?: string, version: 'v1' | 'v1alpha' = 'v1'): Promise<string[]> {
+  const res = await reflectionCall(address, { list_services: '' }, token, version);
+  return (res.list_services_response?.service ?? []).map((s) => s.name);
+}
+
+/** Server reflection's file_containing_symbol (what `grpcurl describe` does): the encoded FileDescriptorProtos it answers with. */
+export async function reflectionFilesContaining(address: string, symbol: string, token?: string, version: 'v1' | 'v1alpha' = 'v1'): Promise<Buffer[]> {
+  const res = await reflectionCall(address, { file_containing_symbol: symbol }, token, version);
+  if (res.error_response) throw new Error(`reflection: ${res.error_response.error_message}`);
+  return res.file_descriptor_response?.file_descriptor_proto ?? [];
+}
+
+interface ReflectionResponse {
+  list_services_response?: { service: { name: string }[] };
+  file_descriptor_response?: { file_descriptor_proto: Buffer[] };
+  error_response?: { error_message: string };
+}
+
+/** One request on a grpc.reflection ServerReflectionInfo stream; resolves to its one response, rejects with the call's error. */
+function reflectionCall(address: string, request: object, token: string | undefined, version: 'v1' | 'v1alpha'): Promise<ReflectionResponse> {
   const require = createRequire(import.meta.url);
   const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection')), `../proto/grpc/reflection/${version}/reflection.proto`);
   const def = protoLoader.loadSync(protoFile, { keepCase: true, defaults: true, oneofs: true });
   const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: Record<string, { ServerReflection: grpc.ServiceClientConstructor }> } };
   const client = new pkg.grpc.reflection[version].ServerReflection(address, grpc.credentials.createInsecure());
-  type Response = { list_services_response?: { service: { name: string }[] } };
   const metadata = new grpc.Metadata();
   if (token) metadata.set('authorization', `Bearer ${token}`);
   return new Promise((resolve, reject) => {
-    const call = (client as unknown as { ServerReflectionInfo(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, Response> })
+    const call = (client as unknown as { ServerReflectionInfo(md: grpc.Metadata, o: grpc.CallOptions): grpc.ClientDuplexStream<object, ReflectionResponse> })
       .ServerReflectionInfo(metadata, { deadline: new Date(Date.now() + 5_000) });
-    call.on('data', (res: Response) => {
-      resolve((res.list_services_response?.service ?? []).map((s) => s.name));
+    call.on('data', (res: ReflectionResponse) => {
+      resolve(res);
       call.end();
       client.close();
     });
@@ -76,7 +94,7 @@ export function reflectionServices(address: string, token?: string, version: 'v1
       client.close();
       reject(err);
     });
-    call.write({ list_services: '' });
+    call.write(request);
   });
 }
 
