@@ -1,22 +1,7 @@
-import {
-  chainsFrom,
-  ENTRY_BODY_OFFSET,
-  entryBodyEnd,
-  entryChecksum,
-  entryCommitTimeMs,
-  entrySeq,
-  forEachMutation,
-  MutationKind,
-} from '../wire/entry-codec.js';
-import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { ChainPosition, StagedEntries, StagedPairs } from './interfaces.js';
-import { dataKey, dataKeyOf, metaKey, MetaName } from './layout.js';
-import { u32, u64, type Store } from './level-store.js';
-
-export const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
-export const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
-export const APPLIED_COMMIT_TIME_KEY = metaKey(MetaName.APPLIED_COMMIT_TIME);
-export const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
+import { stageVerified } from './entry-chain.js';
+import { dataKey } from './layout.js';
+import type { Store } from './level-store.js';
 
 /** A LevelDB chained batch: filled synchronously, written (or closed) once. */
 export type ChainedBatch = ReturnType<Store['batch']>;
@@ -46,56 +31,24 @@ export class LevelStagedPairs implements StagedPairs {
   ) {}
 }
 
-/** The apply loop's entry before the first. */
-const EMPTY: Buffer = Buffer.alloc(0);
-
 /**
- * Verifies entries of history historyId as following `from` and stages their data changes
- * and the new position (seq, checksum, commit time, history) in one chained batch, as
- * views of the entries: no op objects (on the catch-up path, garbage collection was a
- * fifth of the follower's main thread). Writes nothing. Refuses (the batch dropped)
- * unless the first entry is exactly from.seq + 1, every entry follows the one before, and
- * every checksum chains from the previous one.
+ * Verifies entries of history historyId as following `from` (entry-chain.ts) and stages
+ * their data changes and the new position (seq, checksum, commit time, history) in one
+ * chained batch, as views of the entries: no op objects (on the catch-up path, garbage
+ * collection was a fifth of the follower's main thread). Writes nothing. A refusal drops
+ * the batch.
  */
 export async function stageEntries(db: Store, gen: number, entries: readonly Buffer[], historyId: Buffer, from: ChainPosition): Promise<LevelStagedEntries> {
-  if (from.seq > 0n && !historyId.equals(from.historyId)) {
-    throw new ReplicatorError(ErrorCode.HISTORY_MISMATCH, `entries of history ${historyId.toString('hex')} offered to a store of history ${from.historyId.toString('hex')}`);
-  }
-  let seq = from.seq;
-  let checksum = from.checksum;
-  let commitTimeMs = from.commitTimeMs;
   const batch = db.batch();
-  let buf: Buffer = EMPTY;
-  const put = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
-    const key = dataKeyOf(gen, buf, keyStart, keyEnd);
-    if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
-    else batch.del(key);
-  };
+  let to: ChainPosition;
   try {
-    for (buf of entries) {
-      const bodyEnd = entryBodyEnd(buf);
-      const entrySeqValue = entrySeq(buf);
-      if (entrySeqValue !== seq + 1n) {
-        throw new ReplicatorError(ErrorCode.SEQ_GAP, `expected seq ${seq + 1n}, received seq ${entrySeqValue}; refusing to apply it`);
-      }
-      if (!chainsFrom(buf, checksum)) {
-        throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `entry ${entrySeqValue} does not chain from the checksum of seq ${seq}`);
-      }
-      forEachMutation(buf, ENTRY_BODY_OFFSET, bodyEnd, put);
-      seq = entrySeqValue;
-      checksum = entryChecksum(buf);
-      commitTimeMs = entryCommitTimeMs(buf);
-    }
-    batch.put(APPLIED_SEQ_KEY, u64(seq));
-    batch.put(APPLIED_CHECKSUM_KEY, u32(checksum));
-    batch.put(APPLIED_COMMIT_TIME_KEY, u64(BigInt(commitTimeMs)));
-    if (!historyId.equals(from.historyId)) batch.put(HISTORY_ID_KEY, historyId);
+    to = stageVerified(batch, gen, entries, historyId, from);
   } catch (err) {
     // Refused before anything was written: the batch is dropped.
     await batch.close();
     throw err;
   }
-  return new LevelStagedEntries(batch, gen, from, { seq, checksum, commitTimeMs, historyId }, entries.length);
+  return new LevelStagedEntries(batch, gen, from, to, entries.length);
 }
 
 /**

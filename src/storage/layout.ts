@@ -97,3 +97,22 @@ export function slotKey(followerId: number): Buffer {
 export function slotRange(): { gte: Buffer; lt: Buffer } {
   return { gte: metaKey(MetaName.SLOT_PREFIX), lt: metaKey('slot;') };
 }
+
+/** The replica's position records (see MetaName), written in the same batch as the data they describe. */
+export const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
+export const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
+export const APPLIED_COMMIT_TIME_KEY = metaKey(MetaName.APPLIED_COMMIT_TIME);
+export const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
+
+/** Big-endian u64 and u32 as stored in meta records. */
+export function u64(value: bigint): Buffer {
+  const b = Buffer.allocUnsafe(8);
+  b.writeBigUInt64BE(value);
+  return b;
+}
+
+export function u32(value: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(value >>> 0);
+  return b;
+}

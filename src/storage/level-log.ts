@@ -4,11 +4,13 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { ReplicationLog, SlotRecord } from './interfaces.js';
 import { LOG_PREFIX_END, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
-import { u32, writeBatch, type BatchOp, type Store, type StoreSnapshot } from './level-store.js';
+import { writeBatch, type BatchOp, type Store, type StoreSnapshot } from './level-store.js';
+import { u32 } from './layout.js';
 import { chunkOf, splitChunk, type EncodedChunks } from './log-chunk.js';
 import { encodeLogBase, readLogBase, truncateLogFrom, verifyLog } from './log-verify.js';
 import { slotPut } from './slot-records.js';
 import { TailCache } from './tail-cache.js';
+import { AppendSignal, logTrimmed } from './append-signal.js';
 
 export const HISTORY_ID_BYTES = 16;
 
@@ -25,7 +27,7 @@ export class LevelLog implements ReplicationLog {
   private readonly tail = new TailCache();
   /** The chunk read from the store last (readers of the log mostly read on from where they were). */
   private recentChunk: StoredChunk | undefined;
-  private signal = deferred();
+  private readonly signal = new AppendSignal();
 
   private constructor(
     private readonly db: Store,
@@ -94,21 +96,12 @@ export class LevelLog implements ReplicationLog {
 
   /** Resolves on the next append or wake(), or after timeoutMs. */
   waitForAppend(timeoutMs: number): Promise<void> {
-    const signal = this.signal.promise;
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      void signal.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.signal.wait(timeoutMs);
   }
 
   /** Wakes every waiting stream (on append, and on shutdown so streams can end). */
   wake(): void {
-    const old = this.signal;
-    this.signal = deferred();
-    old.resolve();
+    this.signal.wake();
   }
 
   /**
@@ -269,14 +262,4 @@ interface StoredChunk {
   first: bigint;
   last: bigint;
   entries: Buffer[];
-}
-
-function logTrimmed(fromSeq: bigint, firstSeq: bigint): ReplicatorError {
-  return new ReplicatorError(ErrorCode.LOG_TRIMMED, `seq ${fromSeq} is no longer in the master's log, which starts at seq ${firstSeq}`);
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }

@@ -3,10 +3,6 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { latencyTrace } from '../common/latency-trace.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
 import {
-  APPLIED_CHECKSUM_KEY,
-  APPLIED_COMMIT_TIME_KEY,
-  APPLIED_SEQ_KEY,
-  HISTORY_ID_KEY,
   LevelStagedEntries,
   LevelStagedPairs,
   stageEntries,
@@ -15,9 +11,9 @@ import {
 } from './apply-batch.js';
 import type { ApplyHooks } from './apply-hooks.js';
 import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, StagedPairs } from './interfaces.js';
-import { dataRange, metaKey, MetaName } from './layout.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataRange, HISTORY_ID_KEY, metaKey, MetaName, u32, u64 } from './layout.js';
 import { LevelStoreView } from './level-store-view.js';
-import { openStore, reopenSpaceShortfall, u32, u64, writeBatch, writeOptions, type BatchOp, type Store } from './level-store.js';
+import { openStore, reopenSpaceShortfall, writeBatch, writeOptions, type BatchOp, type Store } from './level-store.js';
 import type { StoreFaults } from './store-faults.js';
 
 const DATA_START = dataRange(0).gte;

@@ -115,15 +115,3 @@ export async function reopenSpaceShortfall(db: Store): Promise<{ free: number; n
     return undefined; // no statfs here, or a file went away meanwhile: just try
   }
 }
-
-export function u64(value: bigint): Buffer {
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(value);
-  return b;
-}
-
-export function u32(value: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32BE(value >>> 0);
-  return b;
-}

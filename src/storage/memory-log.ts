@@ -6,6 +6,7 @@ import type { LogBase, ReplicationLog, SlotRecord } from './interfaces.js';
 import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
 import type { BatchOp, DiskHandle } from './memory-disk.js';
 import { slotOps } from './memory-slots.js';
+import { AppendSignal, logTrimmed } from './append-signal.js';
 
 const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
 const EPOCH_KEY = metaKey(MetaName.EPOCH);
@@ -24,7 +25,7 @@ const GENESIS_BASE: LogBase = { seq: 0n, checksum: GENESIS_CHECKSUM, commitTimeM
  * base for firstSeq). The positions move only once the write that makes them true landed.
  */
 export class MemoryLog implements ReplicationLog {
-  private signal = deferred();
+  private readonly signal = new AppendSignal();
   /** The first seq this process appended (readCached serves only those, as the LevelDB tail cache does). */
   private appendedFrom: bigint;
 
@@ -156,20 +157,11 @@ export class MemoryLog implements ReplicationLog {
   }
 
   waitForAppend(timeoutMs: number): Promise<void> {
-    const signal = this.signal.promise;
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      void signal.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    return this.signal.wait(timeoutMs);
   }
 
   wake(): void {
-    const old = this.signal;
-    this.signal = deferred();
-    old.resolve();
+    this.signal.wake();
   }
 
   /** Consecutive stored entries from fromSeq (>= firstSeq) within the limits, as the disk's buffers. */
@@ -234,14 +226,4 @@ function encodeLogBase(base: LogBase): Buffer {
 
 function decodeLogBase(b: Buffer): LogBase {
   return { seq: b.readBigUInt64BE(0), checksum: b.readUInt32BE(8), commitTimeMs: Number(b.readBigUInt64BE(12)) };
-}
-
-function logTrimmed(fromSeq: bigint, firstSeq: bigint): ReplicatorError {
-  return new ReplicatorError(ErrorCode.LOG_TRIMMED, `seq ${fromSeq} is no longer in the master's log, which starts at seq ${firstSeq}`);
-}
-
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }

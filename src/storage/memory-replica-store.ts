@@ -4,7 +4,8 @@ import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, StagedPairs, StoreView } from './interfaces.js';
 import { dataKey, dataRange, metaKey, MetaName } from './layout.js';
 import type { BatchOp, DiskHandle, DiskWriteKind, MemoryDisk } from './memory-disk.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, stageEntryOps, u32, u64 } from './memory-stage.js';
+import { stageEntryOps } from './memory-stage.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, u32, u64 } from './layout.js';
 import { MemoryStoreView } from './memory-store-view.js';
 
 const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { chainsFrom, decodeEntry, entryChecksum, GENESIS_CHECKSUM } from '../../src/wire/entry-codec.js';
 import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, userKeyOf } from '../../src/storage/layout.js';
 import { openStore } from '../../src/storage/level-store.js';
-import { APPLIED_SEQ_KEY } from '../../src/storage/apply-batch.js';
+import { APPLIED_SEQ_KEY } from '../../src/storage/layout.js';
 import { splitChunk } from '../../src/storage/log-chunk.js';
 import { writeRaw } from '../../src/tools/bench/raw-level.js';
 import type { WriteRequest__Output } from '../../src/wire/generated/levelreplicator/v1/WriteRequest.js';

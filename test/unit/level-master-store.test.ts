@@ -6,7 +6,8 @@ import { chainsFrom, entryChecksum, entryCommitTimeMs, entrySeq, GENESIS_CHECKSU
 import { prepareWrites } from '../../src/wire/prepared-writes.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
 import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../../src/storage/layout.js';
-import { openStore, u64 } from '../../src/storage/level-store.js';
+import { openStore } from '../../src/storage/level-store.js';
+import { u64 } from '../../src/storage/layout.js';
 import { openMasterStore, type LevelMasterStore } from '../../src/storage/level-master-store.js';
 import { verifyLog } from '../../src/storage/log-verify.js';
 import { openStoreForReading } from '../../src/storage/read-only-store.js';

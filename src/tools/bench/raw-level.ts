@@ -4,8 +4,8 @@ import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind, type Mutati
 import { encodeChunks } from '../../storage/log-chunk.js';
 import { prepareWrites } from '../../wire/prepared-writes.js';
 import { dataKey, logKey } from '../../storage/layout.js';
-import { openStore, u64, writeBatch, type BatchOp, type Store } from '../../storage/level-store.js';
-import { APPLIED_SEQ_KEY } from '../../storage/apply-batch.js';
+import { openStore, writeBatch, type BatchOp, type Store } from '../../storage/level-store.js';
+import { APPLIED_SEQ_KEY, u64 } from '../../storage/layout.js';
 import { quantileSorted } from './stats.js';
 import type { Workload } from './workload.js';
 
