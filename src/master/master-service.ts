@@ -4,6 +4,7 @@ import { waitBudgetMs } from '../wire/deadline.js';
 import { ErrorCode, isReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import type { Logger } from '../common/logger.js';
+import { VERSION } from '../common/version.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import { validateWrites } from '../wire/write-validation.js';
 import type { Write__Output } from '../wire/generated/levelreplicator/v1/Write.js';
@@ -157,6 +158,7 @@ export function masterHandlers(ctx: MasterServiceContext): MasterHandlers {
         acceptingWrites: gate.options.minFollowers === 0 || g.accepting,
         defaultAckFollowers: ctx.ackDefaults.followers,
         defaultAckTimeoutMs: ctx.ackDefaults.timeoutMs,
+        version: VERSION,
       };
     }),
   };
