@@ -38,9 +38,7 @@ export function readConfigFile(file: string): ConfigValues {
  * A value from the file as the option's own parse expects it: the text of a flag for
  * strings and numbers (so a bad one is echoed as given), true or false for a switch.
  */
-export function configValue(file: string, name: string, type: 'string' | 'number' | 'boolean', raw: unknown, array = false): unknown {
-  // A list option (store-digest --address) takes a YAML list, or one value.
-  if (array && Array.isArray(raw)) return raw.map((v) => configValue(file, name, type, v));
+export function configValue(file: string, name: string, type: 'string' | 'number' | 'boolean', raw: unknown): string | number | boolean {
   if (type === 'boolean') {
     if (typeof raw === 'boolean') return raw;
     throw refuse(file, `${name} must be true or false, got ${JSON.stringify(raw)}`);

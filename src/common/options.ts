@@ -92,7 +92,7 @@ function resolveOptions(argv: Record<string | symbol, unknown>, specs: Map<strin
         [value, source] = [env, 'env'];
         checkChoice(name, spec, value, spec.env);
       } else if (name in config) {
-        [value, source] = [configValue(configFile as string, name, spec.type, config[name], Boolean(spec.array)), 'config'];
+        [value, source] = [configValue(configFile as string, name, spec.type, config[name]), 'config'];
         checkChoice(name, spec, value, String(configFile));
       } else if (spec.default !== undefined) {
         [value, source] = [spec.default, 'default'];

@@ -12,7 +12,7 @@ await runCli(NAME, async () => {
   const argv = await checkArgs(withSecurityOptions(addOptions(
     cli(NAME, [
       '$0 <node...> [options]',
-      '$0 --address <host:port> [--address <host:port> ...] [<node...>] [options]',
+      '$0 --address <host:port>[,<host:port>...] [<node...>] [options]',
       '',
       'Prints a sha256 digest over every key and value of each node (`master` or a follower id),',
       'with the seq it was taken at. Equal digests at equal seqs prove equal stores.',
@@ -22,7 +22,7 @@ await runCli(NAME, async () => {
       .command('$0 [node...]', false, (y) => y.positional('node', { type: 'string', array: true, describe: '`master` or a follower id' })),
     {
       ...DATA_ROOT_OPTION,
-      address: { type: 'string', array: true, env: 'LR_NODE_ADDRESS', describe: 'Also digest the node serving reads at this host:port (a master\'s or a follower\'s --listen); repeatable, or comma-separated', parse: parseAddresses },
+      address: { type: 'string', env: 'LR_NODE_ADDRESS', describe: 'Also digest the nodes serving reads at these host:port addresses, comma-separated (a master\'s or a follower\'s --listen)', parse: parseAddresses },
       'timeout-ms': { type: 'number', default: 120_000, env: 'LR_DIGEST_TIMEOUT_MS', describe: 'Deadline of each digest call (a digest reads the whole store)', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print one JSON object per node' },
     },
@@ -50,8 +50,7 @@ await runCli(NAME, async () => {
   }
 });
 
-/** --address given once or more, or as a comma-separated list (the environment, a config file). */
+/** A comma-separated list of addresses (like every flag, a repeated --address takes its last value). */
 function parseAddresses(raw: unknown): string[] {
-  const list = (Array.isArray(raw) ? raw : [raw]).flatMap((v) => String(v).split(','));
-  return list.map((v) => v.trim()).filter((v) => v !== '').map((v) => parseAddress(v));
+  return String(raw).split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => parseAddress(v));
 }
