@@ -1,15 +1,26 @@
 import http from 'node:http';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { ErrorCode, ReplicatorError } from './errors.js';
 import type { Logger } from './logger.js';
+import { NODE_VERSION, VERSION } from './version.js';
 
 /** Latency buckets (seconds) for calls that range from sub-ms commits to multi-second acknowledgement waits. */
 export const LATENCY_BUCKETS_SECONDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** A registry of one node's metrics, with the standard process_* and nodejs_* metrics in it. */
+/**
+ * A registry of one node's metrics, with the standard process_* and nodejs_* metrics in it,
+ * and lr_build_info: always 1, its labels say which build runs (the Prometheus idiom, so a
+ * query can join any metric with the version that produced it).
+ */
 export function newMetricsRegistry(): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'lr_build_info',
+    help: 'Always 1; the labels name the level-replicator version and the node.js version this process runs',
+    labelNames: ['version', 'node'] as const,
+    registers: [registry],
+  }).set({ version: VERSION, node: NODE_VERSION }, 1);
   return registry;
 }
 

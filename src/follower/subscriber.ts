@@ -84,7 +84,8 @@ export class Subscriber implements ReplicationSource {
     if (state === was) return;
     this.current = state;
     const { log } = this.opts;
-    if (state === S.SNAPSHOT) log.warn(details, 'master is sending a snapshot');
+    // A new follower (nothing applied) is always bootstrapped by a snapshot: routine, not a warning.
+    if (state === S.SNAPSHOT) log[details.appliedSeq === '0' ? 'info' : 'warn'](details, 'master is sending a snapshot');
     else if (state === S.STREAMING && was !== S.CATCHING_UP) log.info(details, 'connected to master; streaming');
     else if (state === S.CATCHING_UP && was !== S.STREAMING) log.info(details, 'connected to master; catching up');
     else if (state === S.DISCONNECTED) log.warn(details, 'disconnected from master; reconnecting with backoff');

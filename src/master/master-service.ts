@@ -4,6 +4,7 @@ import { waitBudgetMs } from '../wire/deadline.js';
 import { ErrorCode, isReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import type { Logger } from '../common/logger.js';
+import { VERSION } from '../common/version.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { MasterServiceHandlers } from '../wire/master-handlers.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
@@ -147,6 +148,7 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
         acceptingWrites: gate.options.minFollowers === 0 || g.accepting,
         defaultAckFollowers: ctx.ackDefaults.followers,
         defaultAckTimeoutMs: ctx.ackDefaults.timeoutMs,
+        version: VERSION,
       };
     }),
   };

@@ -138,7 +138,8 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       try {
         registry.beginSnapshot(record, snapshot.seq);
         ctx.metrics.snapshotsSent.inc();
-        flog.warn({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
+        // A new follower (from seq 1) always starts with a snapshot: routine, not a warning.
+        flog[fromSeq === 1n ? 'info' : 'warn']({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
         // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
         const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk, chunk.payloadBytes), flog);

@@ -29,7 +29,7 @@ export async function* readPairBatches(source: string, batchSize: number): Async
   const lines = readline.createInterface({ input, crlfDelay: Infinity });
   let batch: Pair[] = [];
   let lineNo = 0;
-  for await (const line of lines) {
+  for await (const line of readable(lines, source)) {
     lineNo++;
     if (line === '') continue;
     const tab = line.indexOf('\t');
@@ -45,4 +45,15 @@ export async function* readPairBatches(source: string, batchSize: number): Async
     }
   }
   if (batch.length > 0) yield batch;
+}
+
+/** The lines, with a failed read (a directory as stdin, an I/O error) said as the input's fault, not as an internal error. */
+async function* readable(lines: AsyncIterable<string>, source: string): AsyncGenerator<string> {
+  try {
+    yield* lines;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `cannot read ${source === '-' ? 'standard input' : source}: ${(err as Error).message}`);
+  }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { addOptions, DATA_ROOT_OPTION, LOG_LEVEL_OPTION, MASTER_OPTION } from '../common/options.js';
-import { checkArgs, cli, runCli } from './cli.js';
+import { addOptions, DATA_ROOT_OPTION, LOG_OPTIONS, MASTER_OPTION } from '../common/options.js';
+import { checkArgs, cli, logStartFailure, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import {
   CLIENT_SECURITY_OPTIONS,
@@ -22,7 +22,7 @@ import {
   parsePositiveInt,
 } from '../common/config.js';
 import { catchStopSignals } from '../common/lifecycle.js';
-import { createLogger } from '../common/logger.js';
+import { createLogger, type LogFormat } from '../common/logger.js';
 import { startFollower } from '../follower/follower-node.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
 
@@ -47,31 +47,34 @@ await runCli(NAME, async () => {
       'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)', parse: parsePositiveInt },
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
       'audit-file': { type: 'string', default: '', env: 'LR_FOLLOWER_AUDIT_FILE', describe: 'Audit mode: append a line to this file for every store open, applied seq range and installed snapshot, to prove nothing was applied twice or skipped (empty: off)' },
-      ...LOG_LEVEL_OPTION,
+      ...LOG_OPTIONS,
     },
   ), FOLLOWER_SECURITY_OPTIONS), (a) => {
     a.id = parseFollowerId(a.id);
   }).parse();
   const followerId = argv.id as number;
-  const log = createLogger(NAME, argv['log-level'] as string).child({ followerId });
+  const log = createLogger(NAME, argv['log-level'] as string, argv['log-format'] as LogFormat).child({ followerId });
   const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
-  const security = serverSecurityFromArgv(argv, log);
-  const masterSecurity = clientSecurityFromArgv(argv);
-  const dataDir = (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId);
-  checkDataDir(dataDir);
-  const node = await startFollower({
-    followerId,
-    dataDir,
-    masterAddress: argv.master as string,
-    listen: argv.listen as string,
-    sync: argv.sync as boolean,
-    heartbeatTimeoutMs: argv['heartbeat-timeout-ms'] as number,
-    progressIntervalMs: argv['progress-interval-ms'] as number,
-    metricsListen: argv['metrics-listen'] as string | undefined,
-    auditFile: (argv['audit-file'] as string) || undefined,
-    log,
-    security,
-    masterSecurity,
+  const { node, security } = await logStartFailure(log, async () => {
+    const security = serverSecurityFromArgv(argv, log);
+    const masterSecurity = clientSecurityFromArgv(argv);
+    const dataDir = (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId);
+    checkDataDir(dataDir);
+    const node = await startFollower({
+      followerId,
+      dataDir,
+      masterAddress: argv.master as string,
+      listen: argv.listen as string,
+      sync: argv.sync as boolean,
+      heartbeatTimeoutMs: argv['heartbeat-timeout-ms'] as number,
+      progressIntervalMs: argv['progress-interval-ms'] as number,
+      metricsListen: argv['metrics-listen'] as string | undefined,
+      auditFile: (argv['audit-file'] as string) || undefined,
+      log,
+      security,
+      masterSecurity,
+    });
+    return { node, security };
   });
   warnIfExposed(NAME, node.readAddress, security, log);
   await stop.whenStopped(() => node.close());

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { addOptions, DATA_ROOT_OPTION, LOG_LEVEL_OPTION } from '../common/options.js';
-import { cli, runCli } from './cli.js';
+import { addOptions, DATA_ROOT_OPTION, LOG_OPTIONS } from '../common/options.js';
+import { cli, logStartFailure, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurityFromArgv, warnIfExposed, withSecurityOptions } from '../wire/security.js';
 import {
@@ -16,7 +16,7 @@ import {
 } from '../common/config.js';
 import { ExitCode } from './exit-codes.js';
 import { catchStopSignals } from '../common/lifecycle.js';
-import { createLogger } from '../common/logger.js';
+import { createLogger, type LogFormat } from '../common/logger.js';
 import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';
 import { startMaster } from '../master/master-node.js';
 import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS } from '../master/write-gate.js';
@@ -48,35 +48,38 @@ await runCli(NAME, async () => {
       'min-followers': { type: 'number', default: 0, env: 'LR_MASTER_MIN_FOLLOWERS', describe: 'Refuse writes (NOT_ENOUGH_FOLLOWERS) while fewer than this many followers are connected with lag <= --min-followers-max-lag-ms (0: never refuse)', parse: followerCount },
       'min-followers-max-lag-ms': { type: 'number', default: DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS, env: 'LR_MASTER_MIN_FOLLOWERS_MAX_LAG_MS', describe: 'Lag (and time since the last acknowledgement) above which a follower does not count for --min-followers', parse: parsePositiveInt },
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_MASTER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
-      ...LOG_LEVEL_OPTION,
+      ...LOG_OPTIONS,
     },
   ), SERVER_SECURITY_OPTIONS).parse();
 
-  const log = createLogger(NAME, argv['log-level'] as string);
+  const log = createLogger(NAME, argv['log-level'] as string, argv['log-format'] as LogFormat);
   const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
-  const security = serverSecurityFromArgv(argv, log);
-  const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
-  checkDataDir(dataDir);
-  const node = await startMaster({
-    dataDir,
-    listen: argv.listen as string,
-    sync: argv.sync as boolean,
-    maxGroupEntries: argv['max-group-entries'] as number,
-    heartbeatIntervalMs: argv['heartbeat-interval-ms'] as number,
-    retention: {
-      retainEntries: BigInt(argv['retain-entries'] as number),
-      retainAgeMs: argv['retain-age-ms'] as number,
-      retainBytes: argv['retain-bytes'] as number,
-      slotMaxLagEntries: BigInt(argv['slot-max-lag-entries'] as number),
-      slotMaxLagBytes: argv['slot-max-lag-bytes'] as number,
-      trimIntervalMs: argv['trim-interval-ms'] as number,
-    },
-    repairLog: argv['repair-log'] as boolean,
-    ack: { followers: argv['ack-followers'] as number, timeoutMs: argv['ack-timeout-ms'] as number },
-    gate: { minFollowers: argv['min-followers'] as number, maxLagMs: argv['min-followers-max-lag-ms'] as number },
-    metricsListen: argv['metrics-listen'] as string | undefined,
-    log,
-    security,
+  const { node, security } = await logStartFailure(log, async () => {
+    const security = serverSecurityFromArgv(argv, log);
+    const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
+    checkDataDir(dataDir);
+    const node = await startMaster({
+      dataDir,
+      listen: argv.listen as string,
+      sync: argv.sync as boolean,
+      maxGroupEntries: argv['max-group-entries'] as number,
+      heartbeatIntervalMs: argv['heartbeat-interval-ms'] as number,
+      retention: {
+        retainEntries: BigInt(argv['retain-entries'] as number),
+        retainAgeMs: argv['retain-age-ms'] as number,
+        retainBytes: argv['retain-bytes'] as number,
+        slotMaxLagEntries: BigInt(argv['slot-max-lag-entries'] as number),
+        slotMaxLagBytes: argv['slot-max-lag-bytes'] as number,
+        trimIntervalMs: argv['trim-interval-ms'] as number,
+      },
+      repairLog: argv['repair-log'] as boolean,
+      ack: { followers: argv['ack-followers'] as number, timeoutMs: argv['ack-timeout-ms'] as number },
+      gate: { minFollowers: argv['min-followers'] as number, maxLagMs: argv['min-followers-max-lag-ms'] as number },
+      metricsListen: argv['metrics-listen'] as string | undefined,
+      log,
+      security,
+    });
+    return { node, security };
   });
   warnIfExposed(NAME, node.address, security, log);
   let fatal = false;

@@ -10,11 +10,15 @@ import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { ReadableStore, StoreView } from '../storage/interfaces.js';
 import { openStoreForReading } from '../storage/read-only-store.js';
 
-/** A node named on the command line: `master` or a follower id. */
+/**
+ * A node named on the command line: `master` or a follower id, found through its data
+ * directory; or (address set) a node reached at that address only, wherever it runs.
+ */
 export interface NodeRef {
   role: 'master' | 'follower';
   followerId?: number;
   dataDir: string;
+  address?: string;
 }
 
 export function nodeRef(name: 'master' | number, dataRoot: string, dataDir?: string): NodeRef {
@@ -22,14 +26,21 @@ export function nodeRef(name: 'master' | number, dataRoot: string, dataDir?: str
   return { role: 'follower', followerId: name, dataDir: dataDir ?? followerDataDir(dataRoot, name) };
 }
 
+/** A node at an address (--address): read over its Store service, TLS as the client options say. */
+export function addressRef(address: string): NodeRef {
+  return { role: 'follower', dataDir: '', address };
+}
+
 function label(node: NodeRef): string {
+  if (node.address !== undefined) return `the node at ${node.address}`;
   return node.role === 'master' ? 'the master' : `follower ${node.followerId}`;
 }
 
 /**
  * Runs a read against a node: through its running process when it is up (found via the
  * endpoint file in its data directory), otherwise directly on its store. A store that is
- * locked while nothing answers means the node is running but unreachable.
+ * locked while nothing answers means the node is running but unreachable. A node given
+ * by address is only asked over the network.
  */
 async function withNode<T>(
   node: NodeRef,
@@ -37,6 +48,15 @@ async function withNode<T>(
   online: (client: ReturnType<typeof storeClient>, peer: Peer) => Promise<T>,
   offline: (view: StoreView) => Promise<T>,
 ): Promise<T> {
+  if (node.address !== undefined) {
+    // No data directory here to fall back to: the node answers, or the error says why not.
+    const client = storeClient(node.address, security);
+    try {
+      return await online(client, { role: node.role, address: node.address });
+    } finally {
+      client.close();
+    }
+  }
   const endpoint = readEndpoint(node.dataDir);
   let rpcFailure = '';
   if (endpoint) {

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { addOptions, MASTER_OPTION } from '../common/options.js';
+import fs from 'node:fs';
+import { addOptions, flagsGiven, MASTER_OPTION } from '../common/options.js';
 import { checkArgs, cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_TIMEOUT_MS, parseNonNegativeInt, parsePath, parsePositiveInt } from '../common/config.js';
@@ -34,7 +35,7 @@ await runCli(NAME, async () => {
     {
       ...MASTER_OPTION,
       delete: { type: 'boolean', default: false, env: 'LR_PUSH_DELETE', describe: 'Delete the given keys instead of putting pairs' },
-      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines', parse: parsePath },
+      file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines', parse: parseInputFile },
       stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
       'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})`, parse: parseBatchSize },
       concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)', parse: parsePositiveInt },
@@ -76,6 +77,13 @@ function parseBatchSize(raw: unknown, flag: string): number {
   return n;
 }
 
+/** A bulk load source: a path, and not a directory (found now, not as an I/O error mid-load). */
+function parseInputFile(raw: unknown, flag: string): string {
+  const file = parsePath(raw, flag);
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw usage(`${flag} ${file} is a directory; give a file of key<TAB>value lines`);
+  return file;
+}
+
 function positionals(argv: Record<string, unknown>): string[] {
   return ((argv.args as string[] | undefined) ?? []).map(String);
 }
@@ -87,10 +95,15 @@ function checkCommandLine(argv: Record<string, unknown>): void {
     if (args.length > 0 || argv.delete || (argv.file !== undefined && argv.stdin)) {
       throw usage('a bulk load takes either --file or --stdin, and no keys, values or --delete');
     }
-  } else if (argv.delete) {
-    if (args.length === 0) throw usage('give at least one key to delete');
-  } else if (args.length === 0 || args.length % 2 !== 0) {
-    throw usage('give a key and a value (or several key value pairs)');
+  } else {
+    if (argv.delete) {
+      if (args.length === 0) throw usage('give at least one key to delete');
+    } else if (args.length === 0 || args.length % 2 !== 0) {
+      throw usage('give a key and a value (or several key value pairs)');
+    }
+    // Options only a bulk load uses: given as flags to a single write, they would be silently ignored.
+    const ignored = flagsGiven(argv, ['batch-size', 'concurrency']);
+    if (ignored.length > 0) throw usage(`${ignored.join(' and ')} ${ignored.length > 1 ? 'apply' : 'applies'} only to a bulk load (--file or --stdin)`);
   }
   if (argv['ack-followers'] === undefined && argv['ack-timeout-ms'] !== undefined) throw usage('--ack-timeout-ms needs --ack-followers');
 }

@@ -41,6 +41,7 @@ function toJson(address: string, s: StatusResponse__Output) {
   return {
     master: {
       address,
+      version: s.version,
       historyId: s.historyId.toString('hex'),
       epoch: s.epoch,
       firstSeq: s.firstSeq,
@@ -77,7 +78,7 @@ function toJson(address: string, s: StatusResponse__Output) {
 function toText(address: string, s: StatusResponse__Output): string {
   const now = Number(s.masterTimeMs);
   const lines = [
-    `master ${address}  history ${s.historyId.toString('hex')} epoch ${s.epoch}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}  writes/s ${s.writeRate.toFixed(1)}`,
+    `master ${address}  version ${s.version || 'unknown'}  history ${s.historyId.toString('hex')} epoch ${s.epoch}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}  writes/s ${s.writeRate.toFixed(1)}`,
     `acks: ${s.defaultAckFollowers === 0 ? 'async (committed on the master)' : `wait for ${s.defaultAckFollowers} followers, up to ${s.defaultAckTimeoutMs} ms`}` +
       (s.minFollowers > 0
         ? `  min-followers ${s.minFollowers} (lag <= ${s.minFollowersMaxLagMs} ms): ${s.goodFollowers} good, ${s.acceptingWrites ? 'accepting writes' : 'REFUSING WRITES'}`

@@ -1,31 +1,56 @@
 #!/usr/bin/env node
-import { addOptions, DATA_ROOT_OPTION } from '../common/options.js';
-import { checkArgs, cli, runCli } from './cli.js';
+import { addOptions, DATA_ROOT_OPTION, flagsGiven } from '../common/options.js';
+import { checkArgs, cli, missingArguments, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
-import { parseFollowerId, parsePositiveInt } from '../common/config.js';
-import { digestNode, nodeRef } from './node-access.js';
+import { parseAddress, parseFollowerId, parsePositiveInt } from '../common/config.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+import { addressRef, digestNode, nodeRef, type NodeRef } from './node-access.js';
 
 const NAME = 'store-digest';
 
 await runCli(NAME, async () => {
   const argv = await checkArgs(withSecurityOptions(addOptions(
-    cli(NAME, '$0 <node...> [options]\n\nPrints a sha256 digest over every key and value of each node (`master` or a follower id),\nwith the seq it was taken at. Equal digests at equal seqs prove equal stores.\nWorks on running nodes (over their read service) and on stopped ones (from the store).')
-      .command('$0 <node...>', false, (y) => y.positional('node', { type: 'string', array: true, describe: '`master` or a follower id' })),
+    cli(NAME, [
+      '$0 <node...> [options]',
+      '$0 --address <host:port>[,<host:port>...] [<node...>] [options]',
+      '',
+      'Prints a sha256 digest over every key and value of each node (`master` or a follower id),',
+      'with the seq it was taken at. Equal digests at equal seqs prove equal stores.',
+      'Works on running nodes (over their read service) and on stopped ones (from the store);',
+      'a node given by --address is asked over the network, wherever it runs.',
+    ].join('\n'))
+      .command('$0 [node...]', false, (y) => y.positional('node', { type: 'string', array: true, describe: '`master` or a follower id' })),
     {
       ...DATA_ROOT_OPTION,
+      address: { type: 'string', env: 'LR_NODE_ADDRESS', describe: 'Also digest the nodes serving reads at these host:port addresses, comma-separated (a master\'s or a follower\'s --listen)', parse: parseAddresses },
       'timeout-ms': { type: 'number', default: 120_000, env: 'LR_DIGEST_TIMEOUT_MS', describe: 'Deadline of each digest call (a digest reads the whole store)', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print one JSON object per node' },
     },
   ), CLIENT_SECURITY_OPTIONS), (a) => {
-    a.node = (a.node as string[]).map((n) => (n === 'master' ? ('master' as const) : parseFollowerId(n)));
+    a.node = ((a.node as string[] | undefined) ?? []).map((n) => (n === 'master' ? ('master' as const) : parseFollowerId(n)));
+    const addresses = (a.address as string[] | undefined) ?? [];
+    if ((a.node as unknown[]).length === 0) {
+      if (addresses.length === 0) throw missingArguments(['<node...>']);
+      const ignored = flagsGiven(a, ['data-root']);
+      if (ignored.length > 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, '--data-root applies only to nodes named as `master` or by id (see --help)');
+    }
   }).parse();
   const security = clientSecurityFromArgv(argv);
-  for (const name of argv.node as ('master' | number)[]) {
-    const d = await digestNode(nodeRef(name, argv['data-root'] as string), argv['timeout-ms'] as number, security);
+  const nodes: [string, NodeRef][] = [
+    ...(argv.node as ('master' | number)[]).map((n): [string, NodeRef] => [String(n), nodeRef(n, argv['data-root'] as string)]),
+    ...((argv.address as string[] | undefined) ?? []).map((addr): [string, NodeRef] => [addr, addressRef(addr)]),
+  ];
+  for (const [name, node] of nodes) {
+    const d = await digestNode(node, argv['timeout-ms'] as number, security);
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ node: String(name), digest: d.digest, seq: d.seq.toString(), keys: d.keys.toString(), via: d.via }) + '\n');
+      process.stdout.write(JSON.stringify({ node: name, digest: d.digest, seq: d.seq.toString(), keys: d.keys.toString(), via: d.via }) + '\n');
     } else {
-      process.stdout.write(`${String(name).padEnd(8)} ${d.digest}  seq=${d.seq} keys=${d.keys}\n`);
+      process.stdout.write(`${name.padEnd(8)} ${d.digest}  seq=${d.seq} keys=${d.keys}\n`);
     }
   }
 });
+
+/** A comma-separated list of addresses (like every flag, a repeated --address takes its last value). */
+function parseAddresses(raw: unknown): string[] {
+  return String(raw).split(',').map((v) => v.trim()).filter((v) => v !== '').map((v) => parseAddress(v));
+}

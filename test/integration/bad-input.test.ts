@@ -129,6 +129,68 @@ describe('bad input: a clear line, a non-zero exit, and no change to stored data
     assert.equal(await digest(), digestBefore);
   });
 
+  it('a bad number is echoed as given, by flag, environment variable or config file', async () => {
+    assertRefused(await push(['--batch-size', 'abc', '--stdin'], 'k\tv\n'), 2, /--batch-size must be a positive integer, got "abc" \[INVALID_ARGUMENT\]/);
+    assertRefused(await runTool('push-data', ['--stdin', '--master', master.address], { env: { LR_PUSH_BATCH_SIZE: '12x' }, input: 'k\tv\n' }), 2, /--batch-size must be a positive integer, got "12x"/);
+    const config = path.join(tempDir(), 'push.yaml');
+    fs.writeFileSync(config, 'batch-size: lots\n');
+    assertRefused(await push(['--stdin', '--config', config], 'k\tv\n'), 2, /--batch-size must be a positive integer, got "lots"/);
+    assert.equal(await digest(), digestBefore);
+  });
+
+  it('--file naming a directory is a usage error (exit 2), not an internal one', async () => {
+    const res = await push(['--file', root]);
+    assertRefused(res, 2, 'INVALID_ARGUMENT');
+    assert.match(res.stderr, /--file .* is a directory/);
+    assert.doesNotMatch(res.stderr, /internal error|EISDIR/);
+  });
+
+  it('an option the mode would ignore is refused, and nothing is written', async () => {
+    assertRefused(await push(['--batch-size', 'abc', 'k', 'v']), 2, /got "abc"/);
+    assertRefused(await push(['--batch-size', '10', 'ignored', 'v']), 2, /--batch-size applies only to a bulk load \(--file or --stdin\)/);
+    assertRefused(await push(['--concurrency', '4', '--delete', 'existing']), 2, /--concurrency applies only to a bulk load/);
+    assert.equal(await digest(), digestBefore);
+    // From the environment it is a setting for bulk loads, not a mistake in this command line.
+    const viaEnv = await runTool('push-data', ['from-env', 'v', '--master', master.address], { env: { LR_PUSH_BATCH_SIZE: '10' } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    digestBefore = await digest();
+  });
+
+  it('a missing argument is named', async () => {
+    const cases: [string, string[], RegExp][] = [
+      ['get-data', [], /^get-data: missing arguments <id> <key> \(see --help\)$/],
+      ['get-data', ['1'], /^get-data: missing argument <key> \(see --help\)$/],
+      ['get-data', ['--address', '127.0.0.1:1'], /^get-data: missing argument <key> /],
+      ['follower-client', [], /^follower-client: missing argument <id> /],
+      ['store-digest', [], /^store-digest: missing argument <node\.\.\.> /],
+    ];
+    for (const [tool, args, message] of cases) {
+      const res = await runTool(tool, [...args, '--data-root', root]);
+      assertRefused(res, 2, message);
+      assert.doesNotMatch(res.stderr, /Not enough non-option arguments/);
+    }
+  });
+
+  it('a bad --config file is refused in one line before anything starts', async () => {
+    const dir = tempDir();
+    const write = (name: string, text: string) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const fresh = path.join(root, 'm-config');
+    const serve = (config: string) => runTool('master-server', ['--data-dir', fresh, '--listen', '127.0.0.1:0', '--config', config]);
+    assertRefused(await serve(write('unknown.yaml', 'no-such-option: 1\n')), 2, /"no-such-option" is not an option of this command \(see --help\) \[INVALID_ARGUMENT\]/);
+    assertRefused(await serve(write('broken.yaml', 'listen: [\n')), 2, /not valid YAML or JSON/);
+    assertRefused(await serve(write('list.json', '[1, 2]')), 2, /must be a mapping/);
+    assertRefused(await serve(write('sync.yaml', 'sync: perhaps\n')), 2, /sync must be true or false, got "perhaps"/);
+    assertRefused(await serve(write('level.yaml', 'log-level: loud\n')), 2, /--log-level: "loud" .* is not one of .*"warn"/);
+    assertRefused(await serve(path.join(dir, 'missing.yaml')), 2, /no such file/);
+    assertRefused(await serve(dir), 2, /is a directory/);
+    // A key another command takes is still not one of this command's.
+    assertRefused(await runTool('replication-status', ['--config', write('push.yaml', 'batch-size: 10\n')]), 2, /"batch-size" is not an option of this command/);
+    assert.equal(fs.existsSync(fresh), false, 'nothing was created');
+  });
+
   it('master unreachable: push-data fails within a few seconds', async () => {
     const port = await freePort();
     const started = Date.now();

@@ -116,3 +116,97 @@ describe('the four commands, as users type them', () => {
     assert.equal(got.stdout, 'x\n');
   });
 });
+
+describe('versions, nodes by address, config files', () => {
+  const root = tempDir();
+  let master: MasterHandle;
+  let f1: FollowerHandle;
+  const elsewhere = tempDir(); // a working directory with no data directories: only addresses can find nodes
+  const version = (JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+
+  before(async () => {
+    master = await startMaster(path.join(root, 'master'));
+    f1 = await startFollower(1, path.join(root, 'follower-1'), master.address);
+    assert.equal((await runTool('push-data', ['color', 'green', '--master', master.address])).code, 0);
+  });
+  after(async () => {
+    await f1.proc.kill('SIGKILL');
+    await master.proc.kill('SIGKILL');
+  });
+
+  it('--version on every command prints the package version', async () => {
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    for (const tool of ['master-server', 'follower-client', 'push-data', 'get-data', 'replication-status', 'store-digest']) {
+      const res = await runTool(tool, ['--version']);
+      assert.equal(res.code, 0, `${tool}: ${res.stderr}`);
+      assert.equal(res.stdout, `${version}\n`, tool);
+      assert.equal(res.stderr, '');
+    }
+  });
+
+  it('get-data --address reads the node at that address, without a data directory', async () => {
+    const got = await waitFor(async () => {
+      const r = await runTool('get-data', ['--address', f1.readAddress, 'color', '--seq'], { cwd: elsewhere });
+      return r.code === 0 ? r : undefined;
+    }, 'follower 1 to have color');
+    assert.equal(got.stdout, 'green\n');
+    assert.match(got.stderr, /via=rpc/);
+    const missing = await runTool('get-data', ['--address', f1.readAddress, 'no-such-key'], { cwd: elsewhere });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, new RegExp(`not found at ${f1.readAddress}`));
+    // From the environment, the same.
+    const viaEnv = await runTool('get-data', ['color'], { cwd: elsewhere, env: { LR_NODE_ADDRESS: f1.readAddress } });
+    assert.equal(viaEnv.stdout, 'green\n', viaEnv.stderr);
+    // An id on the command line wins over an address from the environment.
+    const byId = await runTool('get-data', ['1', 'color', '--data-root', root], { env: { LR_NODE_ADDRESS: '127.0.0.1:1' } });
+    assert.equal(byId.stdout, 'green\n', byId.stderr);
+    // Nothing answers there: unavailable, no store to fall back to.
+    const dead = await runTool('get-data', ['--address', '127.0.0.1:1', 'color'], { cwd: elsewhere });
+    assert.equal(dead.code, 3, dead.stderr);
+    assert.match(dead.stderr, /\[FOLLOWER_UNAVAILABLE\]/);
+    assert.equal(fs.readdirSync(elsewhere).length, 0, 'nothing created');
+  });
+
+  it('store-digest --address digests nodes at their addresses; equal stores give equal digests', async () => {
+    const rows = await waitFor(async () => {
+      const r = await runTool('store-digest', ['--address', `${master.address},${f1.readAddress}`, '--json'], { cwd: elsewhere });
+      assert.equal(r.code, 0, r.stderr);
+      const [m, f] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { node: string; digest: string; seq: string; via: string });
+      return m.seq === f.seq ? [m, f] : undefined;
+    }, 'the follower to reach the master seq');
+    assert.deepEqual(rows.map((r) => r.node), [master.address, f1.readAddress]);
+    assert.equal(rows[0].digest, rows[1].digest);
+    assert.ok(rows.every((r) => r.via === 'rpc'));
+    // Mixed with a node by name: master from its data directory, follower 1 by address.
+    const mixed = await runTool('store-digest', ['master', '--data-root', root, '--address', f1.readAddress]);
+    assert.equal(mixed.code, 0, mixed.stderr);
+    assert.equal(mixed.stdout.trim().split('\n').length, 2);
+  });
+
+  it('a --config file sets options; an environment variable wins over it, and a flag over both', async () => {
+    const dir = tempDir();
+    const file = (name: string, text: string) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const dead = '127.0.0.1:1';
+    const unset = { LR_MASTER_ADDRESS: '', LR_TIMEOUT_MS: '' };
+    // config > default (the default address has no master in this test).
+    const good = file('good.yaml', `# push-data settings\nmaster: ${master.address}\ntimeout-ms: 5000\n`);
+    const fromConfig = await runTool('push-data', ['--config', good, 'k1', 'v1'], { env: unset });
+    assert.equal(fromConfig.code, 0, fromConfig.stderr);
+    // env > config.
+    const envWins = await runTool('push-data', ['--config', good, 'k2', 'v2'], { env: { ...unset, LR_MASTER_ADDRESS: dead } });
+    assert.equal(envWins.code, 3);
+    assert.match(envWins.stderr, new RegExp(`master at ${dead} is unavailable`));
+    // flag > env > config.
+    const bad = file('bad.json', JSON.stringify({ master: dead }));
+    const flagWins = await runTool('push-data', ['--config', bad, '--master', master.address, 'k3', 'v3'], { env: { ...unset, LR_MASTER_ADDRESS: '127.0.0.1:2' } });
+    assert.equal(flagWins.code, 0, flagWins.stderr);
+    // The file may come from LR_CONFIG; JSON works as well as YAML; a switch is true or false.
+    const status = file('status.json', JSON.stringify({ master: master.address, json: true }));
+    const res = await runTool('replication-status', [], { env: { ...unset, LR_CONFIG: status } });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(JSON.parse(res.stdout).master.address, master.address);
+  });
+});

@@ -19,6 +19,8 @@ const TOKEN_TABLE_WARNING = 'the token table can be read by other users; chmod 6
 const REPLICATION_TIMEOUT_DEBUG = 'write committed but not acknowledged by enough followers in time';
 
 type Line = ServerProcess['logs'][number];
+/** A pretty entry: time, level, name, message and (optionally) its fields, all on one line. */
+const PRETTY_LINE = /^\[\d\d:\d\d:\d\d\.\d{3}\] (TRACE|DEBUG|INFO|WARN|ERROR|FATAL) \((master-server|follower-client)\): \S.*$/;
 
 /** An address nothing listens on (a port just released), for a follower whose master is down. */
 async function deadAddress(): Promise<string> {
@@ -169,6 +171,70 @@ describe('logs: JSON lines off a terminal, readable on one, level by flag or LR_
     },
   );
 
+  it('--log-format pretty or LR_LOG_FORMAT=pretty off a terminal: one readable line per entry, coloured unless NO_COLOR', { timeout: 60_000 }, async () => {
+    // ServerProcess keeps a line that is not JSON as { msg: line }: here every line is one.
+    const run = async (args: string[], env: NodeJS.ProcessEnv) => {
+      const master = serve('master-server', ['--data-dir', dir('master'), '--listen', '127.0.0.1:0', ...args], { LR_LOG_LEVEL: '', ...env });
+      await master.waitForLog(/master listening/);
+      await stop(master);
+      return master.logs.map((l) => String(l.msg));
+    };
+    const plain = await run(['--log-format', 'pretty'], { NO_COLOR: '1', LR_LOG_FORMAT: 'json' });
+    assert.ok(plain.length >= 3, JSON.stringify(plain));
+    assert.ok(plain.every((l) => PRETTY_LINE.test(l)), `one whole entry per line: ${plain.join('\n')}`);
+    assert.ok(plain.every((l) => !l.includes('\x1b')), 'NO_COLOR: no colour codes');
+    assert.match(plain.find((l) => l.includes('master listening'))!, /\): master listening \{"address":"127\.0\.0\.1:\d+",/);
+    const coloured = await run([], { LR_LOG_FORMAT: 'pretty', NO_COLOR: '' });
+    assert.ok(coloured.some((l) => /\x1b\[\d+m/.test(l)), 'coloured by default');
+    assert.ok(coloured.map((l) => l.replace(/\x1b\[[0-9;]*m/g, '')).every((l) => PRETTY_LINE.test(l)));
+    // --log-format json is JSON whatever LR_LOG_FORMAT says.
+    const master = serve('master-server', ['--data-dir', dir('master'), '--listen', '127.0.0.1:0', '--log-format', 'json'], { LR_LOG_LEVEL: '', LR_LOG_FORMAT: 'pretty' });
+    await master.waitForLog('master listening');
+    await stop(master);
+    assert.ok(master.logs.every((l) => typeof l.level === 'number'), JSON.stringify(master.logs));
+  });
+
+  it('an error that stops a server from starting is in the log stream too, and on stderr in one line', { timeout: 60_000 }, async () => {
+    const masterDir = dir('master');
+    const running = serve('master-server', ['--data-dir', masterDir, '--listen', '127.0.0.1:0']);
+    const address = (await running.waitForLog('master listening')).address as string;
+    for (const [args, code, exit] of [
+      [['--data-dir', masterDir, '--listen', '127.0.0.1:0'], 'DATA_DIR_LOCKED', 4],
+      [['--data-dir', dir('master'), '--listen', address], 'ADDRESS_IN_USE', 3],
+    ] as const) {
+      const res = await runTool('master-server', [...args], { env: { LR_LOG_LEVEL: '', LR_LOG_FORMAT: '' } });
+      assert.equal(res.code, exit, res.stderr);
+      assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+      assert.match(res.stderr, new RegExp(`\\[${code}\\]`));
+      const fatal = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line).filter((l) => l.level === LEVEL.fatal);
+      assert.equal(fatal.length, 1, res.stdout);
+      assert.equal(fatal[0].msg, 'could not start');
+      assert.equal(fatal[0].code, code);
+      assert.equal(typeof fatal[0].err, 'string');
+    }
+    const follower = await runTool('follower-client', ['1', '--data-dir', masterDir, '--master', address], { env: { LR_LOG_LEVEL: '', LR_LOG_FORMAT: 'json' } });
+    assert.equal(follower.code, 4, follower.stderr);
+    const line = follower.stdout.trim().split('\n').map((l) => JSON.parse(l) as Line).find((l) => l.level === LEVEL.fatal);
+    assert.equal(line?.msg, 'could not start');
+    assert.equal(line?.followerId, 1);
+    await stop(running);
+  });
+
+  it("a new follower's first snapshot is logged at info, on the follower and on the master", { timeout: 60_000 }, async () => {
+    const master = serve('master-server', ['--data-dir', dir('master'), '--listen', '127.0.0.1:0']);
+    const address = (await master.waitForLog('master listening')).address as string;
+    assert.equal((await runTool('push-data', ['k', 'v', '--master', address])).code, 0);
+    const follower = serve('follower-client', ['5', '--data-dir', dir('follower'), '--master', address]);
+    const line = await follower.waitForLog('master is sending a snapshot');
+    assert.equal(line.level, LEVEL.info);
+    assert.equal(line.appliedSeq, '0');
+    assert.equal((await master.waitForLog('sending a snapshot')).level, LEVEL.info);
+    await follower.waitForLog(/^connected to master/);
+    await stop(follower);
+    await stop(master);
+    assert.ok(levels(follower.logs).every((lv) => lv < LEVEL.warn), `nothing to warn about: ${JSON.stringify(follower.logs)}`);
+  });
+
   it('on a terminal the lines are readable (pino-pretty), not JSON', { timeout: 60_000 }, async (t) => {
     // util-linux script(1) runs a command under a pseudo-terminal. On Debian it is in
     // bsdutils, an Essential package (installed everywhere).
@@ -198,8 +264,10 @@ describe('logs: JSON lines off a terminal, readable on one, level by flag or LR_
         assert.ok(lines.length > 0);
         assert.doesNotMatch(lines[0], /^\s*\{/, `not JSON: ${lines[0]}`);
         assert.throws(() => JSON.parse(lines[0]));
-        assert.match(lines[0], new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] INFO \\(${name}\\): ${firstMsg}$`), `readable: ${lines[0]}`);
+        // One line per entry: its fields follow the message as JSON on the same line.
+        assert.match(lines[0], new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] INFO \\(${name}\\): ${firstMsg}( \\{.*\\})?$`), `readable: ${lines[0]}`);
         assert.ok(lines.every((l) => !l.startsWith('{')), `no JSON line at all: ${plain()}`);
+        assert.ok(lines.every((l) => PRETTY_LINE.test(l)), `every line is a whole entry: ${plain()}`);
         assert.match(out, /\x1b\[\d+m/, 'coloured');
       } finally {
         script.kill('SIGKILL');

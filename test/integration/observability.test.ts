@@ -109,6 +109,20 @@ describe('observability: status, metrics, health, reflection; --no-sync acks do 
     assert.equal(res.status, 404);
   });
 
+  it('the version: lr_build_info on master and followers, and in Status', async () => {
+    const version = (JSON.parse(fs.readFileSync(path.resolve(path.dirname(README), 'package.json'), 'utf8')) as { version: string }).version;
+    assert.ok(documentedMetrics('lr_build_info').has('lr_build_info'), 'documented in the README');
+    for (const address of [master.metricsAddress!, f1.metricsAddress!]) {
+      const samples = await scrapeMetrics(address);
+      assert.equal(metric(samples, 'lr_build_info', { version, node: process.version }), 1, address);
+      assert.equal([...samples.keys()].filter((k) => k.startsWith('lr_build_info')).length, 1, 'one series');
+    }
+    const s = JSON.parse((await runTool('replication-status', ['--master', master.address, '--json'])).stdout);
+    assert.equal(s.master.version, version);
+    const text = (await runTool('replication-status', ['--master', master.address])).stdout;
+    assert.match(text.split('\n')[0], new RegExp(`^master ${master.address}  version ${version.replace(/\./g, '\\.')}  history `));
+  });
+
   it('serves the standard health service and server reflection on master and followers', async () => {
     for (const [address, isMaster] of [[master.address, true], [f1.readAddress, false], [f2.readAddress, false]] as const) {
       assert.equal(await healthCheck(address), 'SERVING');
