@@ -23,7 +23,7 @@ await runCli(NAME, async () => {
       ...MASTER_OPTION,
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON (with --watch: one line per refresh)' },
-      watch: { type: 'number', env: 'LR_STATUS_WATCH', describe: `Refresh every this many seconds (at least ${MIN_WATCH_SECONDS}) until interrupted (Ctrl-C)`, parse: parseWatch },
+      watch: { type: 'number', env: 'LR_STATUS_WATCH', describe: `Refresh every this many seconds (at least ${MIN_WATCH_SECONDS}) until interrupted (Ctrl-C)  (default: off, print once)`, parse: parseWatch },
     },
   ), CLIENT_SECURITY_OPTIONS).parse();
   const address = argv.master as string;
