@@ -94,10 +94,23 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   // but creates no slot: only startStream() or beginSnapshot() below, once the subscription
   // is accepted, give the follower one. A refusal leaves the registry as it was.
   const record = registry.attach(followerId, call.getPeer(), readAddress, req.durable);
+  let dropped = false; // replication-admin drop-slot --force: this stream must end
+  let wakeWriter: (() => void) | undefined;
+  let wakeDrain: (() => void) | undefined;
+  // Listening from the attach on: a drop while the position is checked ends the stream too.
+  const offDrop = registry.onDrop((r) => {
+    if (r !== record) return;
+    dropped = true;
+    wakeWriter?.();
+    wakeDrain?.(); // even a follower that reads nothing (SIGSTOPped) is let go at once
+    wal.wake();
+  });
   let plan: StreamPlan;
   try {
     plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
+    if (dropped) throw slotDropped(followerId);
   } catch (err) {
+    offDrop();
     ctx.metrics.subscriptions.inc({ result: 'refused' });
     registry.detach(record, err);
     throw err;
@@ -109,22 +122,12 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const flog = log.child({ followerId, peer: record.address });
   let failure: unknown;
   let cancelled = false;
-  let dropped = false; // replication-admin drop-slot --force: this stream must end
-  let wakeWriter: (() => void) | undefined;
-  let wakeDrain: (() => void) | undefined;
   const onCancel = () => {
     cancelled = true;
     wakeWriter?.();
     wal.wake(); // a stream parked in waitForAppend notices at once
   };
   call.on('cancelled', onCancel);
-  const offDrop = registry.onDrop((r) => {
-    if (r !== record) return;
-    dropped = true;
-    wakeWriter?.();
-    wakeDrain?.(); // even a follower that reads nothing (SIGSTOPped) is let go at once
-    wal.wake();
-  });
   const live = () => !cancelled && !dropped && !ctx.isClosing();
   let unsent = 0; // Invariant: the payload bytes of messages whose write callback has not run yet.
   const send = async (msg: SubscribeResponse, bytes = 0): Promise<boolean> => {
