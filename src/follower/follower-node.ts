@@ -16,6 +16,7 @@ import { storeHandlers } from '../wire/store-service.js';
 import { ApplyAudit } from './apply-audit.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
+import { followerSelf, type SelfSource } from './self-status.js';
 import { Subscriber } from './subscriber.js';
 import { followerMasterClient } from '../wire/subscribe-decoder.js';
 
@@ -46,6 +47,9 @@ export interface FollowerNode {
   metrics: FollowerMetrics;
   close(): Promise<void>;
 }
+
+/** The follower's view before its subscriber exists (the read service binds first). */
+const STARTING: SelfSource = { state: 'disconnected', stateSinceMs: 0, masterLastSeq: 0n, lastError: '', lagMs: () => 0 };
 
 export async function startFollower(opts: FollowerOptions): Promise<FollowerNode> {
   const { log } = opts;
@@ -79,9 +83,13 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         onGet: (outcome) => metrics.reads.inc({ result: outcome }),
       }),
     );
+    // Status answers with the follower's own view, once the subscriber exists (until then: NOT_MASTER).
+    let selfSource: SelfSource | undefined;
     server.addService(
       proto.Master.service,
-      readOnlyMasterHandlers(opts.followerId, opts.masterAddress, () => metrics.errors.inc({ code: 'NOT_MASTER' })),
+      readOnlyMasterHandlers(opts.followerId, opts.masterAddress, () => metrics.errors.inc({ code: 'NOT_MASTER' }), () =>
+        followerSelf(opts.followerId, opts.masterAddress, opts.sync, store, selfSource ?? STARTING),
+      ),
     );
     // The follower's Master service only refuses (NOT_MASTER): never reported as serving.
     const health = new StandardServices(server, [STORE_SERVICE], [MASTER_SERVICE]);
@@ -99,6 +107,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       metrics,
       log,
     });
+    selfSource = subscriber;
     metrics.bind(store, subscriber);
     if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;

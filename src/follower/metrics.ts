@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ErrorCode } from '../common/errors.js';
 import { LATENCY_BUCKETS_SECONDS, newMetricsRegistry } from '../common/metrics-server.js';
 import type { ReplicaStore } from '../storage/interfaces.js';
 import { FOLLOWER_NODE_STATES, isAcceptedState, type FollowerNodeState } from '../common/replication-state.js';
@@ -50,6 +51,12 @@ export class FollowerMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+
+  constructor() {
+    // Every known label value starts at 0, so a rate() or an alert sees the first increment.
+    for (const code of Object.values(ErrorCode)) this.errors.inc({ code }, 0);
+    for (const result of ['found', 'not_found', ErrorCode.SEQ_NOT_APPLIED]) this.reads.inc({ result }, 0);
+  }
 
   /** Registers the gauges that read the follower's live state. */
   bind(applier: ReplicaStore, subscriber: ReplicationSource): void {

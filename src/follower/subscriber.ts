@@ -37,6 +37,7 @@ export interface SubscriberOptions {
  */
 export class Subscriber implements ReplicationSource {
   private current: FollowerNodeState = S.DISCONNECTED;
+  private currentSinceMs = Date.now();
   masterLastSeq = 0n;
   /** Follower clock (ms) since when it has known it is behind the master; undefined while caught up. */
   private behindSinceMs: number | undefined;
@@ -79,10 +80,21 @@ export class Subscriber implements ReplicationSource {
     return this.current;
   }
 
+  /** Follower clock (epoch ms) of the last state change. */
+  get stateSinceMs(): number {
+    return this.currentSinceMs;
+  }
+
+  /** Why the last subscription failed (code: message); '' once the stream works again. */
+  get lastError(): string {
+    return this.lastFailure;
+  }
+
   private setState(state: FollowerNodeState, details: Record<string, unknown> = {}): void {
     const was = this.current;
     if (state === was) return;
     this.current = state;
+    this.currentSinceMs = Date.now();
     const { log } = this.opts;
     // A new follower (nothing applied) is always bootstrapped by a snapshot: routine, not a warning.
     if (state === S.SNAPSHOT) log[details.appliedSeq === '0' ? 'info' : 'warn'](details, 'master is sending a snapshot');

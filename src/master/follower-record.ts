@@ -41,4 +41,19 @@ export interface FollowerRecord {
   readonly lastError: string;
   /** The follower fell behind the retention cap: the log no longer waits for it. Persisted with the slot. */
   readonly slotLost: boolean;
+  /**
+   * It subscribed to this master process. A record known only from a persisted slot (the
+   * master restarted since) has not: its durability, last ack time and addresses are
+   * unknown, not "no" and "never".
+   */
+  readonly seen: boolean;
+  /** The snapshot being sent (state snapshot), or the last one sent on this stream: seq, keys and key+value bytes so far, size estimate. */
+  readonly snapshot: SnapshotProgress | undefined;
+}
+
+export interface SnapshotProgress {
+  readonly seq: bigint;
+  readonly keysSent: bigint;
+  readonly bytesSent: number;
+  readonly approxBytes: number;
 }

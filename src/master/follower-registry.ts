@@ -49,6 +49,7 @@ export class FollowerRegistry {
   private dirty = false;
   private readonly advanceListeners: Listener[] = [];
   private readonly stateListeners: Listener[] = [];
+  private readonly dropListeners: Listener[] = [];
 
   /** A registry of the slots persisted by earlier runs (their followers start disconnected). */
   static fromSlots(slots: readonly SlotRecord[]): FollowerRegistry {
@@ -81,6 +82,7 @@ export class FollowerRegistry {
       durable,
       lastAckTimeMs: existing?.lastAckTimeMs ?? 0,
       connectedAtMs: now,
+      seen: true,
     };
     // Nothing to persist yet: the slot, if any, is unchanged until the position is verified.
     this.records.set(id, record);
@@ -105,17 +107,25 @@ export class FollowerRegistry {
     this.emit(this.advanceListeners, r);
   }
 
-  /** The follower is being sent a snapshot taken at seq: its slot holds the log from seq + 1. */
-  beginSnapshot(record: FollowerRecord, seq: bigint): void {
+  /** The follower is being sent a snapshot taken at seq (about approxBytes): its slot holds the log from seq + 1. */
+  beginSnapshot(record: FollowerRecord, seq: bigint, approxBytes = 0): void {
     const r = this.expect(record, [S.CONNECTING], 'begin a snapshot');
     this.accept(r);
     r.slotLost = false;
     r.appliedSeq = seq;
     r.sentSeq = seq;
+    r.snapshot = { seq, keysSent: 0n, bytesSent: 0, approxBytes };
     // Nothing the follower holds is verified as ours (its old data may be another history's);
     // it counts from the snapshot seq once it acknowledges the installed snapshot.
     r.ackedSeq = 0n;
     this.enter(r, S.SNAPSHOT);
+  }
+
+  /** More of the snapshot was sent: keys pairs of bytes key and value bytes (for status). */
+  recordSnapshotSent(record: FollowerRecord, keys: number, bytes: number): void {
+    const r = this.expect(record, [S.SNAPSHOT], 'send snapshot pairs');
+    const p = r.snapshot!;
+    r.snapshot = { ...p, keysSent: p.keysSent + BigInt(keys), bytesSent: p.bytesSent + bytes };
   }
 
   /** The whole snapshot was sent; the log after it follows. It counts as applied once the follower acknowledges it. */
@@ -143,6 +153,46 @@ export class FollowerRegistry {
     if (!this.hasSlot(r)) throw refused(r, 'lose a slot it does not have');
     r.slotLost = true;
     this.dirty = true;
+  }
+
+  /**
+   * Forgets a follower and its slot (replication-admin drop-slot): the log no longer waits
+   * for it, Status no longer lists it, its acknowledgements no longer count, and the next
+   * takeDirtySlots() no longer holds it (the caller deletes the persisted record). A
+   * connected follower's slot is dropped only with force; its stream hears it through
+   * onDrop() and ends. A subscription still being checked has no slot of its own: what is
+   * dropped is the slot from before it, which it would have restored if refused.
+   */
+  drop(id: number, force: boolean): { record: FollowerRecord; wasConnected: boolean } {
+    const record = this.records.get(id);
+    const slotOwner = record && (this.pending.has(record) ? this.pending.get(record) : record);
+    if (!record || !slotOwner) throw new ReplicatorError(ErrorCode.SLOT_NOT_FOUND, `follower ${id} has no replication slot on this master`);
+    const wasConnected = isConnectedState(record.state);
+    if (wasConnected && !force) {
+      throw new ReplicatorError(
+        ErrorCode.FOLLOWER_CONNECTED,
+        `follower ${id} is connected (${record.state}, from ${record.address}); stop it first, or use --force to drop its slot and end its stream (a running follower subscribes again and gets a new slot)`,
+      );
+    }
+    this.records.delete(id);
+    this.pending.delete(record);
+    this.dirty = true;
+    this.emit(this.dropListeners, record);
+    return { record: slotOwner, wasConnected };
+  }
+
+  /** Hears every record drop() removes (its stream, if any, must end). */
+  onDrop(listener: Listener): () => void {
+    this.dropListeners.push(listener);
+    return () => {
+      const i = this.dropListeners.indexOf(listener);
+      if (i >= 0) this.dropListeners.splice(i, 1);
+    };
+  }
+
+  /** The follower's slot holds the log (it has one and it is not lost): retention keeps what it has not applied. */
+  holdsLog(record: FollowerRecord): boolean {
+    return this.hasSlot(record) && !record.slotLost;
   }
 
   /**
@@ -311,5 +361,7 @@ function blank(id: number, appliedSeq: bigint, slotLost: boolean): MutableRecord
     connectedAtMs: 0,
     lastError: '',
     slotLost,
+    seen: false,
+    snapshot: undefined,
   };
 }

@@ -2,6 +2,7 @@ import { entryCommitTimeMs } from '../wire/entry-codec.js';
 import type { Logger } from '../common/logger.js';
 import type { MasterStore, SlotRecord } from '../storage/interfaces.js';
 import type { FollowerRegistry } from './follower-registry.js';
+import type { FollowerRecord } from './follower-record.js';
 
 export interface RetentionPolicy {
   /** Always keep at least the newest this many entries. */
@@ -34,6 +35,10 @@ export class LogRetention {
   private stopped = false;
   /** Slots taken from the registry for a write that has not succeeded yet: written with the next one. */
   private unsaved: readonly SlotRecord[] = [];
+  /** Followers whose slots were dropped and whose stored records are not deleted yet (retried each pass). */
+  private readonly undeleted = new Set<number>();
+  /** Store writes of slots run one at a time (a pass, a drop, the final save), so a dropped slot is never written back. */
+  private lock: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: MasterStore,
@@ -57,14 +62,53 @@ export class LogRetention {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
-    // Keep the slots' latest positions across a clean restart.
-    await this.store.saveSlots(this.takeSlots(), true);
-    this.unsaved = [];
+    await this.exclusive(async () => {
+      await this.deleteDropped(true);
+      // Keep the slots' latest positions across a clean restart.
+      await this.store.saveSlots(this.takeSlots(), true);
+      this.unsaved = [];
+    });
+  }
+
+  /**
+   * Drops a follower's slot (FollowerRegistry.drop: SLOT_NOT_FOUND, FOLLOWER_CONNECTED
+   * without force) and deletes it from the store, durably, before it resolves. The
+   * registry forgets it at once; the log stops being held for it at the next pass. If the
+   * delete fails (STORE_FAILED), it is retried at every pass until it succeeds.
+   */
+  async dropSlot(id: number, force: boolean): Promise<{ record: FollowerRecord; wasConnected: boolean }> {
+    const dropped = this.registry.drop(id, force);
+    this.undeleted.add(id);
+    await this.exclusive(() => this.deleteDropped(true));
+    return dropped;
   }
 
   /** One pass: enforce the slot cap, then trim in steps up to the first entry to keep. */
-  async runOnce(): Promise<void> {
+  runOnce(): Promise<void> {
+    return this.exclusive(() => this.pass());
+  }
+
+  private exclusive<T>(body: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(body, body);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Deletes the stored records of dropped slots (run under the lock, so no slot write of a pass races it). */
+  private async deleteDropped(sync: boolean): Promise<void> {
+    if (this.undeleted.size === 0) return;
+    // A slot write not yet done must not bring a dropped slot back.
+    this.unsaved = this.unsaved.filter((s) => !this.undeleted.has(s.followerId));
+    for (const id of [...this.undeleted]) {
+      // A follower that subscribed again since has a new slot: it is saved, not deleted.
+      if (!this.registry.slots().some((r) => r.id === id)) await this.store.dropSlot(id, sync);
+      this.undeleted.delete(id);
+    }
+  }
+
+  private async pass(): Promise<void> {
     const wal = this.store.log;
+    await this.deleteDropped(false);
     const lastSeq = wal.lastSeq;
     if (lastSeq === 0n) return;
     await this.enforceSlotCap(lastSeq);

@@ -100,6 +100,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
         ackDefaults: opts.ack,
         metrics,
         writeRate: new WriteRate(),
+        retention,
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
         isClosing: () => closing,
         log,

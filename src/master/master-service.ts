@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { parseFollowerId } from '../common/config.js';
 import { waitBudgetMs } from '../wire/deadline.js';
-import { ErrorCode, isReplicatorError } from '../common/errors.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import type { Logger } from '../common/logger.js';
 import { VERSION } from '../common/version.js';
@@ -21,6 +21,8 @@ import { serveSubscription } from './subscription.js';
 import type { MasterStore } from '../storage/interfaces.js';
 import type { WriteGate } from './write-gate.js';
 import type { WriteRate } from './write-rate.js';
+import type { LogRetention } from './log-retention.js';
+import { slotHold } from './slot-hold.js';
 
 export interface MasterServiceContext {
   store: MasterStore;
@@ -31,6 +33,8 @@ export interface MasterServiceContext {
   ackDefaults: AckPolicy;
   metrics: MasterMetrics;
   writeRate: WriteRate;
+  /** Owns slot persistence: DropSlot goes through it so a dropped slot is never written back. */
+  retention: LogRetention;
   heartbeatIntervalMs: number;
   isClosing: () => boolean;
   log: Logger;
@@ -131,6 +135,13 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
           bytesSent: String(f.bytesSent),
           durable: f.durable,
           lastError: f.lastError,
+          seen: f.seen,
+          sinceMs: String(isConnectedState(f.state) ? f.connectedAtMs : f.stateSinceMs),
+          ...(await slotHold(registry, wal, f)),
+          snapshotProgress:
+            f.state === ReplicationState.SNAPSHOT && f.snapshot
+              ? { seq: seqToWire(f.snapshot.seq), keysSent: f.snapshot.keysSent.toString(), bytesSent: String(f.snapshot.bytesSent), approxBytes: String(f.snapshot.approxBytes) }
+              : null,
         });
       }
       const g = await gate.state(now);
@@ -149,7 +160,31 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
         defaultAckFollowers: ctx.ackDefaults.followers,
         defaultAckTimeoutMs: ctx.ackDefaults.timeoutMs,
         version: VERSION,
+        role: 'master',
+        logBytes: String(await wal.bytesFrom(wal.firstSeq)),
       };
+    }),
+
+    DropSlot: unary(async (req) => {
+      const id = parseFollowerId(req.followerId);
+      const firstSeq = wal.firstSeq;
+      let dropped: Awaited<ReturnType<LogRetention['dropSlot']>>;
+      try {
+        dropped = await ctx.retention.dropSlot(id, req.force);
+      } catch (err) {
+        if (isReplicatorError(err)) throw err;
+        throw new ReplicatorError(
+          ErrorCode.STORE_FAILED,
+          `the slot of follower ${id} was dropped, but deleting its record from the store failed (retried at every retention pass): ${(err as Error)?.message ?? err}`,
+          { cause: err },
+        );
+      }
+      const { record, wasConnected } = dropped;
+      log.warn(
+        { followerId: id, appliedSeq: record.appliedSeq.toString(), slotLost: record.slotLost, wasConnected, firstSeq: firstSeq.toString() },
+        `replication slot of follower ${id} dropped; the log no longer waits for it`,
+      );
+      return { appliedSeq: seqToWire(record.appliedSeq), wasConnected, slotLost: record.slotLost, firstSeq: seqToWire(firstSeq) };
     }),
   };
 }

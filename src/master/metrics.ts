@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ErrorCode } from '../common/errors.js';
 import { LATENCY_BUCKETS_SECONDS, newMetricsRegistry } from '../common/metrics-server.js';
 import type { AckWaiters } from './ack-waiters.js';
 import { isConnectedState, STREAM_STATES } from '../common/replication-state.js';
@@ -15,7 +16,8 @@ export interface MasterMetricsSource {
   acks: AckWaiters;
 }
 
-export type WriteResult = 'committed' | 'replicated' | 'replication_timeout' | 'error';
+export const WRITE_RESULTS = ['committed', 'replicated', 'replication_timeout', 'error'] as const;
+export type WriteResult = (typeof WRITE_RESULTS)[number];
 
 /**
  * The master's Prometheus metrics (names in the README). Counters are bumped once per
@@ -70,6 +72,13 @@ export class MasterMetrics {
   constructor(source: MasterMetricsSource) {
     const { wal, followers, gate, acks } = source;
     const r = [this.registry];
+    // Every known label value starts at 0, so a rate() or an alert sees the first increment
+    // (a series that appears at 1 has no increase to show).
+    for (const result of WRITE_RESULTS) this.writeRequests.inc({ result }, 0);
+    for (const ack of ['master', 'followers']) this.writeDuration.zero({ ack });
+    for (const result of ['accepted', 'refused']) this.subscriptions.inc({ result }, 0);
+    for (const code of Object.values(ErrorCode)) this.errors.inc({ code }, 0);
+    for (const f of followers.slots()) this.initFollower(f.id);
     new Gauge({ name: 'lr_master_last_seq', help: 'Newest committed seq', registers: r, collect() { this.set(Number(wal.lastSeq)); } });
     new Gauge({ name: 'lr_master_first_seq', help: 'Oldest seq still in the log', registers: r, collect() { this.set(Number(wal.firstSeq)); } });
     new Gauge({
@@ -142,6 +151,24 @@ export class MasterMetrics {
       },
     });
     new Gauge({
+      name: 'lr_master_follower_sent_seq',
+      help: 'Highest seq sent to each follower on its current (or last) stream; above its applied seq while entries are in flight or unapplied',
+      labelNames: ['follower'] as const,
+      registers: r,
+      collect() {
+        this.reset();
+        for (const f of followers.list()) this.set({ follower: String(f.id) }, Number(f.sentSeq));
+      },
+    });
+    new Gauge({
+      name: 'lr_master_log_retained_bytes',
+      help: 'About how many bytes of log the master retains (LevelDB\'s on-disk estimate; entries still in its write buffer are not counted)',
+      registers: r,
+      async collect() {
+        this.set(await wal.bytesFrom(wal.firstSeq));
+      },
+    });
+    new Gauge({
       name: 'lr_master_log_retained_entries',
       help: 'Entries in the log (last seq - first seq + 1)',
       registers: r,
@@ -173,5 +200,11 @@ export class MasterMetrics {
         this.set(acks.waiting);
       },
     });
+  }
+
+  /** A follower's labelled counters start at 0: for the slots known at start, and for each accepted subscription. */
+  initFollower(id: number): void {
+    this.streamedEntries.inc({ follower: String(id) }, 0);
+    this.streamedBytes.inc({ follower: String(id) }, 0);
   }
 }

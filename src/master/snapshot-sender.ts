@@ -34,6 +34,8 @@ export async function streamSnapshot(
   snapshot: DataSnapshot,
   send: (chunk: EncodedResponse) => Promise<boolean>,
   log: Logger,
+  /** Told after each chunk is handed to send: its pairs and their key and value bytes (for status). */
+  onSent?: (pairs: number, bytes: number) => void,
 ): Promise<{ keys: bigint; digest: string }> {
   const hash = new PairHasher();
   const hashPair = (src: Buffer, keyStart: number, keyEnd: number, value: Buffer) => hash.update(src, value, keyStart, keyEnd);
@@ -46,7 +48,9 @@ export async function streamSnapshot(
       if (rows.length === 0) break;
       const chunk = encodeSnapshotRows(rows, snapshot.keyOffset, hashPair);
       keys += BigInt(rows.length);
-      if (!(await send(chunk))) return { keys, digest: '' };
+      const sent = await send(chunk);
+      onSent?.(rows.length, chunk.payloadBytes);
+      if (!sent) return { keys, digest: '' };
     }
   } finally {
     await reader.close();

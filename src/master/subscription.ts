@@ -94,28 +94,41 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   // but creates no slot: only startStream() or beginSnapshot() below, once the subscription
   // is accepted, give the follower one. A refusal leaves the registry as it was.
   const record = registry.attach(followerId, call.getPeer(), readAddress, req.durable);
+  let dropped = false; // replication-admin drop-slot --force: this stream must end
+  let wakeWriter: (() => void) | undefined;
+  let wakeDrain: (() => void) | undefined;
+  // Listening from the attach on: a drop while the position is checked ends the stream too.
+  const offDrop = registry.onDrop((r) => {
+    if (r !== record) return;
+    dropped = true;
+    wakeWriter?.();
+    wakeDrain?.(); // even a follower that reads nothing (SIGSTOPped) is let go at once
+    wal.wake();
+  });
   let plan: StreamPlan;
   try {
     plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
+    if (dropped) throw slotDropped(followerId);
   } catch (err) {
+    offDrop();
     ctx.metrics.subscriptions.inc({ result: 'refused' });
     registry.detach(record, err);
     throw err;
   }
   ctx.metrics.subscriptions.inc({ result: 'accepted' });
+  ctx.metrics.initFollower(followerId);
   const streamedEntries = ctx.metrics.streamedEntries.labels(String(followerId));
   const streamedBytes = ctx.metrics.streamedBytes.labels(String(followerId));
   const flog = log.child({ followerId, peer: record.address });
   let failure: unknown;
   let cancelled = false;
-  let wakeWriter: (() => void) | undefined;
   const onCancel = () => {
     cancelled = true;
     wakeWriter?.();
     wal.wake(); // a stream parked in waitForAppend notices at once
   };
   call.on('cancelled', onCancel);
-  const live = () => !cancelled && !ctx.isClosing();
+  const live = () => !cancelled && !dropped && !ctx.isClosing();
   let unsent = 0; // Invariant: the payload bytes of messages whose write callback has not run yet.
   const send = async (msg: SubscribeResponseOut, bytes = 0): Promise<boolean> => {
     unsent += bytes;
@@ -124,7 +137,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       wakeWriter?.();
     });
     // Backpressure: never queue more until the transport has taken what we gave it.
-    if (!written && live()) await drainedOrCancelled(call);
+    if (!written && live()) await drainedOrCancelled(call, (wake) => (wakeDrain = wake));
     // grpc-js skips write callbacks once a call is cancelled: onCancel wakes this wait too.
     while (unsent > MAX_UNSENT_BYTES && live()) await new Promise<void>((resolve) => (wakeWriter = resolve));
     return live();
@@ -136,13 +149,16 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
     if (plan.mode === 'snapshot') {
       const snapshot = await store.snapshot();
       try {
-        registry.beginSnapshot(record, snapshot.seq);
+        if (dropped) throw slotDropped(followerId);
+        registry.beginSnapshot(record, snapshot.seq, snapshot.approxBytes);
         ctx.metrics.snapshotsSent.inc();
         // A new follower (from seq 1) always starts with a snapshot: routine, not a warning.
         flog[fromSeq === 1n ? 'info' : 'warn']({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
         // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
-        const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk, chunk.payloadBytes), flog);
+        const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk, chunk.payloadBytes), flog, (pairs, bytes) => {
+          if (live()) registry.recordSnapshotSent(record, pairs, bytes);
+        });
         if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
           registry.endSnapshot(record);
           flog.info({ keys: keys.toString(), snapshotSeq: snapshot.seq.toString() }, 'snapshot sent; streaming the log after it');
@@ -153,6 +169,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       next = snapshot.seq + 1n;
       prevChecksum = snapshot.checksum;
     } else {
+      if (dropped) throw slotDropped(followerId);
       registry.startStream(record, fromSeq, wal.lastSeq);
       flog.info({ fromSeq: fromSeq.toString(), lastSeq: wal.lastSeq.toString(), durable: req.durable }, 'follower subscribed');
       await send({ start: { ...start, fromSeq: seqToWire(fromSeq) } });
@@ -199,18 +216,21 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
       }
       lastSendMs = Date.now();
     }
+    if (dropped) throw slotDropped(followerId);
   } catch (err) {
     failure = err;
     throw err;
   } finally {
     call.off('cancelled', onCancel);
+    offDrop();
     registry.detach(record, failure);
     flog.info({ sentSeq: record.sentSeq.toString(), cancelled }, 'follower stream ended');
   }
   if (!cancelled) call.end();
 }
 
-function drainedOrCancelled(call: SubscribeCall): Promise<void> {
+/** Resolves once the transport drained, the call ended, or wakeBy's wake function is called. */
+function drainedOrCancelled(call: SubscribeCall, wakeBy: (wake: () => void) => void): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       call.off('drain', done);
@@ -221,7 +241,15 @@ function drainedOrCancelled(call: SubscribeCall): Promise<void> {
     call.on('drain', done);
     call.on('cancelled', done);
     call.on('close', done);
+    wakeBy(done);
   });
+}
+
+function slotDropped(followerId: number): ReplicatorError {
+  return new ReplicatorError(
+    ErrorCode.SLOT_DROPPED,
+    `the master dropped the replication slot of follower ${followerId} (replication-admin drop-slot --force); a follower that subscribes again gets a new slot`,
+  );
 }
 
 /** The master's own stored entry at seq does not chain from its entry before: nothing at or past seq may be served. */

@@ -146,6 +146,11 @@ export interface MasterStore extends ReadableStore {
   snapshot(): Promise<DataSnapshot>;
   loadSlots(): Promise<SlotRecord[]>;
   saveSlots(slots: readonly SlotRecord[], sync: boolean): Promise<void>;
+  /**
+   * Deletes one follower's slot record (fsynced first when sync), so loadSlots() no longer
+   * returns it, also after a restart. Deleting a slot that is not stored does nothing.
+   */
+  dropSlot(followerId: number, sync: boolean): Promise<void>;
 }
 
 /** Consecutive entries verified to follow `from`, staged and not written yet. */

@@ -10,7 +10,7 @@ import { LevelLog } from './level-log.js';
 import { LevelStoreView } from './level-store-view.js';
 import { openStore, removeNewDataDir, storeExists, writeBatch, writeOptions, type Store } from './level-store.js';
 import { encodeChunks } from './log-chunk.js';
-import { readSlots, slotPut } from './slot-records.js';
+import { readSlots, slotDel, slotPut } from './slot-records.js';
 import type { StoreFaults } from './store-faults.js';
 
 /** Encoded entries of one group up to this size reuse one buffer (about 28,000 entries of 150 bytes). */
@@ -107,6 +107,10 @@ export class LevelMasterStore implements MasterStore {
 
   async saveSlots(slots: readonly SlotRecord[], sync: boolean): Promise<void> {
     if (slots.length > 0) await writeBatch(this.db, slots.map(slotPut), { sync });
+  }
+
+  async dropSlot(followerId: number, sync: boolean): Promise<void> {
+    await writeBatch(this.db, [slotDel(followerId)], { sync });
   }
 
   view(): StoreView {

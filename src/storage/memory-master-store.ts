@@ -8,7 +8,7 @@ import { encodeChunks } from './log-chunk.js';
 import { MemoryDataSnapshot } from './memory-data-snapshot.js';
 import type { BatchOp, DiskHandle, DiskSnapshot, MemoryDisk } from './memory-disk.js';
 import { MemoryLog } from './memory-log.js';
-import { readSlots, slotOps } from './memory-slots.js';
+import { readSlots, slotDel, slotOps } from './memory-slots.js';
 import { MemoryStoreView } from './memory-store-view.js';
 
 export interface MemoryMasterOptions {
@@ -81,6 +81,14 @@ export class MemoryMasterStore implements MasterStore {
       await this.disk.write('slots', slotOps(slots), { sync });
     } catch (err) {
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot save replication slots: the store write failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async dropSlot(followerId: number, sync: boolean): Promise<void> {
+    try {
+      await this.disk.write('slots', [slotDel(followerId)], { sync });
+    } catch (err) {
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot drop the replication slot of follower ${followerId}: the store write failed: ${(err as Error).message}`, { cause: err });
     }
   }
 

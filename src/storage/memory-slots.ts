@@ -15,6 +15,11 @@ export function slotOps(slots: readonly SlotRecord[]): BatchOp[] {
   });
 }
 
+/** The operation that deletes one follower's slot. */
+export function slotDel(followerId: number): BatchOp {
+  return { type: 'del', key: slotKey(followerId) };
+}
+
 /** Every slot on the disk, by follower id. */
 export function readSlots(snap: DiskSnapshot): SlotRecord[] {
   const { gte, lt } = slotRange();

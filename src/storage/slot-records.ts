@@ -17,6 +17,11 @@ export function slotPut(slot: SlotRecord): BatchOp {
   return { type: 'put', key: slotKey(slot.followerId), value };
 }
 
+/** The batch operation that deletes one follower's slot. */
+export function slotDel(followerId: number): BatchOp {
+  return { type: 'del', key: slotKey(followerId) };
+}
+
 /** Every stored slot; a record that does not parse is skipped. */
 export async function readSlots(db: Store): Promise<SlotRecord[]> {
   const slots: SlotRecord[] = [];

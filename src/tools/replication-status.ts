@@ -3,113 +3,92 @@ import { addOptions, MASTER_OPTION } from '../common/options.js';
 import { cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_TIMEOUT_MS, parsePositiveInt } from '../common/config.js';
-import type { FollowerStatus__Output } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { StatusResponse__Output } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
 import { callUnary, masterClient } from '../wire/rpc-client.js';
-import { stateFromWire } from '../wire/follower-status-state.js';
+import { toJson, toText } from './status-report.js';
 
 const NAME = 'replication-status';
+/** Shortest --watch interval: a status call every 100 ms is already a busy loop for a human. */
+const MIN_WATCH_SECONDS = 0.1;
+const TRANSIENT = new Set<string>([ErrorCode.MASTER_UNAVAILABLE, ErrorCode.FOLLOWER_UNAVAILABLE, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.SHUTTING_DOWN]);
 
 await runCli(NAME, async () => {
   const argv = await withSecurityOptions(addOptions(
     cli(
       NAME,
-      '$0 [options]\n\nShows the master\'s log position, write rate and write policy and, per follower: state, applied seq,\nlag in entries and ms, time of the last acknowledgement, bytes sent, and whether its acks are durable.',
+      '$0 [options]\n\nShows the master\'s log position, write rate and write policy and, per follower: state, applied and sent seq,\nlag in entries and time, last acknowledgement, connected/disconnected since, bytes sent, what its slot holds,\nand whether its acks are durable. Pointed at a follower (--master <its read address>), shows that follower\'s own view.',
     ),
     {
       ...MASTER_OPTION,
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call', parse: parsePositiveInt },
-      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON' },
+      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON (with --watch: one line per refresh)' },
+      watch: { type: 'number', env: 'LR_STATUS_WATCH', describe: `Refresh every this many seconds (at least ${MIN_WATCH_SECONDS}) until interrupted (Ctrl-C)  (default: off, print once)`, parse: parseWatch },
     },
   ), CLIENT_SECURITY_OPTIONS).parse();
   const address = argv.master as string;
+  const json = argv.json as boolean;
+  const watchSeconds = argv.watch as number | undefined;
   const client = masterClient(address, clientSecurityFromArgv(argv));
+  const fetchStatus = () => callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), argv['timeout-ms'] as number, { role: 'master', address });
   try {
-    const s = await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), argv['timeout-ms'] as number, { role: 'master', address });
-    process.stdout.write(argv.json ? JSON.stringify(toJson(address, s), null, 2) + '\n' : toText(address, s));
+    if (watchSeconds === undefined) {
+      const s = await fetchStatus();
+      process.stdout.write(json ? JSON.stringify(toJson(address, s), null, 2) + '\n' : toText(address, s));
+      return;
+    }
+    await watch(watchSeconds * 1000, async () => {
+      const s = await fetchStatus();
+      if (json) process.stdout.write(JSON.stringify(toJson(address, s)) + '\n');
+      else process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : '\n'}${new Date().toISOString()}  every ${watchSeconds}s (Ctrl-C to stop)\n${toText(address, s)}`);
+    });
   } finally {
     client.close();
   }
 });
 
-/** The state in the vocabulary the metrics and the README use (common/replication-state.ts). */
-function stateName(f: FollowerStatus__Output): string {
-  return stateFromWire(f.state);
-}
-
-function toJson(address: string, s: StatusResponse__Output) {
-  return {
-    master: {
-      address,
-      version: s.version,
-      historyId: s.historyId.toString('hex'),
-      epoch: s.epoch,
-      firstSeq: s.firstSeq,
-      lastSeq: s.lastSeq,
-      timeMs: Number(s.masterTimeMs),
-      writeRate: s.writeRate,
-      acceptingWrites: s.acceptingWrites,
-      minFollowers: s.minFollowers,
-      minFollowersMaxLagMs: Number(s.minFollowersMaxLagMs),
-      goodFollowers: s.goodFollowers,
-      defaultAckFollowers: s.defaultAckFollowers,
-      defaultAckTimeoutMs: s.defaultAckTimeoutMs,
-    },
-    followers: s.followers.map((f) => ({
-      id: f.followerId,
-      state: stateName(f),
-      connected: f.connected,
-      appliedSeq: f.appliedSeq,
-      sentSeq: f.sentSeq,
-      lagEntries: f.lagEntries,
-      lagMs: Number(f.lagMs),
-      lastAckTimeMs: Number(f.lastAckTimeMs),
-      bytesSent: Number(f.bytesSent),
-      durable: f.durable,
-      address: f.address,
-      readAddress: f.readAddress,
-      lastError: f.lastError,
-      slotLost: f.slotLost,
-      snapshotting: f.snapshotting,
-    })),
+/**
+ * Runs show() now and every intervalMs until SIGINT or SIGTERM (then exit 0). A failed
+ * call does not end the watch: its one line goes to stderr and the next refresh tries
+ * again, so a master restart can be watched through.
+ */
+async function watch(intervalMs: number, show: () => Promise<void>): Promise<void> {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const stop = () => {
+    stopped = true;
+    wake?.();
   };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    while (!stopped) {
+      try {
+        await show();
+      } catch (err) {
+        // A node that is down or restarting is watched through; anything else (a refused token, ...) ends the watch.
+        if (!isReplicatorError(err) || !TRANSIENT.has(err.code)) throw err;
+        process.stderr.write(`${NAME}: ${err.message} [${err.code}]\n`);
+      }
+      if (stopped) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, intervalMs);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
 }
 
-function toText(address: string, s: StatusResponse__Output): string {
-  const now = Number(s.masterTimeMs);
-  const lines = [
-    `master ${address}  version ${s.version || 'unknown'}  history ${s.historyId.toString('hex')} epoch ${s.epoch}  firstSeq ${s.firstSeq}  lastSeq ${s.lastSeq}  writes/s ${s.writeRate.toFixed(1)}`,
-    `acks: ${s.defaultAckFollowers === 0 ? 'async (committed on the master)' : `wait for ${s.defaultAckFollowers} followers, up to ${s.defaultAckTimeoutMs} ms`}` +
-      (s.minFollowers > 0
-        ? `  min-followers ${s.minFollowers} (lag <= ${s.minFollowersMaxLagMs} ms): ${s.goodFollowers} good, ${s.acceptingWrites ? 'accepting writes' : 'REFUSING WRITES'}`
-        : ''),
-    '',
-  ];
-  if (s.followers.length === 0) {
-    lines.push('no followers are registered');
-  } else {
-    const rows = [['FOLLOWER', 'STATE', 'APPLIED', 'LAG', 'LAG_MS', 'LAST_ACK', 'SENT_BYTES', 'SYNC', 'ADDRESS', 'READ_ADDRESS']];
-    for (const f of s.followers) {
-      const ack = Number(f.lastAckTimeMs);
-      rows.push([
-        String(f.followerId),
-        stateName(f) + (f.slotLost ? ',SLOT-LOST' : ''),
-        f.appliedSeq,
-        f.lagEntries,
-        f.lagMs,
-        ack ? `${((now - ack) / 1000).toFixed(1)}s ago` : 'never',
-        f.bytesSent,
-        f.durable ? 'yes' : 'no',
-        f.address || '-',
-        f.readAddress || '-',
-      ]);
-    }
-    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) lines.push(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
-    for (const f of s.followers) {
-      if (f.slotLost) lines.push(`follower ${f.followerId}: fell behind the log retention cap; it gets a snapshot when it returns`);
-      if (f.lastError) lines.push(`follower ${f.followerId}: ${f.lastError}`);
-    }
+function parseWatch(raw: unknown, flag: string): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < MIN_WATCH_SECONDS || n > 86_400) {
+    throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${flag} must be a number of seconds from ${MIN_WATCH_SECONDS} to 86400, got ${JSON.stringify(raw)}`);
   }
-  return lines.join('\n') + '\n';
+  return n;
 }

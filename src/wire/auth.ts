@@ -37,6 +37,8 @@ const METHOD_ROLES: Record<string, Role | 'public'> = {
   '/levelreplicator.v1.Master/Subscribe': 'replicate',
   '/levelreplicator.v1.Master/Ack': 'replicate',
   '/levelreplicator.v1.Master/Status': 'read',
+  // Changes what the master keeps (its log and its slots), as writes do: no new role to hand out.
+  '/levelreplicator.v1.Master/DropSlot': 'write',
   '/levelreplicator.v1.Store/Get': 'read',
   '/levelreplicator.v1.Store/Digest': 'read',
 };

@@ -4,9 +4,10 @@
  * encoder and decoder, log chunks). A tag is the first varint of a field on the wire:
  * field number << 3 | wire type, for a repeated scalar its packed (LEN) form.
  *
- * Names are the .proto's own: FieldTag.Message.field_name. Every tag here fits in one
- * byte (fields 1 to 15), so a fast path may compare a single byte with it; a multi-byte
- * tag is always a field these paths do not know.
+ * Names are the .proto's own: FieldTag.Message.field_name. The tags of fields 1 to 15
+ * fit in one byte, so a fast path may compare a single byte with them; every field the
+ * fast paths read is one of those (fields 16 and up are Status fields, decoded by
+ * protobufjs), and a multi-byte tag is always a field these paths do not know.
  *
  * Invariant (test/unit/field-tags.test.ts): this table lists exactly the messages and
  * fields of protos/replicator.proto, each with the number and wire type declared there.
@@ -77,6 +78,11 @@ export const FieldTag = {
     bytes_sent: tag(13, VARINT),
     durable: tag(14, VARINT),
     last_error: tag(15, LEN),
+    seen: tag(16, VARINT),
+    since_ms: tag(17, VARINT),
+    slot_entries: tag(18, VARINT),
+    slot_bytes: tag(19, VARINT),
+    snapshot_progress: tag(20, LEN),
   },
   StatusResponse: {
     first_seq: tag(1, VARINT),
@@ -92,9 +98,43 @@ export const FieldTag = {
     accepting_writes: tag(11, VARINT),
     default_ack_followers: tag(12, VARINT),
     default_ack_timeout_ms: tag(13, VARINT),
+    role: tag(14, LEN),
+    self: tag(15, LEN),
+    log_bytes: tag(16, VARINT),
+    version: tag(20, LEN),
   },
   GetRequest: { key: tag(1, LEN), min_seq: tag(2, VARINT) },
   GetResponse: { found: tag(1, VARINT), value: tag(2, LEN), applied_seq: tag(3, VARINT) },
   DigestRequest: {},
   DigestResponse: { digest: tag(1, LEN), seq: tag(2, VARINT), keys: tag(3, VARINT) },
+  SnapshotProgress: {
+    seq: tag(1, VARINT),
+    keys_sent: tag(2, VARINT),
+    bytes_sent: tag(3, VARINT),
+    approx_bytes: tag(4, VARINT),
+  },
+  FollowerSelf: {
+    follower_id: tag(1, VARINT),
+    master_address: tag(2, LEN),
+    state: tag(3, VARINT),
+    applied_seq: tag(4, VARINT),
+    master_last_seq: tag(5, VARINT),
+    lag_entries: tag(6, VARINT),
+    lag_ms: tag(7, VARINT),
+    since_ms: tag(8, VARINT),
+    history_id: tag(9, LEN),
+    durable: tag(10, VARINT),
+    time_ms: tag(11, VARINT),
+    last_error: tag(12, LEN),
+  },
+  DropSlotRequest: {
+    follower_id: tag(1, VARINT),
+    force: tag(2, VARINT),
+  },
+  DropSlotResponse: {
+    applied_seq: tag(1, VARINT),
+    was_connected: tag(2, VARINT),
+    slot_lost: tag(3, VARINT),
+    first_seq: tag(4, VARINT),
+  },
 } as const;

@@ -38,6 +38,10 @@ export const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   // ack_status REPLICATION_TIMEOUT (an error status would invite a retry that writes twice).
   REPLICATION_TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
   SEQ_NOT_APPLIED: grpc.status.DEADLINE_EXCEEDED,
+  SLOT_NOT_FOUND: grpc.status.NOT_FOUND,
+  FOLLOWER_CONNECTED: grpc.status.FAILED_PRECONDITION,
+  // The stream of a follower whose slot was dropped with force: it may subscribe again (and gets a new slot).
+  SLOT_DROPPED: grpc.status.ABORTED,
   INTERNAL: grpc.status.INTERNAL,
 };
 

@@ -16,4 +16,5 @@ export interface MasterServiceHandlers extends grpc.UntypedServiceImplementation
   Subscribe: grpc.handleServerStreamingCall<SubscribeRequest__Output, SubscribeResponseOut>;
   Ack: MasterHandlers['Ack'];
   Status: MasterHandlers['Status'];
+  DropSlot: MasterHandlers['DropSlot'];
 }

@@ -67,6 +67,28 @@ export function masterStoreConformance(impl: StorageImpl): void {
       assert.deepEqual(sortSlots(await (await env.master(node)).loadSlots()), moved);
     });
 
+    test('a dropped slot is gone, also after a restart; the others stay; dropping a missing slot does nothing', async (env) => {
+      const node = await env.node();
+      const master = await env.master(node);
+      const slots: SlotRecord[] = [
+        { followerId: 1, appliedSeq: 5n, lost: false },
+        { followerId: 2, appliedSeq: 9n, lost: true },
+        { followerId: 3, appliedSeq: 0n, lost: false },
+      ];
+      await master.saveSlots(slots, true);
+      await master.dropSlot(2, true);
+      assert.deepEqual(sortSlots(await master.loadSlots()), [slots[0], slots[2]]);
+      await master.dropSlot(2, true);
+      await master.dropSlot(77, false);
+      assert.deepEqual(sortSlots(await master.loadSlots()), [slots[0], slots[2]]);
+      await env.close(master);
+      const again = await env.master(node);
+      assert.deepEqual(sortSlots(await again.loadSlots()), [slots[0], slots[2]], 'the drop is durable');
+      // A follower that comes back later gets a slot again under the same id.
+      await again.saveSlots([{ followerId: 2, appliedSeq: 11n, lost: false }], true);
+      assert.deepEqual(sortSlots(await again.loadSlots()), [slots[0], { followerId: 2, appliedSeq: 11n, lost: false }, slots[2]]);
+    });
+
     test('snapshot(): every pair in key order with the position of its instant, untouched by later commits', async (env) => {
       const master = await env.master();
       await commitHistory(master, 10);

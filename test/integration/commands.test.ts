@@ -97,7 +97,7 @@ describe('the four commands, as users type them', () => {
   });
 
   it('every command has --help listing its options, defaults and environment variables', async () => {
-    for (const tool of ['master-server', 'follower-client', 'push-data', 'get-data', 'replication-status', 'store-digest']) {
+    for (const tool of ['master-server', 'follower-client', 'push-data', 'get-data', 'replication-status', 'replication-admin', 'store-digest']) {
       const res = await runTool(tool, ['--help']);
       assert.equal(res.code, 0, `${tool} --help: ${res.stderr}`);
       assert.match(res.stdout, /\[env: LR_/, `${tool} --help names env vars`);

@@ -11,7 +11,7 @@ import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, t
 import { readLog } from '../helpers/stores.js';
 
 const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
-const TOOLS = ['master-server', 'follower-client', 'push-data', 'get-data', 'replication-status', 'store-digest'];
+const TOOLS = ['master-server', 'follower-client', 'push-data', 'get-data', 'replication-status', 'replication-admin', 'store-digest'];
 
 /**
  * The environment of a user who set none of our variables: every LR_* variable of the

@@ -66,9 +66,10 @@ describe('observability: status, metrics, health, reflection; --no-sync acks do 
     assert.deepEqual([b.id, b.state, b.durable], [2, 'streaming', true]);
     assert.ok(a.bytesSent > 0 && a.lastAckTimeMs > 0 && a.readAddress === f1.readAddress);
     const text = (await runTool('replication-status', ['--master', master.address])).stdout;
-    assert.match(text, /^FOLLOWER\s+STATE\s+APPLIED\s+LAG\s+LAG_MS\s+LAST_ACK\s+SENT_BYTES\s+SYNC\s+ADDRESS\s+READ_ADDRESS$/m);
-    assert.match(text, /^1\s+streaming\s+2\s+0\s+0\s+\S+ ago\s+\d+\s+no\s/m);
-    assert.match(text, /^2\s+streaming\s+2\s+0\s+0\s+\S+ ago\s+\d+\s+yes\s/m);
+    // Sent seq beside the applied one, lag time, sizes and times in human units, what the slot holds.
+    assert.match(text, /^FOLLOWER\s+STATE\s+APPLIED\s+SENT\s+LAG\s+LAG_TIME\s+LAST_ACK\s+SINCE\s+SENT_BYTES\s+SLOT_ENTRIES\s+SLOT_BYTES\s+SYNC\s+ADDRESS\s+READ_ADDRESS$/m);
+    assert.match(text, /^1\s+streaming\s+2\s+2\s+0\s+0\.0s\s+\S+ ago\s+\S+ ago\s+\d+B\s+0\s+0B\s+no\s/m);
+    assert.match(text, /^2\s+streaming\s+2\s+2\s+0\s+0\.0s\s+\S+ ago\s+\S+ ago\s+\d+B\s+0\s+0B\s+yes\s/m);
   });
 
   it('exports every metric the README lists, and lists every metric it exports', async () => {

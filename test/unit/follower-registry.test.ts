@@ -143,6 +143,31 @@ describe('follower registry: the subscription lifecycle', () => {
   });
 });
 
+describe('follower registry: what Status shows beyond the lifecycle', () => {
+  it('snapshot progress accumulates while the snapshot is sent, and only then', () => {
+    const { registry } = watched();
+    const r = registry.attach(1, 'peer', '', true);
+    registry.beginSnapshot(r, 900n, 4_000);
+    assert.deepEqual(r.snapshot, { seq: 900n, keysSent: 0n, bytesSent: 0, approxBytes: 4_000 });
+    registry.recordSnapshotSent(r, 10, 100);
+    registry.recordSnapshotSent(r, 5, 60);
+    assert.deepEqual(r.snapshot, { seq: 900n, keysSent: 15n, bytesSent: 160, approxBytes: 4_000 });
+    registry.endSnapshot(r);
+    assert.throws(() => registry.recordSnapshotSent(r, 1, 1), (e) => isReplicatorError(e, ErrorCode.INTERNAL));
+  });
+
+  it('a follower known only from its persisted slot is not seen until it subscribes to this master', () => {
+    const registry = FollowerRegistry.fromSlots([{ followerId: 3, appliedSeq: 7n, lost: false }]);
+    assert.deepEqual([registry.get(3)!.seen, registry.get(3)!.stateSinceMs, registry.get(3)!.lastAckTimeMs], [false, 0, 0]);
+    assert.equal(registry.holdsLog(registry.get(3)!), true);
+    const r = registry.attach(3, 'peer', '', true);
+    assert.equal(r.seen, true);
+    registry.startStream(r, 8n, 10n);
+    registry.detach(r);
+    assert.equal(registry.get(3)!.seen, true, 'it stays seen once it has subscribed');
+  });
+});
+
 describe('replication state vocabulary', () => {
   it('one set of names, the Status RPC enum being the same in upper case', () => {
     assert.deepEqual([...STREAM_STATES], ['connecting', 'snapshot', 'catching_up', 'streaming', 'disconnected']);

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { humanAgo, humanBytes, humanDuration } from '../../src/tools/human-units.js';
+import { toJson, toText } from '../../src/tools/status-report.js';
+import type { FollowerStatus__Output } from '../../src/wire/generated/levelreplicator/v1/FollowerStatus.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
+import { FollowerMetrics } from '../../src/follower/metrics.js';
+import { MasterMetrics } from '../../src/master/metrics.js';
+import { FollowerRegistry } from '../../src/master/follower-registry.js';
+import { WriteGate } from '../../src/master/write-gate.js';
+import { AckWaiters } from '../../src/master/ack-waiters.js';
+import { ErrorCode } from '../../src/common/errors.js';
+import type { ReplicationLog } from '../../src/storage/interfaces.js';
+
+const NOW = 1_700_000_000_000;
+
+function follower(over: Partial<FollowerStatus__Output>): FollowerStatus__Output {
+  return {
+    followerId: 1, slotLost: false, snapshotting: false, connected: true, appliedSeq: '6', lagEntries: '30', lagMs: '1500', address: '127.0.0.1:1',
+    readAddress: '127.0.0.1:2', lastAckTimeMs: String(NOW - 400), state: 'STREAMING', sentSeq: '36', bytesSent: '5000', durable: true, lastError: '',
+    seen: true, sinceMs: String(NOW - 312_000), slotEntries: '30', slotBytes: String(3 * 1024 * 1024), snapshotProgress: null, ...over,
+  };
+}
+
+function master(followers: FollowerStatus__Output[]): StatusResponse__Output {
+  return {
+    firstSeq: '7', lastSeq: '36', historyId: Buffer.from('ab', 'hex'), epoch: 1, masterTimeMs: String(NOW), followers, writeRate: 0, minFollowers: 0,
+    minFollowersMaxLagMs: '0', goodFollowers: 0, acceptingWrites: true, defaultAckFollowers: 0, defaultAckTimeoutMs: 0, role: 'master', self: null, logBytes: '2048', version: '0.1.0',
+  };
+}
+
+const row = (text: string, id: number) => text.split('\n').find((l) => l.startsWith(`${id} `))!.split(/\s{2,}/);
+
+describe('replication-status output', () => {
+  it('human units: one token each, never negative', () => {
+    assert.deepEqual([0, 181, 1023, 1024, 1536, 5 * 1024 ** 3].map(humanBytes), ['0B', '181B', '1023B', '1.0KiB', '1.5KiB', '5.0GiB']);
+    assert.deepEqual([0, 449, 12_345, 59_999, 312_000, 3 * 3600_000 + 5 * 60_000, 2 * 86_400_000 + 3 * 3600_000].map(humanDuration), ['0.0s', '0.4s', '12.3s', '59.9s', '5m12s', '3h05m', '2d03h']);
+    assert.equal(humanDuration(-40), '0.0s', 'an ack stamped a moment after the status time is 0.0s, not -0.0s');
+    assert.equal(humanAgo(NOW + 40, NOW, 'never'), '0.0s ago');
+    assert.equal(humanAgo(0, NOW, 'unknown'), 'unknown');
+  });
+
+  it('the table: applied and sent side by side, since, slot holds, human units', () => {
+    const text = toText('m:1', master([follower({})]));
+    assert.match(text, /^master m:1 .* firstSeq 7  lastSeq 36  log 30 entries 2\.0KiB /m);
+    assert.match(text, /^FOLLOWER\s+STATE\s+APPLIED\s+SENT\s+LAG\s+LAG_TIME\s+LAST_ACK\s+SINCE\s+SENT_BYTES\s+SLOT_ENTRIES\s+SLOT_BYTES\s+SYNC\s+ADDRESS\s+READ_ADDRESS$/m);
+    assert.deepEqual(row(text, 1), ['1', 'streaming', '6', '36', '30', '1.5s', '0.4s ago', '5m12s ago', '4.9KiB', '30', '3.0MiB', 'yes', '127.0.0.1:1', '127.0.0.1:2']);
+  });
+
+  it('a follower known only from its slot (after a master restart) shows unknown, not never or no', () => {
+    const f = follower({ connected: false, state: 'DISCONNECTED', seen: false, lastAckTimeMs: '0', sinceMs: '0', durable: false, address: '', readAddress: '' });
+    const cells = row(toText('m:1', master([f])), 1);
+    assert.deepEqual([cells[6], cells[7], cells[11], cells[12], cells[13]], ['unknown', 'unknown', 'unknown', 'unknown', 'unknown']);
+    const json = toJson('m:1', master([f])) as { followers: Record<string, unknown>[] };
+    assert.deepEqual([json.followers[0].durable, json.followers[0].lastAckTimeMs, json.followers[0].sinceMs, json.followers[0].seen], [null, null, null, false]);
+    // One the master has seen and that never acknowledged: never.
+    const seenNoAck = row(toText('m:1', master([follower({ lastAckTimeMs: '0', durable: false })])), 1);
+    assert.deepEqual([seenNoAck[6], seenNoAck[11]], ['never', 'no']);
+  });
+
+  it('snapshot progress: a line under the table, and in JSON', () => {
+    const f = follower({ state: 'SNAPSHOT', snapshotting: true, snapshotProgress: { seq: '900', keysSent: '4096', bytesSent: String(10 * 1024 * 1024), approxBytes: String(40 * 1024 * 1024) } });
+    const text = toText('m:1', master([f]));
+    assert.match(text, /^follower 1: snapshot at seq 900: 4096 keys, 10\.0MiB sent of about 40\.0MiB \(25%\)$/m);
+    const json = toJson('m:1', master([f])) as { followers: { snapshotProgress: unknown }[] };
+    assert.deepEqual(json.followers[0].snapshotProgress, { seq: '900', keysSent: '4096', bytesSent: 10 * 1024 * 1024, approxBytes: 40 * 1024 * 1024 });
+  });
+
+  it("a follower's own view", () => {
+    const s: StatusResponse__Output = {
+      ...master([]),
+      role: 'follower',
+      self: {
+        followerId: 3, masterAddress: 'm:1', state: 'CATCHING_UP', appliedSeq: '10', masterLastSeq: '25', lagEntries: '15', lagMs: '2500',
+        sinceMs: String(NOW - 4_000), historyId: Buffer.from('ab', 'hex'), durable: true, timeMs: String(NOW), lastError: '',
+      },
+    };
+    const text = toText('f:3', s);
+    assert.match(text, /^follower 3 f:3  state catching_up since 4\.0s ago  master m:1$/m);
+    assert.match(text, /^applied 10  master lastSeq 25 \(as last heard\)  lag 15 entries, 2\.5s  sync yes  history ab$/m);
+    assert.deepEqual(toJson('f:3', s), {
+      role: 'follower',
+      follower: { id: 3, address: 'f:3', masterAddress: 'm:1', state: 'catching_up', sinceMs: NOW - 4_000, appliedSeq: '10', masterLastSeq: '25', lagEntries: '15', lagMs: 2500, historyId: 'ab', durable: true, timeMs: NOW, lastError: '' },
+    });
+  });
+});
+
+describe('metrics: labelled counters start at 0', () => {
+  const wal = { lastSeq: 0n, firstSeq: 1n, bytesFrom: async () => 0 } as unknown as ReplicationLog;
+
+  it('on the master, for every known label value, and a known follower\'s stream counters', async () => {
+    const registry = FollowerRegistry.fromSlots([{ followerId: 4, appliedSeq: 0n, lost: false }]);
+    const m = new MasterMetrics({ wal, followers: registry, gate: new WriteGate({ minFollowers: 0, maxLagMs: 1000 }, registry, wal), acks: new AckWaiters(registry) });
+    const text = await m.registry.metrics();
+    for (const r of ['committed', 'replicated', 'replication_timeout', 'error']) assert.match(text, new RegExp(`^lr_master_write_requests_total\\{result="${r}"\\} 0$`, 'm'));
+    for (const r of ['accepted', 'refused']) assert.match(text, new RegExp(`^lr_master_subscriptions_total\\{result="${r}"\\} 0$`, 'm'));
+    for (const code of Object.values(ErrorCode)) assert.match(text, new RegExp(`^lr_master_errors_total\\{code="${code}"\\} 0$`, 'm'));
+    assert.match(text, /^lr_master_write_duration_seconds_count\{ack="followers"\} 0$/m);
+    assert.match(text, /^lr_master_streamed_entries_total\{follower="4"\} 0$/m);
+    assert.match(text, /^lr_master_streamed_bytes_total\{follower="4"\} 0$/m);
+    assert.match(text, /^lr_master_follower_sent_seq\{follower="4"\} 0$/m);
+    assert.match(text, /^lr_master_log_retained_bytes 0$/m);
+  });
+
+  it('on a follower', async () => {
+    const text = await new FollowerMetrics().registry.metrics();
+    for (const code of Object.values(ErrorCode)) assert.match(text, new RegExp(`^lr_follower_errors_total\\{code="${code}"\\} 0$`, 'm'));
+    for (const r of ['found', 'not_found', 'SEQ_NOT_APPLIED']) assert.match(text, new RegExp(`^lr_follower_reads_total\\{result="${r}"\\} 0$`, 'm'));
+  });
+});
