@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { aroundStatusLine } from './status-line.js';
 
 export type { Logger };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -11,7 +12,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export function createLogger(name: string, level: string): Logger {
   const options = { name, level, base: { pid: process.pid } };
   if (process.stdout.isTTY) {
-    return pino(options, pretty({ colorize: true, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }));
+    // The terminal may show a progress bar (on stderr): each line is written around it.
+    return pino(options, aroundStatusLine(pretty({ colorize: true, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' })));
   }
   return pino(options, pino.destination({ dest: 1, sync: true }));
 }
