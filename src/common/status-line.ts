@@ -31,11 +31,15 @@ export class StatusLine {
     return this.shown !== undefined;
   }
 
-  /** Draws text as the status line, replacing what it showed. */
+  /** Columns a status line may use: one short of the terminal's, as a line that fills the last column wraps on some terminals. */
+  get width(): number {
+    return Math.max(1, (this.stream.columns || DEFAULT_COLUMNS) - 1);
+  }
+
+  /** Draws text as the status line (cut to width), replacing what it showed. */
   show(text: string): void {
     if (!this.isTerminal) return;
-    // One column short of the width: a line that fills the last column wraps on some terminals.
-    const width = Math.max(1, (this.stream.columns || DEFAULT_COLUMNS) - 1);
+    const width = this.width;
     const line = text.length > width ? text.slice(0, width) : text;
     if (!this.exitHook) {
       this.exitHook = () => this.clear();

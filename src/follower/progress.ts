@@ -14,8 +14,9 @@ export const SNAPSHOT_BAR_MIN_KEYS = 10_000n;
 export const SNAPSHOT_BAR_AFTER_MS = 1_000;
 /** The bar is redrawn at most this often (each redraw is a write to the terminal). */
 const REDRAW_MS = 100;
+/** The bar's width, narrowed (down to the minimum) when the whole line would not fit the terminal. */
 const BAR_WIDTH = 40;
-const BAR_OPTIONS = { barsize: BAR_WIDTH, barCompleteString: '\u2588'.repeat(BAR_WIDTH), barIncompleteString: '\u2591'.repeat(BAR_WIDTH), barGlue: '' };
+const MIN_BAR_WIDTH = 10;
 
 type SnapshotPhase = { kind: 'snapshot'; startedMs: number; keys: bigint; bytes: number; total: bigint | undefined };
 type CatchUpPhase = { kind: 'catch-up'; startedMs: number; fromSeq: bigint; target: bigint; appliedSeq: bigint; masterLastSeq: bigint };
@@ -164,14 +165,21 @@ export class Progress {
     const { done, total } = this.amounts();
     const rate = this.rate(done);
     const fraction = total === undefined ? 0 : total === 0 ? 1 : Math.min(1, done / total);
-    const bar = cliProgress.Format.BarFormat(fraction, BAR_OPTIONS as cliProgress.Options);
     const pct = total === undefined ? '?' : String(percentOf(done, total));
     const eta = total === undefined || rate === 0 ? '?' : cliProgress.Format.TimeFormat(Math.round((total - done) / rate), { autopaddingChar: '' } as cliProgress.Options, 5);
-    if (phase.kind === 'snapshot') {
-      const of = total === undefined ? '' : ` of ${total} keys`;
-      return `snapshot  |${bar}| ${pct}%${of} | ${phase.keys} keys, ${(phase.bytes / 1e6).toFixed(1)} MB | ${rate} keys/s | ETA ${eta}`;
-    }
-    return `catch-up  |${bar}| ${pct}% | ${done}/${total} entries | ${rate} entries/s | ETA ${eta}`;
+    const head = phase.kind === 'snapshot' ? 'snapshot  ' : 'catch-up  ';
+    const tails =
+      phase.kind === 'snapshot'
+        ? [
+            ` ${pct}%${total === undefined ? '' : ` of ${total}`} | ${phase.keys} keys, ${(phase.bytes / 1e6).toFixed(1)} MB | ${rate} keys/s | ETA ${eta}`,
+            ` ${pct}%${total === undefined ? '' : ` of ${total}`} | ${phase.keys} keys | ${rate} keys/s | ETA ${eta}`, // narrow terminals: no MB
+          ]
+        : [` ${pct}% | ${done}/${total} entries | ${rate} entries/s | ETA ${eta}`];
+    const room = this.line.width - head.length - 2;
+    const tail = tails.find((t) => t.length + MIN_BAR_WIDTH <= room) ?? tails[tails.length - 1];
+    const size = Math.max(MIN_BAR_WIDTH, Math.min(BAR_WIDTH, room - tail.length));
+    const bar = cliProgress.Format.BarFormat(fraction, { barsize: size, barCompleteString: '\u2588'.repeat(size), barIncompleteString: '\u2591'.repeat(size), barGlue: '' } as cliProgress.Options);
+    return `${head}|${bar}|${tail}`;
   }
 
   private logLine(): void {
