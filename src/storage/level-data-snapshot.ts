@@ -53,11 +53,12 @@ export class LevelDataSnapshot implements DataSnapshot {
   }
 
   /**
-   * Counts the pairs in batches of keys read off the main thread; values are never read
-   * (LevelDB still walks their blocks, but nothing is copied out). Keys come as text, the
-   * cheapest form classic-level makes (see SnapshotReader): the count does not care how
-   * a key decodes. The iterator is closed before this settles, so the snapshot may then
-   * be closed.
+   * Counts the pairs in large batches of keys; values are never copied out (LevelDB
+   * still walks their blocks, in the thread pool). Keys come as text, the cheapest form
+   * classic-level makes (see SnapshotReader), yet each is still a string made on the main
+   * thread: that, not the walk, is the count's cost. The count does not care how a key
+   * decodes. The iterator is closed before this settles, so the snapshot may then be
+   * closed.
    */
   async countKeys(signal: AbortSignal): Promise<bigint> {
     signal.throwIfAborted();
