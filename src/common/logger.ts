@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { prettyFactory } from 'pino-pretty';
+import { aroundStatusLine } from './status-line.js';
 
 export type { Logger };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -24,7 +25,8 @@ export function createLogger(name: string, level: string, format: LogFormat = 'a
     // pino-pretty's formatter rather than its stream: the stream would learn pino's errorKey
     // and print an `err` field (stack and all) on lines of its own below the entry.
     const prettify = prettyFactory({ colorize: colorWanted(), singleLine: true, errorLikeObjectKeys: [], ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' });
-    return pino(options, { write: (line: string) => out.write(prettify(line)) });
+    // The terminal may show a progress bar (on stderr): each line is written around it.
+    return pino(options, aroundStatusLine({ write: (line: string) => out.write(prettify(line)) }));
   }
   return pino(options, out);
 }

@@ -34,10 +34,6 @@ export class SnapshotReceiver {
     this.seq = seqFromWire(info.seq);
   }
 
-  get approxBytes(): number {
-    return Number(this.info.approxBytes);
-  }
-
   /** Clears whatever an earlier, interrupted snapshot left in the staging generation (once). */
   async begin(): Promise<void> {
     if (this.begun) return;

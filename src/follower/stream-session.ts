@@ -67,10 +67,11 @@ export function runStreamSession(
     const finish = () => {
       if (!ended || applying) return;
       clearTimeout(watchdog);
+      // Whatever was in progress stops here: its bar must not stay on screen while we reconnect.
+      progress.finish();
       if (snapshot) {
         // Interrupted: the staging generation is garbage; the live data is untouched.
         applier.clearGenerationLater(snapshot.gen, (err) => log.warn({ err: (err as Error).message }, 'could not clear an interrupted snapshot'));
-        progress.finish();
       }
       if (failure) reject(failure);
       else resolve();
@@ -154,8 +155,9 @@ export function runStreamSession(
         return;
       }
       const replaced = await snapshot.finish(head.end);
+      // The bar ends (100%, then cleared) before the line saying so is logged.
+      progress.snapshotInstalled(snapshot.keys, snapshot.bytes);
       log.info({ snapshotSeq: snapshot.seq.toString(), keys: snapshot.keys.toString(), bytes: snapshot.bytes }, 'snapshot installed; streaming the log after it');
-      progress.finish();
       snapshot = undefined;
       applier.clearGenerationLater(replaced, (err) => log.warn({ err: (err as Error).message }, 'could not clear replaced data'));
       events.onApplied(applier.appliedSeq);
@@ -206,7 +208,7 @@ export function runStreamSession(
         events.onMasterLastSeq(masterLastSeq);
         if (start.snapshot) {
           snapshot = new SnapshotReceiver(applier, start.snapshot, start.historyId, start.epoch);
-          progress.snapshotStarted(snapshot.approxBytes);
+          progress.snapshotStarted();
           events.onStart('snapshot', { reason: start.reason, snapshotSeq: start.snapshot.seq, appliedSeq: applier.appliedSeq.toString() });
         } else {
           events.onStart('log', { fromSeq: ctx.fromSeq.toString(), masterLastSeq: start.masterLastSeq });
@@ -218,6 +220,11 @@ export function runStreamSession(
         push({ kind: 'entries', entries: msg.entries.entries }, msg.entries.entries.length);
       } else if (msg.snapshotChunk) {
         push({ kind: 'chunk', pairs: msg.snapshotChunk.pairs }, msg.snapshotChunk.pairs.length);
+      } else if (msg.snapshotSize) {
+        // For progress only (the count is verified by SnapshotEnd); not queued, so the
+        // bar knows the total while the chunks before it are still being applied.
+        if (!snapshot) return fail(new ReplicatorError(ErrorCode.INTERNAL, 'a snapshot size outside a snapshot'));
+        progress.snapshotTotal(seqFromWire(msg.snapshotSize.keys));
       } else if (msg.snapshotEnd) {
         push({ kind: 'snapshot-end', end: msg.snapshotEnd }, 0);
       } else if (msg.heartbeat) {

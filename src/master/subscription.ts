@@ -156,9 +156,15 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         flog[fromSeq === 1n ? 'info' : 'warn']({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
         await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
         // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
-        const { keys, digest } = await streamSnapshot(snapshot, (chunk) => send(chunk, chunk.payloadBytes), flog, (pairs, bytes) => {
-          if (live()) registry.recordSnapshotSent(record, pairs, bytes);
-        });
+        const { keys, digest } = await streamSnapshot(
+          snapshot,
+          (chunk) => send(chunk, chunk.payloadBytes),
+          flog,
+          (total) => send({ snapshotSize: { keys: total.toString() } }),
+          (pairs, bytes) => {
+            if (live()) registry.recordSnapshotSent(record, pairs, bytes);
+          },
+        );
         if (live() && (await send({ snapshotEnd: { keys: keys.toString(), digest } }))) {
           registry.endSnapshot(record);
           flog.info({ keys: keys.toString(), snapshotSeq: snapshot.seq.toString() }, 'snapshot sent; streaming the log after it');

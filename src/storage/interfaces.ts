@@ -120,12 +120,17 @@ export interface DataSnapshot {
   /** Checksum and commit time of the entry at seq (0 when seq is 0). */
   readonly checksum: number;
   readonly commitTimeMs: number;
-  /** A progress estimate of the data's size in bytes. */
+  /** LevelDB's estimate of the data's size in bytes (compressed; what older followers show progress against). */
   readonly approxBytes: number;
   /** Bytes of layout prefix on each row's key (skip them to get the user key). */
   readonly keyOffset: number;
   /** Reads the data in key order, up to `pairs` pairs (about `bytes`) per next(). */
   rows(pairs: number, bytes: number): SnapshotRows;
+  /**
+   * The exact number of pairs, counted on the snapshot (keys only, no value is read); may
+   * run beside rows(). Rejects once `signal` aborts; settled before close() may be called.
+   */
+  countKeys(signal: AbortSignal): Promise<bigint>;
   close(): Promise<void>;
 }
 

@@ -7,6 +7,10 @@ import { lastSeqAt } from './level-store-view.js';
 import { storedEntryAt } from './level-log.js';
 import { SnapshotReader } from './snapshot-reader.js';
 
+/** Keys per read of countKeys(), and the byte bound of one read (classic-level's default stops at 16 KiB). */
+const COUNT_BATCH_KEYS = 16_384;
+const COUNT_BATCH_BYTES = 1024 * 1024;
+
 /**
  * A point-in-time copy of the master's data on a LevelDB snapshot. The seq it corresponds
  * to and that entry's checksum are read from the same LevelDB snapshot as the data, so
@@ -46,6 +50,30 @@ export class LevelDataSnapshot implements DataSnapshot {
   /** The data in key order; see SnapshotReader for how rows are read (text keys, prefetch). */
   rows(pairs: number, bytes: number): SnapshotRows {
     return new SnapshotReader(this.db, this.snapshot, dataRange(MASTER_DATA_GEN), pairs, bytes);
+  }
+
+  /**
+   * Counts the pairs in large batches of keys; values are never copied out (LevelDB
+   * still walks their blocks, in the thread pool). Keys come as text, the cheapest form
+   * classic-level makes (see SnapshotReader), yet each is still a string made on the main
+   * thread: that, not the walk, is the count's cost. The count does not care how a key
+   * decodes. The iterator is closed before this settles, so the snapshot may then be
+   * closed.
+   */
+  async countKeys(signal: AbortSignal): Promise<bigint> {
+    signal.throwIfAborted();
+    const it = this.db.keys<string | Buffer>({ ...dataRange(MASTER_DATA_GEN), snapshot: this.snapshot, keyEncoding: 'utf8', highWaterMarkBytes: COUNT_BATCH_BYTES });
+    let keys = 0n;
+    try {
+      for (;;) {
+        signal.throwIfAborted();
+        const batch = await it.nextv(COUNT_BATCH_KEYS);
+        if (batch.length === 0) return keys;
+        keys += BigInt(batch.length);
+      }
+    } finally {
+      await it.close();
+    }
   }
 
   close(): Promise<void> {

@@ -55,6 +55,12 @@ export class MemoryDataSnapshot implements DataSnapshot {
     };
   }
 
+  async countKeys(signal: AbortSignal): Promise<bigint> {
+    signal.throwIfAborted();
+    if (this.closed) throw new Error('the data snapshot is closed');
+    return BigInt(this.pairs.length);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

@@ -44,7 +44,7 @@ export const FieldTag = {
     read_address: tag(5, LEN),
     durable: tag(6, VARINT),
   },
-  SubscribeResponse: { entries: tag(1, LEN), heartbeat: tag(2, LEN), start: tag(3, LEN), snapshot_chunk: tag(4, LEN), snapshot_end: tag(5, LEN) },
+  SubscribeResponse: { entries: tag(1, LEN), heartbeat: tag(2, LEN), start: tag(3, LEN), snapshot_chunk: tag(4, LEN), snapshot_end: tag(5, LEN), snapshot_size: tag(6, LEN) },
   StreamStart: {
     history_id: tag(1, LEN),
     from_seq: tag(2, VARINT),
@@ -137,4 +137,5 @@ export const FieldTag = {
     slot_lost: tag(3, VARINT),
     first_seq: tag(4, VARINT),
   },
+  SnapshotSize: { keys: tag(1, VARINT) },
 } as const;

@@ -104,6 +104,13 @@ export function masterStoreConformance(impl: StorageImpl): void {
       assert.deepEqual(rows, want);
       assert.deepEqual(digestOf(new Map(rows.map(([k, v]) => [k.toString('hex'), v]))), expected);
       assert.deepEqual(await readRows(snap, 1000, 1), want, 'a byte bound below one pair still makes progress');
+      // The exact count the follower's progress shows, of the same instant, even beside a read.
+      const reading = readRows(snap, 2, MiB);
+      assert.equal(await snap.countKeys(new AbortController().signal), BigInt(want.length));
+      assert.deepEqual(await reading, want);
+      const aborted = new AbortController();
+      aborted.abort();
+      await assert.rejects(snap.countKeys(aborted.signal), { name: 'AbortError' });
       await snap.close();
     });
 
@@ -112,6 +119,7 @@ export function masterStoreConformance(impl: StorageImpl): void {
       const snap = await master.snapshot();
       assert.deepEqual([snap.seq, snap.checksum, snap.commitTimeMs], [0n, 0, 0]);
       assert.deepEqual(await readRows(snap, 10, MiB), []);
+      assert.equal(await snap.countKeys(new AbortController().signal), 0n);
       await snap.close();
     });
 
