@@ -61,7 +61,7 @@ describe('first start after npm install', () => {
   });
 
   it('every command of package.json "bin" is an executable script in dist/tools/', () => {
-    assert.deepEqual(Object.keys(PKG.bin).sort(), ['follower-client', 'get-data', 'master-server', 'push-data', 'replication-status', 'store-digest']);
+    assert.deepEqual(Object.keys(PKG.bin).sort(), ['follower-client', 'get-data', 'master-server', 'push-data', 'replication-admin', 'replication-status', 'store-digest']);
     for (const [name, target] of Object.entries(PKG.bin)) {
       assert.equal(target, `dist/tools/${name}.js`);
       const file = path.join(ROOT, target);
