@@ -26,7 +26,8 @@ export const TRIM_CHUNK_ENTRIES = 1_000n;
  * retainEntries, younger than retainAgeMs, within the newest retainBytes, or not yet
  * applied by a follower whose slot holds. A slot stops holding (is lost, loudly) once its
  * follower is more than slotMaxLagEntries / slotMaxLagBytes behind, so one dead follower
- * cannot fill the disk; that follower gets a snapshot when it returns.
+ * cannot fill the disk. When that follower returns it resumes from the log if its next entry
+ * is still retained (other rules may keep it), and gets a snapshot only if it was trimmed.
  * The newest entry is never trimmed.
  */
 export class LogRetention {
@@ -149,7 +150,7 @@ export class LogRetention {
         this.registry.markSlotLost(r);
         this.log.error(
           { followerId: r.id, appliedSeq: r.appliedSeq.toString(), lastSeq: lastSeq.toString(), lagEntries: lagEntries.toString(), lagBytes },
-          `follower ${r.id} fell behind the retention cap; its slot is lost and the log no longer waits for it. It will be resynchronised by snapshot when it returns`,
+          `follower ${r.id} fell behind the retention cap; its slot is lost and the log no longer waits for it. When it returns it resumes from the log if its next entry (seq ${r.appliedSeq + 1n}) is still retained, and is resynchronised by snapshot if that entry was trimmed`,
         );
       }
     }

@@ -142,7 +142,7 @@ export class MasterMetrics {
     });
     new Gauge({
       name: 'lr_master_follower_slot_lost',
-      help: '1 while a follower\'s replication slot is lost (it fell behind the retention cap and will be snapshotted when it returns), else 0',
+      help: '1 while a follower\'s replication slot is lost (it fell behind the retention cap; the log no longer waits for it, and it gets a snapshot when it returns only if its next entry was trimmed by then), else 0',
       labelNames: ['follower'] as const,
       registers: r,
       collect() {

@@ -55,7 +55,7 @@ await runCli(NAME, async () => {
   const write = bulk ? undefined : singleWrite(positionals(argv), argv.delete as boolean);
 
   const client = masterClient(address, clientSecurityFromArgv(argv));
-  const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes, ack }, o, cb), callTimeoutMs, peer);
+  const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes, ack }, o, cb), callTimeoutMs, { ...peer, write: true });
   try {
     if (!write) return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send, argv.json as boolean);
     const res = await send([write]);

@@ -128,7 +128,7 @@ function masterText(address: string, s: StatusResponse__Output): string {
       const pct = approx > 0 ? ` (${Math.min(100, Math.floor((Number(p.bytesSent) * 100) / approx))}%)` : '';
       lines.push(`follower ${f.followerId}: snapshot at seq ${p.seq}: ${p.keysSent} keys, ${humanBytes(Number(p.bytesSent))} sent of about ${humanBytes(approx)}${pct}`);
     }
-    if (f.slotLost) lines.push(`follower ${f.followerId}: fell behind the log retention cap; it gets a snapshot when it returns`);
+    if (f.slotLost) lines.push(`follower ${f.followerId}: fell behind the log retention cap; the log no longer waits for it (it gets a snapshot if its next entry is trimmed before it returns)`);
     if (f.lastError) lines.push(`follower ${f.followerId}: ${f.lastError}`);
   }
   return lines.join('\n') + '\n';

@@ -45,6 +45,10 @@ export const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   INTERNAL: grpc.status.INTERNAL,
 };
 
+/** Appended to a Write's transport failure (unavailable, deadline): its outcome is unknown. */
+export const WRITE_OUTCOME_UNKNOWN =
+  'the write may or may not have been committed: check with replication-status (the master\'s last seq) or a read (get-data) before retrying';
+
 /** The metadata key that carries our error code next to the gRPC status. */
 const CODE_METADATA_KEY = 'lr-error-code';
 /** Prefix of the other trailing metadata an error may carry (e.g. lr-master-address with NOT_MASTER). */
@@ -66,7 +70,7 @@ export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
  * metadata; transport failures (no server, deadline) are mapped from the status, naming
  * the peer so the user knows what was unreachable.
  */
-export function fromServiceError(err: unknown, peer: { role: 'master' | 'follower'; address: string }): ReplicatorError {
+export function fromServiceError(err: unknown, peer: { role: 'master' | 'follower'; address: string; write?: boolean }): ReplicatorError {
   if (isReplicatorError(err)) return err;
   const se = err as Partial<grpc.ServiceError>;
   const sent = se.metadata?.get(CODE_METADATA_KEY)?.[0];
@@ -78,20 +82,23 @@ export function fromServiceError(err: unknown, peer: { role: 'master' | 'followe
     return new ReplicatorError(sent as ErrorCode, se.details ?? String(err), { cause: err, details });
   }
   const unavailable = peer.role === 'master' ? ErrorCode.MASTER_UNAVAILABLE : ErrorCode.FOLLOWER_UNAVAILABLE;
+  // A Write that failed in transport may have reached the master and committed before the
+  // answer was lost: the caller must know before it retries (a blind retry can write twice).
+  const outcome = peer.write ? `; ${WRITE_OUTCOME_UNKNOWN}` : '';
   switch (se.code) {
     case grpc.status.UNAVAILABLE: {
       const reason = lastConnectionError(se.details);
       const tlsHint = tlsFailureHint(se.details);
       if (tlsHint) return new ReplicatorError(ErrorCode.TLS_FAILED, `TLS with the ${peer.role} at ${peer.address} failed: ${reason}; ${tlsHint}`, { cause: err });
       const hint = /Failed to connect/i.test(reason) ? ' (it closed the connection: a TLS/plaintext mismatch, or a client certificate it does not accept?)' : '';
-      return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${reason}${hint}`, { cause: err });
+      return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${reason}${hint}${outcome}`, { cause: err });
     }
     case grpc.status.UNAUTHENTICATED:
       return new ReplicatorError(ErrorCode.UNAUTHENTICATED, `${peer.role} at ${peer.address} refused the call: ${se.details}`, { cause: err });
     case grpc.status.PERMISSION_DENIED:
       return new ReplicatorError(ErrorCode.PERMISSION_DENIED, `${peer.role} at ${peer.address} refused the call: ${se.details}`, { cause: err });
     case grpc.status.DEADLINE_EXCEEDED:
-      return new ReplicatorError(ErrorCode.DEADLINE_EXCEEDED, `${peer.role} at ${peer.address} did not answer in time`, { cause: err });
+      return new ReplicatorError(ErrorCode.DEADLINE_EXCEEDED, `${peer.role} at ${peer.address} did not answer in time${outcome}`, { cause: err });
     case grpc.status.RESOURCE_EXHAUSTED:
       return new ReplicatorError(ErrorCode.BATCH_TOO_LARGE, `${peer.role} at ${peer.address} refused the message: ${se.details}`, { cause: err });
     default:

@@ -9,6 +9,8 @@ import { channelSetup, NO_CLIENT_SECURITY, type ClientSecurity } from './securit
 export interface Peer {
   role: 'master' | 'follower';
   address: string;
+  /** The call is a Write: a transport failure then says the write's outcome is unknown. */
+  write?: boolean;
 }
 
 /**

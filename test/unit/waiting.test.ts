@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
 import { describe, it } from 'node:test';
 import { parseMetricsListen, parseNonNegativeInt } from '../../src/common/config.js';
 import { MAX_SERVER_WAIT_MS, waitBudgetMs } from '../../src/wire/deadline.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../../src/common/errors.js';
-import { fromServiceError, toServiceError } from '../../src/wire/grpc-status.js';
+import { fromServiceError, toServiceError, WRITE_OUTCOME_UNKNOWN } from '../../src/wire/grpc-status.js';
 import { SeqWaiters } from '../../src/common/seq-waiters.js';
 import { parseSeq } from '../../src/wire/seq.js';
 import { WriteRate } from '../../src/master/write-rate.js';
@@ -85,5 +86,18 @@ describe('option and error plumbing', () => {
     const got = fromServiceError({ ...sent, message: 'x' }, { role: 'follower', address: 'f' });
     assert.equal(got.code, ErrorCode.NOT_MASTER);
     assert.deepEqual(got.details, { masterAddress: '127.0.0.1:7' });
+  });
+
+  it('says a Write that failed in transport may or may not have been committed; other calls do not', () => {
+    const lost = { code: grpc.status.UNAVAILABLE, details: 'Connection dropped', message: 'x', metadata: new grpc.Metadata() };
+    const write = fromServiceError(lost, { role: 'master', address: 'm:1', write: true });
+    assert.equal(write.code, ErrorCode.MASTER_UNAVAILABLE);
+    assert.match(write.message, /^master at m:1 is unavailable: .*; the write may or may not have been committed: check with replication-status \(the master's last seq\) or a read \(get-data\) before retrying$/);
+    const late = fromServiceError({ ...lost, code: grpc.status.DEADLINE_EXCEEDED }, { role: 'master', address: 'm:1', write: true });
+    assert.equal(late.code, ErrorCode.DEADLINE_EXCEEDED);
+    assert.equal(late.message, `master at m:1 did not answer in time; ${WRITE_OUTCOME_UNKNOWN}`);
+    const status = fromServiceError(lost, { role: 'master', address: 'm:1' });
+    assert.equal(status.code, ErrorCode.MASTER_UNAVAILABLE);
+    assert.doesNotMatch(status.message, /may or may not/);
   });
 });
