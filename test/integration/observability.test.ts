@@ -9,11 +9,18 @@ import { healthCheck, metric, metricNames, reflectionServices, scrapeMetrics } f
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
 const README = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md');
+const DOCS = path.resolve(path.dirname(README), 'docs');
 
-/** Metric names listed in the README's metric tables, by prefix. */
+/** README.md and every docs/*.md (the metric tables are in docs/operations.md). */
+function documentation(): string {
+  const docs = fs.readdirSync(DOCS).filter((f) => f.endsWith('.md')).sort();
+  return [README, ...docs.map((f) => path.join(DOCS, f))].map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+}
+
+/** Metric names listed in the documentation's metric tables, by prefix. */
 function documentedMetrics(prefix: string): Set<string> {
   const names = new Set<string>();
-  for (const m of fs.readFileSync(README, 'utf8').matchAll(/^\| `(lr_[a-z_]+)` \|/gm)) if (m[1].startsWith(prefix)) names.add(m[1]);
+  for (const m of documentation().matchAll(/^\| `(lr_[a-z_]+)` \|/gm)) if (m[1].startsWith(prefix)) names.add(m[1]);
   return names;
 }
 
