@@ -9,6 +9,7 @@ import { PROTO_FILE, replicatorProto } from '../../src/wire/proto.js';
 import { hardenService, RefusedRequest } from '../../src/wire/request-decoding.js';
 import { DecodedWriteRequest } from '../../src/wire/write-request-decoder.js';
 import { FUZZ_SEED, fuzzIterations, mutate, Rng } from '../helpers/fuzz.js';
+import { countTopLevel } from '../helpers/wire-scan.js';
 
 /**
  * Strict decoding of every request of every service (request-decoding.ts,
@@ -126,18 +127,6 @@ function fieldBoundaries(bytes: Buffer): Set<number> {
     at.add(r.pos);
   }
   return at;
-}
-
-/** Top-level fields with this tag (the message is well-formed). */
-function countTopLevel(bytes: Buffer, tag: number): number {
-  const r = protobuf.Reader.create(bytes);
-  let n = 0;
-  while (r.pos < r.len) {
-    const t = r.uint32();
-    if (t === tag) n++;
-    r.skipType(t & 7);
-  }
-  return n;
 }
 
 const varint = (n: bigint): number[] => {

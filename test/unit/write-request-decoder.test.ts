@@ -12,6 +12,7 @@ import { strictRequestDecoder } from '../../src/wire/request-decoding.js';
 import type { WriteRequestDecoder } from '../../src/wire/write-request-decoder.js';
 import { FUZZ_SEED, fuzzIterations, mutate, Rng } from '../helpers/fuzz.js';
 import { oldWritePath } from '../helpers/write-oracle.js';
+import { countTopLevel } from '../helpers/wire-scan.js';
 
 const method = replicatorProto().Master.service.Write;
 const serialize = (req: WriteRequest) => method.requestSerialize(req) as Buffer;
@@ -75,18 +76,6 @@ function sameRequestObject(bytes: Buffer, what: string): void {
   for (const w of g.writes) for (const m of w.mutations) if (m.kind === 'DELETE') m.value = Buffer.alloc(0);
   const req = decode(bytes);
   assert.deepStrictEqual({ writes: req.writes, ack: req.ack }, g, what);
-}
-
-/** Top-level fields with this tag (the request is well-formed). */
-function countTopLevel(bytes: Buffer, tag: number): number {
-  const r = protobuf.Reader.create(bytes);
-  let n = 0;
-  while (r.pos < r.len) {
-    const t = r.uint32();
-    if (t === tag) n++;
-    r.skipType(t & 7);
-  }
-  return n;
 }
 
 describe('one-pass Write request decoding', () => {
