@@ -39,6 +39,7 @@ export const ErrorCode = {
   SLOT_NOT_FOUND: 'SLOT_NOT_FOUND',
   FOLLOWER_CONNECTED: 'FOLLOWER_CONNECTED',
   SLOT_DROPPED: 'SLOT_DROPPED',
+  UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -19,6 +19,8 @@ export class LevelStagedEntries implements StagedEntries {
     /** The position once the batch is written. */
     readonly to: ChainPosition,
     readonly count: number,
+    /** The entries themselves (appended to the replica's log before the batch is written). */
+    readonly entries: readonly Buffer[],
   ) {}
 }
 
@@ -48,7 +50,7 @@ export async function stageEntries(db: Store, gen: number, entries: readonly Buf
     await batch.close();
     throw err;
   }
-  return new LevelStagedEntries(batch, gen, from, to, entries.length);
+  return new LevelStagedEntries(batch, gen, from, to, entries.length, entries);
 }
 
 /**

@@ -1,10 +1,6 @@
-import { entryChecksum, entryCommitTimeMs } from '../wire/entry-codec.js';
-import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { DataSnapshot, SnapshotRows } from './interfaces.js';
-import { DATA_KEY_PREFIX_BYTES, dataRange, MASTER_DATA_GEN } from './layout.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, DATA_KEY_PREFIX_BYTES, dataRange, MASTER_DATA_GEN } from './layout.js';
 import type { Store, StoreSnapshot } from './level-store.js';
-import { lastSeqAt } from './level-store-view.js';
-import { storedEntryAt } from './level-log.js';
 import { SnapshotReader } from './snapshot-reader.js';
 
 /** Keys per read of countKeys(), and the byte bound of one read (classic-level's default stops at 16 KiB). */
@@ -13,7 +9,8 @@ const COUNT_BATCH_BYTES = 1024 * 1024;
 
 /**
  * A point-in-time copy of the master's data on a LevelDB snapshot. The seq it corresponds
- * to and that entry's checksum are read from the same LevelDB snapshot as the data, so
+ * to and that entry's checksum are read from the same LevelDB snapshot as the data (the
+ * master writes them in every group's batch), so
  * data and position always agree. LevelDB snapshots do not block writers, so taking and
  * reading one never stalls commits.
  */
@@ -33,14 +30,13 @@ export class LevelDataSnapshot implements DataSnapshot {
   static async take(db: Store): Promise<LevelDataSnapshot> {
     const snapshot = db.snapshot();
     try {
-      const seq = await lastSeqAt(db, snapshot);
-      const entry = seq === 0n ? undefined : await storedEntryAt(db, seq, snapshot);
-      if (seq > 0n && !entry) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `snapshot at seq ${seq} has no log entry for it`);
+      const [seqBuf, checksumBuf, timeBuf] = await db.getMany([APPLIED_SEQ_KEY, APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY], { snapshot });
+      const seq = seqBuf ? seqBuf.readBigUInt64BE() : 0n;
       // A progress estimate only: table files (compressed) plus the memtable, which
       // approximateSize does not see and which holds all of a young store's data.
       const range = dataRange(MASTER_DATA_GEN);
       const approxBytes = (await db.approximateSize(range.gte, range.lt)) + Number(db.getProperty('leveldb.approximate-memory-usage') || 0);
-      return new LevelDataSnapshot(db, snapshot, seq, entry ? entryChecksum(entry) : 0, entry ? entryCommitTimeMs(entry) : 0, approxBytes);
+      return new LevelDataSnapshot(db, snapshot, seq, checksumBuf ? checksumBuf.readUInt32BE() : 0, timeBuf ? Number(timeBuf.readBigUInt64BE()) : 0, approxBytes);
     } catch (err) {
       await snapshot.close();
       throw err;

@@ -1,42 +1,60 @@
 import fs from 'node:fs';
-import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind } from '../wire/entry-codec.js';
-import type { PreparedWrites } from '../wire/prepared-writes.js';
+import path from 'node:path';
 import { latencyTrace } from '../common/latency-trace.js';
 import type { Logger } from '../common/logger.js';
+import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind } from '../wire/entry-codec.js';
+import type { PreparedWrites } from '../wire/prepared-writes.js';
 import type { DataSnapshot, MasterStore, SlotRecord, StoreView } from './interfaces.js';
-import { dataKeyOf, logKey, MASTER_DATA_GEN } from './layout.js';
+import { dataKeyOf, MASTER_DATA_GEN } from './layout.js';
 import { LevelDataSnapshot } from './level-data-snapshot.js';
-import { LevelLog } from './level-log.js';
 import { LevelStoreView } from './level-store-view.js';
 import { openStore, removeNewDataDir, storeExists, writeBatch, writeOptions, type Store } from './level-store.js';
 import { encodeChunks } from './log-chunk.js';
+import { FsLogFiles, type LogFiles } from './log-files.js';
+import { positionOps, positionOpsFor, recoverMasterStore } from './master-recovery.js';
+import { SegmentLog } from './segment-log.js';
 import { readSlots, slotDel, slotPut } from './slot-records.js';
 import type { StoreFaults } from './store-faults.js';
+import { refuseOldLayout } from './upgrade-store.js';
 
 /** Encoded entries of one group up to this size reuse one buffer (about 28,000 entries of 150 bytes). */
 const CHUNK_SCRATCH_BYTES = 4 * 1024 * 1024;
 
+/** The log's directory inside a node's data directory. */
+export function logDir(dataDir: string): string {
+  return path.join(dataDir, 'log');
+}
+
+export interface MasterStoreOptions {
+  create: boolean;
+  repairLog?: boolean;
+  log?: Logger;
+  /** Segment files roll over at about this size (default 64 MiB). */
+  maxSegmentBytes?: number;
+  /** The log's files (tests put a power-loss model here); default: <dataDir>/log. */
+  logFiles?: LogFiles;
+  /** Failure injection for tests only (see store-faults.ts); production never sets it. */
+  faults?: StoreFaults;
+}
+
 /**
- * Opens (or with create, creates) a master's store: the LevelDB store of the data
- * directory and its log, verified whole (see LevelLog.open for the corruption and
- * repair rules). If opening fails after this call created the directory, the directory
- * is removed again, so a failed start leaves nothing behind.
+ * Opens (or with create, creates) a master's store: its log (segment files, verified whole
+ * on open, see SegmentLog) and its LevelDB data, which is then brought up to the log's end
+ * by replaying the entries it lacks (see master-recovery.ts). If opening fails after this
+ * call created the directory, the directory is removed again.
  */
-export async function openMasterStore(
-  dataDir: string,
-  opts: {
-    create: boolean;
-    repairLog?: boolean;
-    log?: Logger;
-    /** Failure injection for tests only (see store-faults.ts); production never sets it. */
-    faults?: StoreFaults;
-  },
-): Promise<LevelMasterStore> {
+export async function openMasterStore(dataDir: string, opts: MasterStoreOptions): Promise<LevelMasterStore> {
   const isNew = opts.create && !fs.existsSync(dataDir) && !storeExists(dataDir);
   const db = await openStore(dataDir, { create: opts.create });
+  let log: SegmentLog | undefined;
   try {
-    return new LevelMasterStore(db, await LevelLog.open(db, { repairLog: opts.repairLog, log: opts.log }), opts.faults);
+    await refuseOldLayout(db, dataDir);
+    log = await SegmentLog.open(opts.logFiles ?? new FsLogFiles(logDir(dataDir)), { repairLog: opts.repairLog, log: opts.log, maxSegmentBytes: opts.maxSegmentBytes });
+    await recoverMasterStore(db, log, opts);
+    const store = new LevelMasterStore(db, log, opts.faults);
+    return store;
   } catch (err) {
+    await log?.close();
     await db.close();
     if (isNew) removeNewDataDir(dataDir);
     throw err;
@@ -44,56 +62,74 @@ export async function openMasterStore(
 }
 
 /**
- * The master's store on LevelDB: user data in generation 0, the log as chunks, slots as
- * meta records, all in one LevelDB store so that a group's data changes and its log
- * entries commit in one atomic batch (see layout.ts).
+ * The master's store: the log in segment files (the durable record) and the data in
+ * LevelDB (generation 0) with the seq it reflects, written without fsync.
+ *
+ * Write order, per group: the entries are appended to the log and fdatasynced, then the
+ * data changes and the new position go to LevelDB in one batch (not synced), then the
+ * entries are published to readers and the group is acknowledged. So an acknowledged
+ * write is in a synced segment, and the store can never hold a change that the durable
+ * log lacks: power loss may cost the store its newest batches, never the log its synced
+ * entries, and recovery replays the log past the store's seq.
+ *
+ * Invariant: store seq <= log's written seq; the log publishes a seq only once the store has it.
  */
 export class LevelMasterStore implements MasterStore {
-  /**
-   * Where each group's entries are encoded. Reused (one group is committed at a time, and
-   * nothing keeps its entries past commitGroup(): the batch and the tail cache copy them), so
-   * a group's chunk is not a fresh Buffer that lives through the fsync, is promoted, and
-   * waits for a full garbage collection. A larger group gets a buffer of its own.
-   */
+  /** Where each group's entries are encoded; reused (one group at a time, nothing keeps them). */
   private scratch: Buffer | undefined;
 
   constructor(
     /** The LevelDB store itself: for storage code and tests only, never the roles. */
     readonly db: Store,
-    readonly log: LevelLog,
+    readonly log: SegmentLog,
     private readonly faults?: StoreFaults,
-  ) {}
+  ) {
+    // A trim persists the slots with it; before segments are deleted, a synced store write
+    // makes every earlier (unsynced) data write durable, so nothing needs them again.
+    log.trimHook = async (slots, deleting) => {
+      const ops = slots.map(slotPut);
+      if (deleting && ops.length === 0) ops.push(...(await positionOps(db)));
+      if (ops.length > 0) await writeBatch(db, ops, { sync: deleting });
+    };
+  }
 
   async commitGroup(requests: readonly PreparedWrites[], commitTimeMs: number, sync: boolean): Promise<{ firstSeq: bigint; lastSeq: bigint }> {
     const { log } = this;
-    const firstSeq = log.lastSeq + 1n;
-    // Entries are encoded once, here, into the group's log chunks; these same bytes are
-    // stored and streamed to every follower. The chunks and the data changes are one batch.
+    const from = log.writtenPosition;
+    const firstSeq = from.seq + 1n;
+    // Entries are encoded once, here, as log records (framed as the stream frames them);
+    // these same bytes are written to the segment and streamed to every follower.
     this.scratch ??= Buffer.allocUnsafeSlow(CHUNK_SCRATCH_BYTES);
-    const encoded = encodeChunks(firstSeq, commitTimeMs, requests, log.lastChecksum, this.scratch);
-    const { chunks, buf, starts, ends } = encoded;
-    const lastSeq = firstSeq + BigInt(starts.length) - 1n;
-    // A chained batch, built directly (see writeBatch for why not the array form).
+    const encoded = encodeChunks(firstSeq, commitTimeMs, requests, from.checksum, this.scratch);
+    const { buf, starts, ends } = encoded;
+    const count = starts.length;
+    const lastSeq = firstSeq + BigInt(count) - 1n;
+    const last = { seq: lastSeq, checksum: encoded.lastChecksum, commitTimeMs };
+    // 1. The durable record: one write, one fdatasync.
+    this.faults?.before('append');
+    await log.append(buf, ends, count, last, sync);
+    this.faults?.after('append');
+    // 2. The data and its position, one LevelDB batch, not synced (the log is the durable record).
     const batch = this.db.batch();
     try {
-      for (const c of chunks) batch.put(logKey(c.lastSeq), c.bytes);
-      // The data changes, read back from the entries just encoded (values are views).
       const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
         const key = dataKeyOf(MASTER_DATA_GEN, buf, keyStart, keyEnd);
         if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
         else batch.del(key);
       };
       // An entry's body runs from ENTRY_BODY_OFFSET to its 4-byte checksum.
-      for (let i = 0; i < starts.length; i++) forEachMutation(buf, starts[i] + ENTRY_BODY_OFFSET, ends[i] - 4, visit);
+      for (let i = 0; i < count; i++) forEachMutation(buf, starts[i] + ENTRY_BODY_OFFSET, ends[i] - 4, visit);
+      for (const op of positionOpsFor(last)) batch.put(op.key, op.value);
       this.faults?.before('write');
     } catch (err) {
       await batch.close();
       throw err;
     }
-    await batch.write(writeOptions(sync));
+    await batch.write(writeOptions(false));
     this.faults?.after('write');
     latencyTrace?.record(lastSeq);
-    log.appended(firstSeq, encoded, commitTimeMs);
+    // 3. Visible to streams and readers.
+    log.publish(firstSeq, { src: buf, starts, ends }, last);
     return { firstSeq, lastSeq };
   }
 
@@ -117,7 +153,8 @@ export class LevelMasterStore implements MasterStore {
     return new LevelStoreView(this.db, 'master');
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    await this.log.close();
+    await this.db.close();
   }
 }

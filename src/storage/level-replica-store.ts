@@ -14,7 +14,13 @@ import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, Stag
 import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataRange, HISTORY_ID_KEY, metaKey, MetaName, u32, u64 } from './layout.js';
 import { LevelStoreView } from './level-store-view.js';
 import { openStore, reopenSpaceShortfall, writeBatch, writeOptions, type BatchOp, type Store } from './level-store.js';
+import { FsLogFiles, type LogFiles } from './log-files.js';
+import { logDir } from './level-master-store.js';
+import { NO_HISTORY, reconcileReplica } from './replica-recovery.js';
+import { frameRecords } from './segment-format.js';
+import { SegmentLog } from './segment-log.js';
 import type { StoreFaults } from './store-faults.js';
+import type { Logger } from '../common/logger.js';
 
 const DATA_START = dataRange(0).gte;
 const DATA_END = dataRange(0xffff_ffff).lt;
@@ -30,7 +36,16 @@ export interface ReplicaStoreOptions {
   hooks?: ApplyHooks;
   /** Failure injection for tests only (see store-faults.ts); production never sets it. */
   faults?: StoreFaults;
+  /** The follower's own log keeps at least the newest this many entries (whole segments go). */
+  retainEntries?: bigint;
+  maxSegmentBytes?: number;
+  /** The log's files (tests put a power-loss model here); default: <dataDir>/log. */
+  logFiles?: LogFiles;
+  log?: Logger;
 }
+
+/** Entries a follower's log keeps by default (the master's --retain-entries default). */
+export const DEFAULT_REPLICA_RETAIN_ENTRIES = 100_000n;
 
 /**
  * Opens (or creates) the replica store of a data directory, reads its applied position
@@ -59,8 +74,12 @@ export class LevelReplicaStore implements ReplicaStore {
   /** The reopen under way, if any (the subscriber and a background clear may both ask). */
   private reopening: Promise<void> | undefined;
 
+  /** The follower's own log: entries are appended here (durable with sync) before the store is written. */
+  log!: SegmentLog;
+
   private constructor(
     private readonly db: Store,
+    private readonly opts: ReplicaStoreOptions,
     private readonly sync: boolean,
     public appliedSeq: bigint,
     public appliedChecksum: number,
@@ -79,20 +98,38 @@ export class LevelReplicaStore implements ReplicaStore {
    * leftovers of a snapshot that was interrupted (never made active) or of data a
    * completed snapshot replaced.
    */
-  static async open(dataDir: string, { create, sync, hooks, faults }: ReplicaStoreOptions): Promise<LevelReplicaStore> {
+  static async open(dataDir: string, opts: ReplicaStoreOptions): Promise<LevelReplicaStore> {
+    const { create, sync, hooks, faults } = opts;
     const db = await openStore(dataDir, { create });
+    const withFiles = { ...opts, logFiles: opts.logFiles ?? new FsLogFiles(logDir(dataDir)) };
+    const store = new LevelReplicaStore(db, withFiles, sync, 0n, GENESIS_CHECKSUM, 0, Buffer.alloc(0), 0, hooks, faults);
     try {
-      const store = new LevelReplicaStore(db, sync, 0n, GENESIS_CHECKSUM, 0, Buffer.alloc(0), 0, hooks, faults);
       await store.loadPosition();
+      await store.openLog();
       const active = dataRange(store.dataGen);
       await store.clearRange({ gte: DATA_START, lt: active.gte });
       await store.clearRange({ gte: active.lt, lt: DATA_END });
       hooks?.opened(store.appliedSeq);
       return store;
     } catch (err) {
+      await store.log?.close().catch(() => undefined);
       await db.close();
       throw err;
     }
+  }
+
+  /** Opens (or reopens) the log and brings store and log into agreement (see reconcileReplica). */
+  private async openLog(): Promise<void> {
+    const epoch = (await this.db.get(EPOCH_KEY))?.readUInt32BE() ?? 1;
+    const base = { seq: this.appliedSeq, checksum: this.appliedChecksum, commitTimeMs: this.appliedCommitTimeMs };
+    const historyId = this.historyId.length === 16 ? this.historyId : NO_HISTORY;
+    this.log = await SegmentLog.open(this.opts.logFiles!, { log: this.opts.log, maxSegmentBytes: this.opts.maxSegmentBytes, init: { historyId, epoch, base } });
+    this.log.trimHook = async (_slots, deleting) => {
+      // Before segments go, a synced store write makes every earlier store write durable.
+      if (deleting) await this.write([{ type: 'put', key: DATA_GEN_KEY, value: u32(this.dataGen) }], { sync: true }, 'sync the store before trimming its log');
+    };
+    const at = await reconcileReplica(this.db, this.log, this.dataGen, this.position, epoch, this.opts.log);
+    if (at.seq !== this.appliedSeq) await this.loadPosition();
   }
 
   /** One consistent read of the active generation and the applied seq. */
@@ -100,8 +137,9 @@ export class LevelReplicaStore implements ReplicaStore {
     return new LevelStoreView(this.db, 'replica');
   }
 
-  close(): Promise<void> {
-    return this.db.close();
+  async close(): Promise<void> {
+    await this.log.close();
+    await this.db.close();
   }
 
   /** Reads the applied position and the active generation back from the store. */
@@ -213,6 +251,8 @@ export class LevelReplicaStore implements ReplicaStore {
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot reopen the store after a failed write: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, { cause: err });
     }
     await this.loadPosition();
+    await this.log.close();
+    await this.openLog();
     this.mustReopen = false;
     this.hooks?.opened(this.appliedSeq);
   }
@@ -289,6 +329,14 @@ export class LevelReplicaStore implements ReplicaStore {
     this.appliedChecksum = pos.checksum;
     this.appliedCommitTimeMs = pos.commitTimeMs;
     this.historyId = pos.historyId;
+    // The log restarts at the snapshot's position (a crash before this is handled at open:
+    // the log does not hold the store's position, so it restarts there).
+    try {
+      await this.log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, pos.historyId, pos.epoch);
+    } catch (err) {
+      this.mustReopen = true;
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot restart the log at the snapshot's seq ${pos.seq}: ${(err as Error).message}`, { cause: err });
+    }
     // A snapshot of another history may put the follower at a lower seq than before.
     if (pos.seq >= this.progress.position) this.progress.advance(pos.seq);
     else this.progress.reset(pos.seq);
@@ -342,8 +390,32 @@ export class LevelReplicaStore implements ReplicaStore {
         `staged seqs ${from.seq + 1n}..${to.seq} do not follow the applied seq ${this.appliedSeq} (generation ${staged.gen}, active ${this.dataGen})`,
       );
     }
+    const what = `apply seqs ${from.seq + 1n}..${to.seq}`;
+    const { entries } = staged as LevelStagedEntries;
+    const last = { seq: to.seq, checksum: to.checksum, commitTimeMs: to.commitTimeMs };
+    // 1. The log: the entries appended, fsynced when the follower syncs (what makes its
+    // acknowledgement durable). A first entry of a new history restarts the log under it.
+    try {
+      if (!this.mustReopen) {
+        const w = this.log.writtenPosition;
+        // Invariant: the log ends where the store is (open reconciles them; they move together).
+        if (!this.log.historyId.equals(to.historyId) || w.seq !== from.seq || w.checksum !== from.checksum) {
+          await this.log.reset({ seq: from.seq, checksum: from.checksum, commitTimeMs: from.commitTimeMs }, to.historyId, this.log.epoch);
+        }
+        const { records, ends } = frameRecords(entries);
+        this.faults?.before('append');
+        await this.log.append(records, ends, entries.length, last, this.sync);
+        this.faults?.after('append');
+      }
+    } catch (err) {
+      this.mustReopen = true;
+      await batch.close();
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the log write failed: ${(err as Error).message}`, { cause: err });
+    }
+    // 2. The store, not synced: the log is the durable record, and recovery replays it.
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
-    await this.writeFilledBatch(batch, this.sync, `apply seqs ${from.seq + 1n}..${to.seq}`);
+    await this.writeFilledBatch(batch, false, what);
+    this.log.publish(from.seq + 1n, entries, last);
     latencyTrace?.record(to.seq);
     this.appliedSeq = to.seq;
     this.appliedChecksum = to.checksum;
@@ -351,6 +423,14 @@ export class LevelReplicaStore implements ReplicaStore {
     this.historyId = to.historyId;
     this.progress.advance(to.seq);
     this.hooks?.applied(from.seq + 1n, to.seq);
+    await this.trimOwnLog();
+  }
+
+  /** Deletes the follower log's oldest segments once they hold only entries older than the retention. */
+  private async trimOwnLog(): Promise<void> {
+    const retain = this.opts.retainEntries ?? DEFAULT_REPLICA_RETAIN_ENTRIES;
+    const target = this.appliedSeq - retain + 1n;
+    if (target > 0n && this.log.oldestSegmentEndsBefore(target)) await this.log.trimTo(target, retain);
   }
 
   /** Drops a staged batch that will not be committed. */

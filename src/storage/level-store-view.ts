@@ -1,14 +1,15 @@
 import { digestData } from './digest.js';
 import type { StoreView } from './interfaces.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, MASTER_DATA_GEN, metaKey, MetaName, seqOfLogKey } from './layout.js';
+import { dataKey, MASTER_DATA_GEN, metaKey, MetaName } from './layout.js';
 import type { Store, StoreSnapshot } from './level-store.js';
 
 const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
 const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
 
 /**
- * Which layout a store has: a master's (data in generation 0, its seq is its newest log
- * record) or a replica's (data in the generation DATA_GEN names, its seq is APPLIED_SEQ).
+ * Which layout a store has: a master's (data in generation 0) or a replica's (data in the
+ * generation DATA_GEN names). Both record the seq their data reflects under APPLIED_SEQ,
+ * in the same batch as the data.
  */
 export type StoreKind = 'master' | 'replica';
 
@@ -29,7 +30,7 @@ export class LevelStoreView implements StoreView {
   }
 
   seq(): Promise<bigint> {
-    return this.kind === 'master' ? lastSeqAt(this.db, this.snapshot) : appliedSeqAt(this.db, this.snapshot);
+    return appliedSeqAt(this.db, this.snapshot);
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -50,18 +51,7 @@ export class LevelStoreView implements StoreView {
   }
 }
 
-/** The master's last committed seq as seen by a snapshot: the newest log key in it (chunks are keyed by their last seq). */
-export async function lastSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
-  const it = db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END, reverse: true, limit: 1, values: false, snapshot });
-  try {
-    const row = await it.next();
-    return row ? seqOfLogKey(row[0]) : 0n;
-  } finally {
-    await it.close();
-  }
-}
-
-/** A replica's applied seq as seen by a snapshot. */
+/** The seq a store's data reflects, as seen by a snapshot. */
 export async function appliedSeqAt(db: Store, snapshot: StoreSnapshot): Promise<bigint> {
   const v = await db.get(APPLIED_SEQ_KEY, { snapshot });
   return v ? v.readBigUInt64BE() : 0n;

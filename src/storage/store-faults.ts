@@ -1,10 +1,11 @@
 /** The LevelDB operations of a store that a StoreFaults seam is consulted about. */
-export type StoreOperation = 'write' | 'clear' | 'open' | 'close';
+export type StoreOperation = 'append' | 'write' | 'clear' | 'open' | 'close';
 
 /**
  * Failure injection: a TEST SEAM, which production never sets. A store given one consults
- * it around each LevelDB operation it makes on its handle (batch writes, range clears, and
- * the close and open of a reopen after a failed write):
+ * it around each operation it makes: a log append (`append`: the segment write and its
+ * fdatasync) and, on its LevelDB handle, batch writes, range clears, and the close and open
+ * of a reopen after a failed write:
  *
  * - before(op) may throw to fail the operation before it touches LevelDB;
  * - after(op), called once the operation succeeded, may throw to fail it although it took

@@ -49,6 +49,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   SLOT_NOT_FOUND: ExitCode.NOT_FOUND,
   FOLLOWER_CONNECTED: ExitCode.REFUSED,
   SLOT_DROPPED: ExitCode.REFUSED,
+  UPGRADE_REQUIRED: ExitCode.STORE,
   INTERNAL: ExitCode.INTERNAL,
 };
 

@@ -24,6 +24,7 @@ export const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   DUPLICATE_FOLLOWER: grpc.status.ALREADY_EXISTS,
   SEQ_GAP: grpc.status.DATA_LOSS,
   CORRUPT_ENTRY: grpc.status.DATA_LOSS,
+  UPGRADE_REQUIRED: grpc.status.FAILED_PRECONDITION,
   STORE_FAILED: grpc.status.INTERNAL,
   SHUTTING_DOWN: grpc.status.UNAVAILABLE,
   MALFORMED_REQUEST: grpc.status.INVALID_ARGUMENT,

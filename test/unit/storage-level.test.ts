@@ -18,7 +18,7 @@ for (const sync of [true, false]) {
       let failNext = false;
       const faults: StoreFaults = {
         before(op) {
-          if (op === 'write' && failNext) {
+          if ((op === 'append' || op === 'write') && failNext) {
             failNext = false;
             throw new Error('injected write failure');
           }

@@ -1,0 +1,71 @@
+import { ENTRY_BODY_OFFSET, entryBodyEnd, entryChecksum, entryCommitTimeMs, forEachMutation, MutationKind } from '../wire/entry-codec.js';
+import type { Logger } from '../common/logger.js';
+import type { ChainPosition } from './interfaces.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataKeyOf, u32, u64 } from './layout.js';
+import type { Store } from './level-store.js';
+import type { SegmentLog } from './segment-log.js';
+
+/** The history id a replica's log carries before it has applied anything. */
+export const NO_HISTORY = Buffer.alloc(16);
+
+const REPLAY_BATCH_ENTRIES = 2_000;
+const REPLAY_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Brings a replica's store and its log into agreement at open (and at a reopen after a
+ * failed write). The store records the position its data reflects; the log holds the
+ * entries the follower received, appended (and fsynced with --sync) before the store was
+ * written, so it may be ahead of the store:
+ *
+ * - the store's position is in the log (same history, same checksum): the entries after it
+ *   are re-applied from the log into generation `gen` (idempotent, as on the master);
+ * - anything else (no log yet, as after an upgrade; a snapshot installed after the log was
+ *   written; a store ahead of a log that was not synced): the log restarts at the store's
+ *   position. The store's data is what the follower has; it resumes from there.
+ *
+ * Returns the position the store then reflects.
+ */
+export async function reconcileReplica(db: Store, log: SegmentLog, gen: number, pos: ChainPosition, epoch: number, logger?: Logger): Promise<ChainPosition> {
+  const history = pos.historyId.length === 16 ? pos.historyId : NO_HISTORY;
+  const end = log.writtenPosition;
+  const base = log.physicalBase;
+  const sameHistory = log.historyId.equals(history);
+  const within = sameHistory && pos.seq >= base.seq && pos.seq <= end.seq;
+  let matches = false;
+  if (within) {
+    log.lowerFirstSeq(pos.seq);
+    matches = (pos.seq === base.seq ? base.checksum : await log.checksumAt(pos.seq)) === pos.checksum;
+  }
+  if (!matches) {
+    if (end.seq !== base.seq || !sameHistory || end.seq !== pos.seq) {
+      logger?.warn(
+        { storeSeq: pos.seq.toString(), logFrom: (base.seq + 1n).toString(), logTo: end.seq.toString(), sameHistory },
+        "follower log: restarted at the store's position (the log did not hold it)",
+      );
+    }
+    await log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, history, epoch);
+    return pos;
+  }
+  if (end.seq === pos.seq) return pos;
+  let at: ChainPosition = pos;
+  const started = Date.now();
+  while (at.seq < end.seq) {
+    const entries = await log.read(at.seq + 1n, REPLAY_BATCH_ENTRIES, REPLAY_BATCH_BYTES);
+    const batch = db.batch();
+    let buf: Buffer = entries[0];
+    const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
+      const key = dataKeyOf(gen, buf, keyStart, keyEnd);
+      if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
+      else batch.del(key);
+    };
+    for (buf of entries) forEachMutation(buf, ENTRY_BODY_OFFSET, entryBodyEnd(buf), visit);
+    const last = entries[entries.length - 1];
+    at = { seq: at.seq + BigInt(entries.length), checksum: entryChecksum(last), commitTimeMs: entryCommitTimeMs(last), historyId: pos.historyId };
+    batch.put(APPLIED_SEQ_KEY, u64(at.seq));
+    batch.put(APPLIED_CHECKSUM_KEY, u32(at.checksum));
+    batch.put(APPLIED_COMMIT_TIME_KEY, u64(BigInt(at.commitTimeMs)));
+    await batch.write({ sync: false });
+  }
+  logger?.info({ fromSeq: (pos.seq + 1n).toString(), toSeq: end.seq.toString(), ms: Date.now() - started }, 'follower: replayed its log into the store');
+  return at;
+}
