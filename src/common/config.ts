@@ -50,6 +50,15 @@ export function parsePositiveInt(raw: unknown, name: string): number {
   return n;
 }
 
+/** An integer in [min, max] (a size option with a floor and a ceiling). */
+export function parseIntInRange(raw: unknown, name: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (raw === '' || raw === null || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
 export function parseNonNegativeInt(raw: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(raw);
   if (raw === '' || raw === null || !Number.isSafeInteger(n) || n < 0 || n > max) {

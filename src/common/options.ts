@@ -1,5 +1,5 @@
 import type { Argv, Options } from 'yargs';
-import { DEFAULT_DATA_ROOT, DEFAULT_MASTER_ADDRESS, parseAddress, parsePath } from './config.js';
+import { DEFAULT_DATA_ROOT, DEFAULT_MASTER_ADDRESS, parseAddress, parseIntInRange, parsePath } from './config.js';
 import { configValue, readConfigFile, type ConfigValues } from './config-file.js';
 import { ErrorCode, ReplicatorError } from './errors.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
@@ -171,4 +171,20 @@ export const MASTER_OPTION: Record<string, OptionSpec> = {
 
 export const DATA_ROOT_OPTION: Record<string, OptionSpec> = {
   'data-root': { type: 'string', default: DEFAULT_DATA_ROOT, env: 'LR_DATA_ROOT', describe: "Directory holding every node's data directory" },
+};
+
+/** The size at which a log segment file is closed (--log-segment-bytes: 64 KiB to 4 GiB). */
+export function parseSegmentBytes(raw: unknown, flag: string): number {
+  return parseIntInRange(raw, flag, 64 * 1024, 4 * 1024 ** 3);
+}
+
+/** --log-segment-bytes, shared by the master and followers (each node keeps a log). */
+export const LOG_SEGMENT_OPTION: Record<string, OptionSpec> = {
+  'log-segment-bytes': {
+    type: 'number',
+    default: 64 * 1024 * 1024,
+    env: 'LR_LOG_SEGMENT_BYTES',
+    describe: 'Size at which a log segment file is closed and the next one started (trimming deletes whole segments)',
+    parse: parseSegmentBytes,
+  },
 };

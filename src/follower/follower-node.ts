@@ -26,6 +26,10 @@ export interface FollowerOptions {
   masterAddress: string;
   listen: string;
   sync: boolean;
+  /** The follower's own log keeps at least this many applied entries. */
+  retainEntries?: bigint;
+  /** Its segment files roll over at about this size. */
+  maxSegmentBytes?: number;
   heartbeatTimeoutMs: number;
   progressIntervalMs: number;
   /** Where to serve Prometheus metrics; undefined: no metrics listener. */
@@ -64,7 +68,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     // directory is created first, as opening the store would: the audit file may be in it.
     fs.mkdirSync(opts.dataDir, { recursive: true });
     audit = opts.auditFile ? ApplyAudit.open(opts.auditFile) : undefined;
-    const store: ReplicaStore = await openReplicaStore(opts.dataDir, { create: true, sync: opts.sync, hooks: audit });
+    const store: ReplicaStore = await openReplicaStore(opts.dataDir, { create: true, sync: opts.sync, hooks: audit, retainEntries: opts.retainEntries, maxSegmentBytes: opts.maxSegmentBytes, log });
     opened = store;
     log.info(
       { dataDir: opts.dataDir, appliedSeq: store.appliedSeq.toString(), historyId: store.historyId.toString('hex') },

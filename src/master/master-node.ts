@@ -32,6 +32,8 @@ export interface MasterOptions {
   retention: RetentionPolicy;
   /** Drop the log from a corrupt entry on and start a new history, instead of refusing to start. */
   repairLog: boolean;
+  /** Log segment files roll over at about this size (default 64 MiB). */
+  maxSegmentBytes?: number;
   /** Default acknowledgement policy of writes that do not name one. */
   ack: AckPolicy;
   /** --min-followers / --min-followers-max-lag-ms. */
@@ -60,7 +62,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   const { log } = opts;
   const isNew = !fs.existsSync(opts.dataDir) && !storeExists(opts.dataDir);
   // Verifies (or with --repair-log repairs) the log; removes the directory again if it made it and that fails.
-  const store = await openMasterStore(opts.dataDir, { create: true, repairLog: opts.repairLog, log });
+  const store = await openMasterStore(opts.dataDir, { create: true, repairLog: opts.repairLog, log, maxSegmentBytes: opts.maxSegmentBytes });
   const wal = store.log;
   let closing = false;
   let server: grpc.Server | undefined;

@@ -410,7 +410,7 @@ export class LevelReplicaStore implements ReplicaStore {
     } catch (err) {
       this.mustReopen = true;
       await batch.close();
-      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the log write failed: ${(err as Error).message}`, { cause: err });
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
     }
     // 2. The store, not synced: the log is the durable record, and recovery replays it.
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { addOptions, DATA_ROOT_OPTION, LOG_OPTIONS, MASTER_OPTION } from '../common/options.js';
+import { addOptions, LOG_SEGMENT_OPTION, DATA_ROOT_OPTION, LOG_OPTIONS, MASTER_OPTION } from '../common/options.js';
 import { checkArgs, cli, logStartFailure, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import {
@@ -46,6 +46,8 @@ await runCli(NAME, async () => {
       'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long', parse: parsePositiveInt },
       'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)', parse: parsePositiveInt },
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
+      'retain-entries': { type: 'number', default: 100_000, env: 'LR_FOLLOWER_RETAIN_ENTRIES', describe: "The follower's own log keeps at least the newest this many applied entries (older whole segments are deleted)", parse: parsePositiveInt },
+      ...LOG_SEGMENT_OPTION,
       'audit-file': { type: 'string', default: '', env: 'LR_FOLLOWER_AUDIT_FILE', describe: 'Audit mode: append a line to this file for every store open, applied seq range and installed snapshot, to prove nothing was applied twice or skipped (empty: off)' },
       ...LOG_OPTIONS,
     },
@@ -66,6 +68,8 @@ await runCli(NAME, async () => {
       masterAddress: argv.master as string,
       listen: argv.listen as string,
       sync: argv.sync as boolean,
+      retainEntries: BigInt(argv['retain-entries'] as number),
+      maxSegmentBytes: argv['log-segment-bytes'] as number,
       heartbeatTimeoutMs: argv['heartbeat-timeout-ms'] as number,
       progressIntervalMs: argv['progress-interval-ms'] as number,
       metricsListen: argv['metrics-listen'] as string | undefined,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { addOptions, DATA_ROOT_OPTION, LOG_OPTIONS } from '../common/options.js';
+import { addOptions, LOG_SEGMENT_OPTION, DATA_ROOT_OPTION, LOG_OPTIONS } from '../common/options.js';
 import { cli, logStartFailure, runCli } from './cli.js';
 import { checkDataDir } from '../common/data-dir.js';
 import { SERVER_SECURITY_OPTIONS, serverSecurityFromArgv, warnIfExposed, withSecurityOptions } from '../wire/security.js';
@@ -41,6 +41,7 @@ await runCli(NAME, async () => {
       'retain-bytes': { type: 'number', default: 0, env: 'LR_RETAIN_BYTES', describe: 'Log retention: also keep the newest entries up to this many bytes on disk (0: no bytes rule)', parse: parseNonNegativeInt },
       'slot-max-lag-entries': { type: 'number', default: 10_000_000, env: 'LR_SLOT_MAX_LAG_ENTRIES', describe: 'Retention cap: the log stops waiting for a follower this many entries behind (it gets a snapshot later)', parse: parsePositiveInt },
       'slot-max-lag-bytes': { type: 'number', default: 1024 ** 3, env: 'LR_SLOT_MAX_LAG_BYTES', describe: 'Retention cap in bytes of log on disk (0: no bytes cap)', parse: parseNonNegativeInt },
+      ...LOG_SEGMENT_OPTION,
       'trim-interval-ms': { type: 'number', default: 1_000, env: 'LR_TRIM_INTERVAL_MS', describe: 'How often the log is trimmed', parse: parsePositiveInt },
       'repair-log': { type: 'boolean', default: false, env: 'LR_REPAIR_LOG', describe: 'If a log entry is corrupt, drop the log from it on and start a new history (followers resync by snapshot) instead of refusing to start' },
       'ack-followers': { type: 'number', default: 0, env: 'LR_MASTER_ACK_FOLLOWERS', describe: 'Default for writes that do not say: answer once this many followers durably applied the write (0: once committed on the master)', parse: followerCount },
@@ -73,6 +74,7 @@ await runCli(NAME, async () => {
         trimIntervalMs: argv['trim-interval-ms'] as number,
       },
       repairLog: argv['repair-log'] as boolean,
+      maxSegmentBytes: argv['log-segment-bytes'] as number,
       ack: { followers: argv['ack-followers'] as number, timeoutMs: argv['ack-timeout-ms'] as number },
       gate: { minFollowers: argv['min-followers'] as number, maxLagMs: argv['min-followers-max-lag-ms'] as number },
       metricsListen: argv['metrics-listen'] as string | undefined,

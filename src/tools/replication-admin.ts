@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 import type { Argv } from 'yargs';
-import { addOptions, MASTER_OPTION } from '../common/options.js';
+import { addOptions, DATA_ROOT_OPTION, MASTER_OPTION } from '../common/options.js';
+import { createLogger } from '../common/logger.js';
+import { logDir } from '../storage/level-master-store.js';
+import { upgradeStore } from '../storage/upgrade-store.js';
 import { checkArgs, cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
-import { DEFAULT_TIMEOUT_MS, parseFollowerId, parsePositiveInt } from '../common/config.js';
+import { DEFAULT_TIMEOUT_MS, masterDataDir, parseFollowerId, parsePath, parsePositiveInt } from '../common/config.js';
 import type { DropSlotResponse__Output } from '../wire/generated/levelreplicator/v1/DropSlotResponse.js';
 import { callUnary, masterClient } from '../wire/rpc-client.js';
 
@@ -34,7 +37,19 @@ await runCli(NAME, async () => {
           run = dropSlot;
         },
       )
-      .demandCommand(1, 'name a command: drop-slot'),
+      .command(
+        'upgrade-store',
+        "Convert a stopped master's store from the previous layout (log inside LevelDB) to log segment files; keeps a backup of the store",
+        (y: Argv) =>
+          addOptions(y, {
+            ...DATA_ROOT_OPTION,
+            'data-dir': { type: 'string', env: 'LR_MASTER_DATA_DIR', describe: 'Master data directory  (default: <data-root>/master)', parse: parsePath },
+          }),
+        () => {
+          run = upgrade;
+        },
+      )
+      .demandCommand(1, 'name a command: drop-slot, upgrade-store'),
     {
       ...MASTER_OPTION,
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the call', parse: parsePositiveInt },
@@ -65,4 +80,20 @@ async function dropSlot(argv: Record<string, unknown>): Promise<void> {
   } finally {
     client.close();
   }
+}
+
+/** Offline: converts the master store of --data-dir (the master must be stopped: its lock says DATA_DIR_LOCKED otherwise). */
+async function upgrade(argv: Record<string, unknown>): Promise<void> {
+  const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
+  const log = createLogger(NAME, 'warn', 'pretty');
+  const r = await upgradeStore(dataDir, logDir(dataDir), log);
+  if (argv.json) {
+    process.stdout.write(JSON.stringify({ dataDir, upgraded: r.upgraded, entries: r.entries.toString(), lastSeq: r.lastSeq.toString(), backupDir: r.backupDir ?? null }) + '\n');
+    return;
+  }
+  process.stdout.write(
+    r.upgraded
+      ? `upgraded the store in ${dataDir}: ${r.entries} log entries moved to segment files (lastSeq ${r.lastSeq}); the previous store is kept in ${r.backupDir}\n`
+      : `the store in ${dataDir} already has the current layout; nothing to do\n`,
+  );
 }

@@ -61,7 +61,8 @@ function probe() {
   let failOpen = false;
   const faults: StoreFaults = {
     before(op: StoreOperation) {
-      if (op === 'write' && failWrite === 'nothing-written') {
+      // Nothing written: the first write fails (an apply's log append, or a LevelDB batch).
+      if ((op === 'append' || op === 'write') && failWrite === 'nothing-written') {
         failWrite = undefined;
         events.push('write-failed');
         throw new Error('IO error: simulated failure of the store write');
