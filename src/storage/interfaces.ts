@@ -135,14 +135,19 @@ export interface DataSnapshot {
 }
 
 /**
- * The master's store: its data and its log, always committed together.
- * Invariant: the data reflects exactly the log up to log.lastSeq.
+ * The master's store: its data and its log. The log is the durable record: a group's
+ * entries are durable in the log before its data changes are written, so the data never
+ * holds a change the durable log lacks, and opening the store brings the data up to the
+ * log's end (LevelDB: segment files plus replay, see level-master-store.ts; memory: one
+ * atomic write of both).
+ * Invariant: once open, the data reflects exactly the log up to log.lastSeq.
  */
 export interface MasterStore extends ReadableStore {
   readonly log: ReplicationLog;
   /**
    * Commits one group of validated writes as entries lastSeq + 1, ..., chained from
-   * lastChecksum, with their data changes, in one atomic write (fsynced first when sync).
+   * lastChecksum, and their data changes: durable in the log first (fdatasynced when
+   * sync), then in the data; readers see the entries only once both hold them.
    * Only the master's group committer calls it, one group at a time: it is what makes
    * seqs single-writer. A failure leaves the store's state unknown: the caller must stop.
    */
@@ -181,7 +186,9 @@ export interface SnapshotPosition extends ChainPosition {
 }
 
 /**
- * A follower's store: data plus the position it reflects, always written together.
+ * A follower's store: data plus the position it reflects, always written together (the
+ * LevelDB store also keeps the entries it applied in a log of its own, written durably
+ * before the data when it syncs, and replayed into the data on open).
  * Data lives in generations: reads use the active one; a snapshot is installed into the
  * next and switched to atomically with its position.
  *
