@@ -5,7 +5,7 @@ import { prepareWrites, type PreparedWrites } from '../wire/prepared-writes.js';
 import type { MasterStore } from '../storage/interfaces.js';
 
 export interface CommitOptions {
-  /** fsync every group before acknowledging it (default true). */
+  /** fdatasync every group's log append before acknowledging it (default true). */
   sync: boolean;
   /** Upper bound of entries (seqs) per group; a single larger request still commits whole. */
   maxGroupEntries: number;
@@ -28,9 +28,9 @@ interface Pending {
  * The only writer of the master's store, and so the only place that assigns seqs.
  *
  * Requests queue while a group is being written; the next group takes everything queued
- * (up to the limits), so concurrent clients share one store write and one fsync. Each
- * group is one commitGroup(): every data change together with its log entries, atomically,
- * so after a crash recovery finds both or neither.
+ * (up to the limits), so concurrent clients share one log write and one fdatasync. Each
+ * group is one commitGroup(): its log entries durable first, then its data changes, so
+ * after a crash the store is at most behind its log, and recovery replays the rest.
  */
 export class GroupCommitter {
   private queue: Pending[] = [];
