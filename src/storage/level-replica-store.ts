@@ -13,12 +13,13 @@ import type { ApplyHooks } from './apply-hooks.js';
 import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, StagedPairs } from './interfaces.js';
 import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataRange, HISTORY_ID_KEY, metaKey, MetaName, u32, u64 } from './layout.js';
 import { LevelStoreView } from './level-store-view.js';
-import { openStore, reopenSpaceShortfall, writeBatch, writeOptions, type BatchOp, type Store } from './level-store.js';
+import { GuardedLevelStore } from './guarded-level-store.js';
+import { openStore, type Store } from './level-store.js';
 import { FsLogFiles, type LogFiles } from './log-files.js';
 import { logDir } from './level-master-store.js';
-import { NO_HISTORY, reconcileReplica } from './replica-recovery.js';
-import { frameRecords } from './segment-format.js';
-import { SegmentLog } from './segment-log.js';
+import { reconcileReplica } from './replica-recovery.js';
+import { appendApplied, openReplicaLog, trimReplicaLog } from './replica-log.js';
+import type { SegmentLog } from './segment-log.js';
 import type { StoreFaults } from './store-faults.js';
 import type { Logger } from '../common/logger.js';
 
@@ -44,8 +45,6 @@ export interface ReplicaStoreOptions {
   log?: Logger;
 }
 
-/** Entries a follower's log keeps by default (the master's --retain-entries default). */
-export const DEFAULT_REPLICA_RETAIN_ENTRIES = 100_000n;
 
 /**
  * Opens (or creates) the replica store of a data directory, reads its applied position
@@ -69,10 +68,8 @@ export class LevelReplicaStore implements ReplicaStore {
   private readonly clearing = new Map<number, Promise<void>>();
   /** Readers waiting for a seq to be applied (read-your-writes); moved after each durable apply or snapshot switch. */
   readonly progress: SeqWaiters;
-  /** Set when a write failed: this LevelDB handle must not write again until reopened. */
-  private mustReopen = false;
-  /** The reopen under way, if any (the subscriber and a background clear may both ask). */
-  private reopening: Promise<void> | undefined;
+  /** Every LevelDB write goes through it: after a failed one, nothing is written until a reopen. */
+  private readonly guard: GuardedLevelStore;
 
   /** The follower's own log: entries are appended here (durable with sync) before the store is written. */
   log!: SegmentLog;
@@ -91,6 +88,7 @@ export class LevelReplicaStore implements ReplicaStore {
     private readonly faults: StoreFaults | undefined,
   ) {
     this.progress = new SeqWaiters(appliedSeq);
+    this.guard = new GuardedLevelStore(db, faults);
   }
 
   /**
@@ -105,11 +103,11 @@ export class LevelReplicaStore implements ReplicaStore {
     const store = new LevelReplicaStore(db, withFiles, sync, 0n, GENESIS_CHECKSUM, 0, Buffer.alloc(0), 0, hooks, faults);
     try {
       await store.loadPosition();
-      await store.openLog();
+      const opened = await store.openLog();
       const active = dataRange(store.dataGen);
-      await store.clearRange({ gte: DATA_START, lt: active.gte });
-      await store.clearRange({ gte: active.lt, lt: DATA_END });
-      hooks?.opened(store.appliedSeq);
+      await store.guard.clearRange({ gte: DATA_START, lt: active.gte });
+      await store.guard.clearRange({ gte: active.lt, lt: DATA_END });
+      store.reportOpen(opened);
       return store;
     } catch (err) {
       await store.log?.close().catch(() => undefined);
@@ -118,18 +116,28 @@ export class LevelReplicaStore implements ReplicaStore {
     }
   }
 
-  /** Opens (or reopens) the log and brings store and log into agreement (see reconcileReplica). */
-  private async openLog(): Promise<void> {
+  /**
+   * Tells the hooks where the store was when opened and, when the open re-applied entries
+   * from the log, that those were applied: the audit sees exactly what happened.
+   */
+  private reportOpen(openedAt: bigint): void {
+    this.hooks?.opened(openedAt);
+    if (this.appliedSeq > openedAt) this.hooks?.applied(openedAt + 1n, this.appliedSeq);
+  }
+
+  /**
+   * Opens (or reopens) the log and brings store and log into agreement (see
+   * reconcileReplica). Returns the store's seq before any replay.
+   */
+  private async openLog(): Promise<bigint> {
+    const openedAt = this.appliedSeq;
     const epoch = (await this.db.get(EPOCH_KEY))?.readUInt32BE() ?? 1;
-    const base = { seq: this.appliedSeq, checksum: this.appliedChecksum, commitTimeMs: this.appliedCommitTimeMs };
-    const historyId = this.historyId.length === 16 ? this.historyId : NO_HISTORY;
-    this.log = await SegmentLog.open(this.opts.logFiles!, { log: this.opts.log, maxSegmentBytes: this.opts.maxSegmentBytes, init: { historyId, epoch, base } });
-    this.log.trimHook = async (_slots, deleting) => {
-      // Before segments go, a synced store write makes every earlier store write durable.
-      if (deleting) await this.write([{ type: 'put', key: DATA_GEN_KEY, value: u32(this.dataGen) }], { sync: true }, 'sync the store before trimming its log');
-    };
+    // Before segments go, a synced store write makes every earlier store write durable.
+    const syncStore = () => this.guard.write([{ type: 'put', key: DATA_GEN_KEY, value: u32(this.dataGen) }], { sync: true }, 'sync the store before trimming its log');
+    this.log = await openReplicaLog(this.opts, this.position, epoch, syncStore);
     const at = await reconcileReplica(this.db, this.log, this.dataGen, this.position, epoch, this.opts.log);
     if (at.seq !== this.appliedSeq) await this.loadPosition();
+    return openedAt;
   }
 
   /** One consistent read of the active generation and the applied seq. */
@@ -161,52 +169,6 @@ export class LevelReplicaStore implements ReplicaStore {
     else this.progress.reset(this.appliedSeq);
   }
 
-  /**
-   * Every write to the store goes through here or writeFilledBatch (clears through
-   * clearGeneration). A failed write (disk full, I/O error) is the follower's own failure,
-   * reported as STORE_FAILED naming what was being written, and it leaves the LevelDB
-   * handle unusable until ensureWritable().
-   */
-  private async write(ops: BatchOp[], { sync }: { sync: boolean }, what: string): Promise<void> {
-    await this.ensureWritable();
-    try {
-      this.faults?.before('write');
-      await writeBatch(this.db, ops, { sync });
-      this.faults?.after('write');
-    } catch (err) {
-      this.mustReopen = true;
-      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
-    }
-  }
-
-  /**
-   * write() for a chained batch filled by staging, possibly while another write ran:
-   * refused (dropped, unwritten) if any write failed since, so nothing goes through a
-   * failed handle.
-   */
-  private async writeFilledBatch(batch: ChainedBatch, sync: boolean, what: string): Promise<void> {
-    if (this.mustReopen) {
-      await batch.close();
-      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: another store write failed meanwhile; the store is reopened first`);
-    }
-    try {
-      this.faults?.before('write');
-      await batch.write(writeOptions(sync));
-      this.faults?.after('write');
-    } catch (err) {
-      this.mustReopen = true;
-      await batch.close(); // a batch refused before its write is released (after one, a no-op)
-      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
-    }
-  }
-
-  /** One LevelDB range deletion (callers handle failures). */
-  private async clearRange(range: { gte: Buffer; lt: Buffer }): Promise<void> {
-    this.faults?.before('clear');
-    await this.db.clear(range);
-    this.faults?.after('clear');
-  }
-
   /** The chained batch of something this store staged; INTERNAL for anything else. */
   private batchOf(staged: StagedEntries | StagedPairs): ChainedBatch {
     if ((staged instanceof LevelStagedEntries || staged instanceof LevelStagedPairs) && staged.batch.db === this.db) return staged.batch;
@@ -214,47 +176,17 @@ export class LevelReplicaStore implements ReplicaStore {
   }
 
   /**
-   * Makes the store writable again after a failed write. LevelDB cannot be trusted to
-   * write on after a failure: a record that failed half way (ENOSPC) stays torn in its
-   * write-ahead log, and records written after it are misframed and dropped when the log
-   * is replayed on the next open — applied seqs silently lost after they were reported.
-   * So the store is closed and reopened (recovery reads what is really on disk) and the
-   * position is read back before anything else is written. Throws STORE_FAILED while that
-   * is impossible (the disk is still full); the subscriber retries with backoff. Until
-   * there is room to reopen, the store stays open for reads.
+   * Makes the store writable again after a failed write (see GuardedLevelStore): LevelDB is
+   * reopened, then the position is read back and the log reopened and reconciled, before
+   * anything else is written.
    */
-  async ensureWritable(): Promise<void> {
-    if (!this.mustReopen) return;
-    this.reopening ??= this.reopen().finally(() => (this.reopening = undefined));
-    await this.reopening;
-  }
-
-  private async reopen(): Promise<void> {
-    const short = await reopenSpaceShortfall(this.db);
-    if (short) {
-      throw new ReplicatorError(
-        ErrorCode.STORE_FAILED,
-        `the store is still out of space after a failed write: ${short.free} bytes free in ${this.db.location}, reopening it needs about ${short.needed}; still serving reads`,
-      );
-    }
-    try {
-      if (this.db.status === 'open') {
-        this.faults?.before('close');
-        await this.db.close();
-        this.faults?.after('close');
-      }
-      this.faults?.before('open');
-      await this.db.open();
-      this.faults?.after('open');
-    } catch (err) {
-      const cause = (err as { cause?: Error }).cause;
-      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot reopen the store after a failed write: ${(err as Error).message}${cause ? ` (${cause.message})` : ''}`, { cause: err });
-    }
-    await this.loadPosition();
-    await this.log.close();
-    await this.openLog();
-    this.mustReopen = false;
-    this.hooks?.opened(this.appliedSeq);
+  ensureWritable(): Promise<void> {
+    return this.guard.ensureWritable(async () => {
+      await this.loadPosition();
+      await this.log.close();
+      const openedAt = await this.openLog();
+      return () => this.reportOpen(openedAt);
+    });
   }
 
   /** Deletes every key of a (non-active) generation; waits for a deletion already under way. */
@@ -263,9 +195,9 @@ export class LevelReplicaStore implements ReplicaStore {
     await this.clearing.get(gen);
     await this.ensureWritable();
     try {
-      await this.clearRange(dataRange(gen));
+      await this.guard.clearRange(dataRange(gen));
     } catch (err) {
-      this.mustReopen = true;
+      this.guard.markFailed();
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot clear data generation ${gen}: the store write failed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -296,7 +228,7 @@ export class LevelReplicaStore implements ReplicaStore {
    * (dropped, unwritten) once any store write has failed since the last reopen.
    */
   writePairs(staged: StagedPairs, what: string): Promise<void> {
-    return this.writeFilledBatch(this.batchOf(staged), false, what);
+    return this.guard.writeFilledBatch(this.batchOf(staged), false, what);
   }
 
   async discardPairs(staged: StagedPairs): Promise<void> {
@@ -311,7 +243,7 @@ export class LevelReplicaStore implements ReplicaStore {
   async switchToSnapshot(pos: SnapshotPosition): Promise<number> {
     await this.ensureWritable(); // the active generation is read back too (see apply)
     const old = this.dataGen;
-    await this.write(
+    await this.guard.write(
       [
         { type: 'put', key: DATA_GEN_KEY, value: u32(pos.gen) },
         { type: 'put', key: APPLIED_SEQ_KEY, value: u64(pos.seq) },
@@ -334,7 +266,7 @@ export class LevelReplicaStore implements ReplicaStore {
     try {
       await this.log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, pos.historyId, pos.epoch);
     } catch (err) {
-      this.mustReopen = true;
+      this.guard.markFailed();
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot restart the log at the snapshot's seq ${pos.seq}: ${(err as Error).message}`, { cause: err });
     }
     // A snapshot of another history may put the follower at a lower seq than before.
@@ -382,8 +314,8 @@ export class LevelReplicaStore implements ReplicaStore {
   async commit(staged: StagedEntries): Promise<void> {
     const batch = this.batchOf(staged);
     const { from, to } = staged;
-    // A failed write since staging is reported as such by writeFilledBatch, not as disorder.
-    if (!this.mustReopen && (from.seq !== this.appliedSeq || from.checksum !== this.appliedChecksum || staged.gen !== this.dataGen)) {
+    // A failed write since staging is reported as such by guard.writeFilledBatch, not as disorder.
+    if (!this.guard.failed && (from.seq !== this.appliedSeq || from.checksum !== this.appliedChecksum || staged.gen !== this.dataGen)) {
       await batch.close();
       throw new ReplicatorError(
         ErrorCode.INTERNAL,
@@ -392,30 +324,19 @@ export class LevelReplicaStore implements ReplicaStore {
     }
     const what = `apply seqs ${from.seq + 1n}..${to.seq}`;
     const { entries } = staged as LevelStagedEntries;
-    const last = { seq: to.seq, checksum: to.checksum, commitTimeMs: to.commitTimeMs };
     // 1. The log: the entries appended, fsynced when the follower syncs (what makes its
-    // acknowledgement durable). A first entry of a new history restarts the log under it.
+    // acknowledgement durable).
     try {
-      if (!this.mustReopen) {
-        const w = this.log.writtenPosition;
-        // Invariant: the log ends where the store is (open reconciles them; they move together).
-        if (!this.log.historyId.equals(to.historyId) || w.seq !== from.seq || w.checksum !== from.checksum) {
-          await this.log.reset({ seq: from.seq, checksum: from.checksum, commitTimeMs: from.commitTimeMs }, to.historyId, this.log.epoch);
-        }
-        const { records, ends } = frameRecords(entries);
-        this.faults?.before('append');
-        await this.log.append(records, ends, entries.length, last, this.sync);
-        this.faults?.after('append');
-      }
+      if (!this.guard.failed) await appendApplied(this.log, from, to, entries, this.sync, this.faults);
     } catch (err) {
-      this.mustReopen = true;
+      this.guard.markFailed();
       await batch.close();
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
     }
     // 2. The store, not synced: the log is the durable record, and recovery replays it.
     // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
-    await this.writeFilledBatch(batch, false, what);
-    this.log.publish(from.seq + 1n, entries, last);
+    await this.guard.writeFilledBatch(batch, false, what);
+    this.log.publish(from.seq + 1n, entries, { seq: to.seq, checksum: to.checksum, commitTimeMs: to.commitTimeMs });
     latencyTrace?.record(to.seq);
     this.appliedSeq = to.seq;
     this.appliedChecksum = to.checksum;
@@ -423,14 +344,7 @@ export class LevelReplicaStore implements ReplicaStore {
     this.historyId = to.historyId;
     this.progress.advance(to.seq);
     this.hooks?.applied(from.seq + 1n, to.seq);
-    await this.trimOwnLog();
-  }
-
-  /** Deletes the follower log's oldest segments once they hold only entries older than the retention. */
-  private async trimOwnLog(): Promise<void> {
-    const retain = this.opts.retainEntries ?? DEFAULT_REPLICA_RETAIN_ENTRIES;
-    const target = this.appliedSeq - retain + 1n;
-    if (target > 0n && this.log.oldestSegmentEndsBefore(target)) await this.log.trimTo(target, retain);
+    await trimReplicaLog(this.log, this.appliedSeq, this.opts.retainEntries);
   }
 
   /** Drops a staged batch that will not be committed. */
