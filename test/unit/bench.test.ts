@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { chainsFrom, decodeEntry, entryChecksum, GENESIS_CHECKSUM } from '../../src/wire/entry-codec.js';
-import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, userKeyOf } from '../../src/storage/layout.js';
+import { dataRange, userKeyOf } from '../../src/storage/layout.js';
 import { openStore } from '../../src/storage/level-store.js';
 import { APPLIED_SEQ_KEY } from '../../src/storage/layout.js';
-import { splitChunk } from '../../src/storage/log-chunk.js';
+import { FsLogFiles } from '../../src/storage/log-files.js';
+import { SegmentLog } from '../../src/storage/segment-log.js';
 import { writeRaw } from '../../src/tools/bench/raw-level.js';
 import type { WriteRequest__Output } from '../../src/wire/generated/levelreplicator/v1/WriteRequest.js';
 import { replicatorProto } from '../../src/wire/proto.js';
@@ -102,15 +103,15 @@ describe('benchmark helpers', () => {
     assert.equal(formatRatio(NaN), '—');
   });
 
-  it("raw master and follower modes write what the nodes would: data and a chained log, data and the applied seq", async () => {
+  it("raw segment and once modes write what the nodes would: a chained log and data with its position, data with the applied seq", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lr-raw-'));
     const w = new Workload(40);
     try {
       const master = await openStore(path.join(dir, 'm'), { create: true });
       const follower = await openStore(path.join(dir, 'f'), { create: true });
       try {
-        await writeRaw(master, w, 'master', 2_500, 1_200);
-        await writeRaw(follower, w, 'follower', 2_500, 1_200);
+        await writeRaw(master, w, 'segment', 2_500, 1_200, path.join(dir, 'm-log'));
+        await writeRaw(follower, w, 'once', 2_500, 1_200, path.join(dir, 'f-log'));
         const index = new Map(Array.from({ length: 2_500 }, (_, j) => [w.key(j).toString('hex'), j]));
         for (const db of [master, follower]) {
           let i = 0;
@@ -121,20 +122,22 @@ describe('benchmark helpers', () => {
           }
           assert.equal(i, 2_500);
         }
+        // The segment log verifies on open (chained from genesis) and holds every entry in order.
+        const log = await SegmentLog.open(new FsLogFiles(path.join(dir, 'm-log')));
         let seq = 0n;
         let checksum = GENESIS_CHECKSUM;
-        for await (const chunk of master.values({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END })) {
-          for (const entry of splitChunk(chunk)) {
-            const e = decodeEntry(entry);
-            assert.equal(e.seq, ++seq);
-            assert.ok(chainsFrom(entry, checksum), `entry ${seq} chains from the one before`);
-            assert.ok(e.mutations[0].key.equals(w.key(Number(seq) - 1)));
-            checksum = entryChecksum(entry);
-          }
+        for (const entry of await log.read(1n, 10_000, 1 << 30)) {
+          const e = decodeEntry(entry);
+          assert.equal(e.seq, ++seq);
+          assert.ok(chainsFrom(entry, checksum), `entry ${seq} chains from the one before`);
+          assert.ok(e.mutations[0].key.equals(w.key(Number(seq) - 1)));
+          checksum = entryChecksum(entry);
         }
+        await log.close();
+        assert.equal(fs.existsSync(path.join(dir, 'f-log')), false, 'once mode keeps no log');
         assert.equal(seq, 2_500n);
         assert.equal((await follower.get(APPLIED_SEQ_KEY))?.readBigUInt64BE(), 2_500n);
-        assert.equal(await master.get(APPLIED_SEQ_KEY), undefined);
+        assert.equal((await master.get(APPLIED_SEQ_KEY))?.readBigUInt64BE(), 2_500n);
       } finally {
         await master.close();
         await follower.close();

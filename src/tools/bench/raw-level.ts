@@ -1,28 +1,28 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeEntry, entryChecksum, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../wire/entry-codec.js';
-import { encodeChunks } from '../../storage/log-chunk.js';
+import { GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../wire/entry-codec.js';
 import { prepareWrites } from '../../wire/prepared-writes.js';
-import { dataKey, logKey } from '../../storage/layout.js';
-import { openStore, writeBatch, type BatchOp, type Store } from '../../storage/level-store.js';
-import { APPLIED_SEQ_KEY, u64 } from '../../storage/layout.js';
+import { encodeChunks } from '../../storage/log-chunk.js';
+import { FsLogFiles } from '../../storage/log-files.js';
+import { APPLIED_SEQ_KEY, dataKey, u64 } from '../../storage/layout.js';
+import { openStore, type Store } from '../../storage/level-store.js';
+import { SegmentLog } from '../../storage/segment-log.js';
 import { quantileSorted } from './stats.js';
 import type { Workload } from './workload.js';
 
-export type RawMode = 'plain' | 'fsync' | 'log-per-entry' | 'log-chunk' | 'master' | 'follower';
+export type RawMode = 'plain' | 'fsync' | 'segment' | 'once';
 
 /**
  * classic-level on its own, the limit everything else is compared with: N entries of the
  * workload written in batches, in one process, with the store code and options the nodes use.
- *   plain          one put per entry, no fsync;
- *   fsync          the same, with an fsync per batch;
- *   log-per-entry  plus a second record per entry in the same batch (an encoded log
- *                  entry under its seq, as a log kept inside the same LevelDB), no fsync;
- *   log-chunk      plus one record per batch holding the batch's encoded entries (the
- *                  master's layout, src/storage/log-chunk.ts), no fsync;
- *   master         log-chunk with an fsync per batch: the LevelDB part of a durable master;
- *   follower       one put per entry plus the applied seq, fsync per batch: the LevelDB
- *                  part of a durable follower (see raw-pair.ts).
+ *   plain    one put per entry, no fsync;
+ *   fsync    the same, with an fsync per batch;
+ *   segment  what a durable node's storage does per group (the current layout): the
+ *            batch's entries encoded and appended to a log segment file with one write and
+ *            one fdatasync (SegmentLog, the product's own), then one put per entry plus the
+ *            position in LevelDB, not synced;
+ *   once     one put per entry plus the applied seq, fsync per batch: each byte written
+ *            once, durably (any layout's best case; see raw-pair.ts).
  * Returns entries per second.
  */
 export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries: number, batch: number): Promise<number> {
@@ -30,7 +30,7 @@ export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries:
   const db = await openStore(dir, { create: true });
   try {
     const started = performance.now();
-    await writeRaw(db, w, mode, entries, batch);
+    await writeRaw(db, w, mode, entries, batch, path.join(dir, 'log'));
     return entries / ((performance.now() - started) / 1000);
   } finally {
     await db.close();
@@ -38,35 +38,33 @@ export async function rawLevel(dir: string, w: Workload, mode: RawMode, entries:
   }
 }
 
-/** Writes entries 0..entries-1 of the workload into db as rawLevel's mode describes. */
-export async function writeRaw(db: Store, w: Workload, mode: RawMode, entries: number, batch: number): Promise<void> {
-  const withChunk = mode === 'log-chunk' || mode === 'master';
-  const sync = mode === 'fsync' || mode === 'master' || mode === 'follower';
+/** Writes entries 0..entries-1 of the workload into db (and, in segment mode, a log in logDir) as rawLevel's mode describes. */
+export async function writeRaw(db: Store, w: Workload, mode: RawMode, entries: number, batch: number, logDir: string): Promise<void> {
+  const log = mode === 'segment' ? await SegmentLog.open(new FsLogFiles(logDir)) : undefined;
+  const sync = mode === 'fsync' || mode === 'once';
   let checksum = GENESIS_CHECKSUM;
-  for (let i = 0; i < entries; i += batch) {
-    const n = Math.min(batch, entries - i);
-    const ops: BatchOp[] = [];
-    const writes: Mutation[][] = [];
-    for (let j = i; j < i + n; j++) {
-      const key = w.key(j);
-      const value = w.value(j);
-      ops.push({ type: 'put', key: dataKey(0, key), value });
-      if (mode === 'log-per-entry') {
-        const entry = encodeEntry(BigInt(j + 1), Date.now(), [{ kind: MutationKind.PUT, key, value }], checksum);
-        checksum = entryChecksum(entry);
-        ops.push({ type: 'put', key: logKey(BigInt(j + 1)), value: entry });
-      } else if (withChunk) {
-        writes.push([{ kind: MutationKind.PUT, key, value }]);
+  try {
+    for (let i = 0; i < entries; i += batch) {
+      const n = Math.min(batch, entries - i);
+      const b = db.batch();
+      const writes: Mutation[][] = [];
+      for (let j = i; j < i + n; j++) {
+        const key = w.key(j);
+        const value = w.value(j);
+        b.put(dataKey(0, key), value);
+        if (log) writes.push([{ kind: MutationKind.PUT, key, value }]);
       }
+      if (log) {
+        const commitTimeMs = Date.now();
+        const encoded = encodeChunks(BigInt(i + 1), commitTimeMs, [prepareWrites(writes, 0)], checksum);
+        checksum = encoded.lastChecksum;
+        await log.append(encoded.buf, encoded.ends, n, { seq: BigInt(i + n), checksum, commitTimeMs }, true);
+      }
+      if (log || mode === 'once') b.put(APPLIED_SEQ_KEY, u64(BigInt(i + n)));
+      await b.write({ sync });
     }
-    if (withChunk) {
-      const encoded = encodeChunks(BigInt(i + 1), Date.now(), [prepareWrites(writes, 0)], checksum);
-      checksum = encoded.lastChecksum;
-      for (const c of encoded.chunks) ops.push({ type: 'put', key: logKey(c.lastSeq), value: c.bytes });
-    } else if (mode === 'follower') {
-      ops.push({ type: 'put', key: APPLIED_SEQ_KEY, value: u64(BigInt(i + n)) });
-    }
-    await writeBatch(db, ops, { sync });
+  } finally {
+    await log?.close();
   }
 }
 

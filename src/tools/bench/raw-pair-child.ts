@@ -6,10 +6,11 @@ import { writeRaw } from './raw-level.js';
 import { Workload } from './workload.js';
 
 const [mode, dir, valueBytes, entries, batch] = process.argv.slice(2);
-if (mode !== 'master' && mode !== 'follower') throw new Error(`raw-pair-child: unknown mode ${mode}`);
+if (mode !== 'segment' && mode !== 'once') throw new Error(`raw-pair-child: unknown mode ${mode}`);
 const send = (m: RawPairMessage) => new Promise<void>((resolve) => process.send!(m, () => resolve()));
 
 fs.rmSync(dir, { recursive: true, force: true });
+fs.rmSync(`${dir}-log`, { recursive: true, force: true });
 const db = await openStore(dir, { create: true });
 const w = new Workload(Number(valueBytes));
 const go = new Promise<void>((resolve) => process.once('message', () => resolve()));
@@ -17,10 +18,11 @@ await send({ ready: true });
 await go;
 const cpu = process.cpuUsage();
 const started = performance.now();
-await writeRaw(db, w, mode, Number(entries), Number(batch));
+await writeRaw(db, w, mode, Number(entries), Number(batch), `${dir}-log`);
 const seconds = (performance.now() - started) / 1000;
 const used = process.cpuUsage(cpu);
 await send({ perSecond: Number(entries) / seconds, cpuMicrosPerEntry: (used.user + used.system) / Number(entries) });
 await db.close();
 fs.rmSync(dir, { recursive: true, force: true });
+fs.rmSync(`${dir}-log`, { recursive: true, force: true });
 process.disconnect();

@@ -21,20 +21,20 @@ function result(m: RawPairMessage): { perSecond: number; cpuMicrosPerEntry: numb
 }
 
 /**
- * Row 1e, the ceiling of durable ingest with one follower: two processes at once, one
- * doing only the LevelDB writes of a durable master (data and log chunk in one batch,
- * fsync per batch), the other only those of a durable follower (data and applied seq,
- * fsync per batch), each N entries in batches of `batch` (the master's largest group).
- * No gRPC, no decoding, no load generator: what classic-level alone costs the two nodes
- * on this machine. Timed from when both stores are open.
+ * Row 1e, the storage ceiling of durable ingest with one follower: two processes at once,
+ * each doing only what a durable node's storage does per group in the current layout
+ * (raw-level.ts `segment`: the group's entries appended to a segment file with one
+ * fdatasync, then the data and position in LevelDB without fsync), N entries in groups of
+ * `batch` (the master's largest group). No gRPC, no decoding, no load generator. Timed
+ * from when both stores are open.
  *
- * Row 1f, with masterMode 'follower': the first process writes like a follower too (each
- * entry's bytes once, plus a small record), the best case of any log layout, e.g. one
- * that kept values only in the log and an index beside the data: what remains is what
- * LevelDB must do for a replicated write at all.
+ * Row 1f, mode 'once': both processes write each entry's bytes once, durably (LevelDB with
+ * an fsync per batch, plus a small record): the best case of any layout, what remains is
+ * what LevelDB must do for a replicated durable write at all. The issue's targets are
+ * taken against it.
  */
-export async function rawPair(dir: string, valueBytes: number, entries: number, batch: number, masterMode: 'master' | 'follower' = 'master'): Promise<RawPairFigures> {
-  const kids = [masterMode, 'follower'].map((mode, i) =>
+export async function rawPair(dir: string, valueBytes: number, entries: number, batch: number, mode: 'segment' | 'once' = 'segment'): Promise<RawPairFigures> {
+  const kids = [mode, mode].map((mode, i) =>
     fork(CHILD, [mode, path.join(dir, `${i}-${mode}`), String(valueBytes), String(entries), String(batch)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }),
   );
   try {

@@ -8,6 +8,7 @@ import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, SMALL_YOUNG_GENERATION, stalledFollowerPhase, type PhaseOptions } from './phases.js';
 import { fsyncLatencyMs, rawLevel } from './raw-level.js';
 import { rawPair } from './raw-pair.js';
+import { replayPhase } from './replay.js';
 import { realtimeAvailable, REALTIME_LAUNCHER } from './realtime.js';
 import { redisFigures, redisVersion } from './redis.js';
 import { redisWaitLatency } from './redis-wait.js';
@@ -15,7 +16,7 @@ import { report, type Figures } from './report.js';
 import { Workload } from './workload.js';
 
 const NAME = 'bench';
-const GROUPS = ['raw', 'ingest', 'stalled', 'lag', 'redis'] as const;
+const GROUPS = ['raw', 'ingest', 'stalled', 'replay', 'lag', 'redis'] as const;
 
 function list(raw: unknown): string[] {
   return String(raw).split(',').filter(Boolean);
@@ -88,13 +89,15 @@ await runCli(NAME, async () => {
       // The raw rows always run: every ratio is taken against them.
       add('raw', await rawLevel(path.join(root, 'raw'), w, 'plain', entries, rawBatch), '/s');
       if (only.has('raw')) {
-        for (const mode of ['fsync', 'log-per-entry', 'log-chunk'] as const) add(`raw-${mode}`, await rawLevel(path.join(root, 'raw'), w, mode, entries, rawBatch), '/s');
+        for (const mode of ['fsync', 'segment'] as const) add(`raw-${mode}`, await rawLevel(path.join(root, 'raw'), w, mode, entries, rawBatch), '/s');
+        // The current layout's storage step alone, at the master's group size.
+        add('raw-segment-group', await rawLevel(path.join(root, 'raw'), w, 'segment', entries, o.clients * batch), '/s');
         // Batches as large as the master's largest group commit: the most generous ceiling.
         const pair = await rawPair(path.join(root, 'raw-pair'), w.valueBytes, entries, o.clients * batch);
         add('raw-pair', pair.perSecond, '/s');
         add('raw-pair-master-cpu', pair.masterCpuMicros, 'us');
         add('raw-pair-follower-cpu', pair.followerCpuMicros, 'us');
-        add('raw-pair-once', (await rawPair(path.join(root, 'raw-pair'), w.valueBytes, entries, o.clients * batch, 'follower')).perSecond, '/s');
+        add('raw-pair-once', (await rawPair(path.join(root, 'raw-pair'), w.valueBytes, entries, o.clients * batch, 'once')).perSecond, '/s');
       }
       if (only.has('ingest')) {
         for (let f = 0; f <= maxFollowers; f++) {
@@ -114,6 +117,7 @@ await runCli(NAME, async () => {
         add('rss-small-young', small.masterPeakRssBytes, 'bytes');
         add('rss-anon-small-young', small.masterPeakAnonRssBytes, 'bytes');
       }
+      if (only.has('replay')) add('replay', await replayPhase(path.join(root, 'replay'), w, entries), 's');
       if (only.has('lag')) {
         // As configured, and (when that is durable) also with a follower that does not fsync:
         // the disk's fsync tail is then out of the lag. Then again with both nodes at real-time
