@@ -57,6 +57,12 @@ export class CrashLogFiles implements LogFiles {
     if (f) f.synced = await this.inner.size(name);
   }
 
+  /** A durable write is a write followed by a sync (the failpoint runs between: written, not yet durable). */
+  async writeDurable(name: string, data: Buffer, offset: number, length: number, position: number): Promise<void> {
+    await this.inner.write(name, data, offset, length, position);
+    await this.sync(name);
+  }
+
   async syncDir(): Promise<void> {
     await this.inner.syncDir();
     for (const f of this.files.values()) f.durableEntry = true;

@@ -131,9 +131,14 @@ export class SegmentLog implements ReplicationLog {
     try {
       let seg = this.active;
       if (seg.size > HEADER_BYTES && seg.size + bytes > this.maxSegmentBytes) seg = await this.roll();
-      await this.files.write(seg.name, records, 0, bytes, seg.size);
-      if (sync) await this.files.sync(seg.name);
-      else this.unsynced = true;
+      if (sync) {
+        // O_DSYNC makes this write's bytes durable, not earlier unsynced ones: sync those first.
+        if (this.unsynced) await this.syncAll();
+        await this.files.writeDurable(seg.name, records, 0, bytes, seg.size);
+      } else {
+        await this.files.write(seg.name, records, 0, bytes, seg.size);
+        this.unsynced = true;
+      }
       // Index every INDEX_STRIDE-th record of the segment.
       const firstIndex = Number(this.written.seq - seg.header.base.seq); // records already in seg
       for (let i = 0; i < count; i++) {

@@ -1,7 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { decodeEntry, type DecodedEntry } from '../../src/wire/entry-codec.js';
-import { dataRange, LOG_PREFIX_END, LOG_PREFIX_START, metaKey, MetaName } from '../../src/storage/layout.js';
+import { dataRange, metaKey, MetaName } from '../../src/storage/layout.js';
+import { logDir, openMasterStore } from '../../src/storage/level-master-store.js';
+import { firstSeqOfName } from '../../src/storage/segment-format.js';
 import { openStore } from '../../src/storage/level-store.js';
-import { splitChunk } from '../../src/storage/log-chunk.js';
 
 export interface StoreContents {
   data: Map<string, string>;
@@ -49,20 +52,52 @@ export function countDivergent(a: Map<string, string>, b: Map<string, string>): 
   return n;
 }
 
-/** Every log entry still held by a stopped master's store (in its log chunks), decoded, by seq. */
+/**
+ * Every log entry a stopped master's log holds (its segment files, firstSeq..lastSeq),
+ * decoded, by seq. Opening the store verifies the log and brings the store up to it.
+ */
 export async function readLog(dataDir: string): Promise<Map<bigint, DecodedEntry>> {
-  const db = await openStore(dataDir, { create: false });
+  const store = await openMasterStore(dataDir, { create: false });
   try {
-    const log = new Map<bigint, DecodedEntry>();
-    for await (const [, chunk] of db.iterator({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END })) {
-      for (const v of splitChunk(chunk)) {
+    const { log } = store;
+    const entries = new Map<bigint, DecodedEntry>();
+    for (let seq = log.firstSeq; seq <= log.lastSeq; ) {
+      const run = await log.read(seq, 10_000, 16 * 1024 * 1024);
+      if (run.length === 0) throw new Error(`the log of ${dataDir} returned nothing at seq ${seq} (it ends at ${log.lastSeq})`);
+      for (const v of run) {
         const e = decodeEntry(v);
-        log.set(e.seq, e);
+        entries.set(e.seq, e);
       }
+      seq += BigInt(run.length);
     }
-    return log;
+    return entries;
   } finally {
-    await db.close();
+    await store.close();
+  }
+}
+
+/** Every place these bytes occur in the segment files of a node's log: file path and offset. */
+export function findInSegments(dataDir: string, bytes: Buffer): { file: string; at: number }[] {
+  const dir = logDir(dataDir);
+  const hits: { file: string; at: number }[] = [];
+  for (const name of fs.readdirSync(dir).filter((n) => firstSeqOfName(n) !== undefined)) {
+    const file = path.join(dir, name);
+    const content = fs.readFileSync(file);
+    for (let at = content.indexOf(bytes); at >= 0; at = content.indexOf(bytes, at + 1)) hits.push({ file, at });
+  }
+  return hits;
+}
+
+/** Flips the bits of `mask` in the byte at offset `at` of a file, in place (behind any reader's back). */
+export function flipBits(file: string, at: number, mask: number): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    if (fs.readSync(fd, b, 0, 1, at) !== 1) throw new Error(`${file} has no byte at offset ${at}`);
+    b[0] ^= mask;
+    fs.writeSync(fd, b, 0, 1, at);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

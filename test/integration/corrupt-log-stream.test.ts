@@ -3,31 +3,29 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { storeDir } from '../../src/storage/level-store.js';
 import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { readVia, status, tsv, waitConverged } from '../helpers/cluster.js';
 import { metric, scrapeMetrics } from '../helpers/probes.js';
+import { findInSegments, flipBits } from '../helpers/stores.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
 /**
- * The master's check of entries it reads back from its store while streaming
+ * The master's check of entries it reads back from its log while streaming
  * (subscription.ts: "does not chain from the entry before it; refusing to serve past it"),
  * with real processes.
  *
- * Start-up verification (log-verify.ts) reads the whole log and refuses to start with a
- * corrupt entry, so a corrupt entry can only reach the streaming path if the store is
+ * Start-up verification (segment-recovery.ts) reads the whole log and refuses to start
+ * with a corrupt entry, so a corrupt entry can only reach the streaming path if the log is
  * damaged *after* start-up: bit rot, a bad disk or controller, another program writing
  * the files. This test does exactly that: with the master running (restarted, so its
- * in-memory tail, which is not re-checked, is empty), it flips one bit of a stored log
- * entry in LevelDB's table file on disk, behind LevelDB's back. LevelDB reads table files
- * through a shared mmap (or pread) and, without paranoid checks, does not verify block
- * checksums; blocks of incompressible data are stored uncompressed and never put in its
- * block cache. So the master's next read of that entry sees the flipped bit, as it would
- * see real on-disk damage.
+ * in-memory tail, which is not re-checked, is empty), it flips one bit of a log entry in
+ * its segment file on disk, behind the master's back. The master reads entries past its
+ * tail from the segment files with plain reads, so its next read of that entry sees the
+ * flipped bit, as it would see real on-disk damage.
  *
- * What it cannot show: damage LevelDB itself notices (a compressed block that no longer
- * decompresses is an I/O error, not this check), or damage to an entry still in the
- * in-memory tail (sealed by this process, not re-checked by design).
+ * What it cannot show: damage to an entry still in the in-memory tail (sealed by this
+ * process, not re-checked by design), or to a block of the segment the master read before
+ * the damage and still holds (segment-reader.ts keeps the block read last).
  */
 describe('a log entry corrupted on disk while the master runs', () => {
   const root = tempDir();
@@ -45,7 +43,6 @@ describe('a log entry corrupted on disk while the master runs', () => {
     const res = await runTool('push-data', ['--stdin', '--master', master!.address], { input: lines });
     assert.equal(res.code, 0, res.stderr);
   };
-  // Random base64: LevelDB's snappy cannot shrink it, so its table blocks stay uncompressed.
   const batch = (prefix: string) => tsv(20, (i) => `${prefix}-${i}`, () => crypto.randomBytes(150).toString('base64url'));
 
   it('streaming stops at the bad entry with CORRUPT_ENTRY, for a follower behind it and one just before it; start-up then refuses the log', { timeout: 120_000 }, async () => {
@@ -66,9 +63,8 @@ describe('a log entry corrupted on disk while the master runs', () => {
     await master.proc.kill('SIGTERM');
 
     // Entry 30 is in the middle of what follower 1 still needs (21..60); entry 41 is the
-    // very next one follower 2 needs. Their bytes, as stored (opening the store here also
-    // moves LevelDB's write-ahead log into a table file, so the layout is settled; just
-    // opened, the log has nothing in memory, so entryAt reads the stored chunks).
+    // very next one follower 2 needs. Their bytes, as the log holds them (read with the
+    // master stopped).
     const store = await openMasterStore(masterDir, { create: false });
     const bad = [30n, 41n];
     const entries = await Promise.all(bad.map(async (seq) => (await store.log.entryAt(seq))!));
@@ -76,26 +72,21 @@ describe('a log entry corrupted on disk while the master runs', () => {
     assert.ok(entries.every(Boolean));
 
     // Restarted: start-up verification passes and the tail is empty, so every entry a
-    // follower needs is read back from the store.
+    // follower needs is read back from the segment files. Nothing may read them before the
+    // damage: the segment reader keeps the block it read last in memory, and a Status call
+    // would read entry 21 (follower 1's lag) and with it the block holding 21..60. So the
+    // master's position is taken from its start-up log line, not from Status.
     master = await startMaster(masterDir, address);
-    assert.equal((await status(address)).lastSeq, '60');
+    assert.equal((await master.proc.waitForLog('master store opened')).lastSeq, '60');
 
-    // Now the damage: one flipped bit inside each entry's value, in the table file.
-    const dir = storeDir(masterDir);
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ldb') || f.endsWith('.log'));
+    // Now the damage: one flipped bit inside each entry's value, in its segment file, with
+    // good records chained after it (entries up to 60 follow both).
     for (const entry of entries) {
-      const hits: { f: string; at: number }[] = [];
-      for (const f of files) {
-        const bytes = fs.readFileSync(path.join(dir, f));
-        for (let at = bytes.indexOf(entry); at >= 0; at = bytes.indexOf(entry, at + 1)) hits.push({ f, at });
-      }
-      assert.equal(hits.length, 1, `the entry's bytes are stored once, uncompressed (found in ${JSON.stringify(hits)} of ${files.join(', ')})`);
-      assert.match(hits[0].f, /\.ldb$/, 'in a table file, not in the write-ahead log');
-      const fd = fs.openSync(path.join(dir, hits[0].f), 'r+');
-      const at = hits[0].at + entry.length - 4 - 50; // 50 bytes before the checksum: inside the value
-      fs.writeSync(fd, Buffer.from([entry[entry.length - 4 - 50] ^ 0x01]), 0, 1, at);
-      fs.closeSync(fd);
+      const hits = findInSegments(masterDir, entry);
+      assert.equal(hits.length, 1, `the entry's bytes are stored once in the log (found at ${JSON.stringify(hits)})`);
+      flipBits(hits[0].file, hits[0].at + entry.length - 4 - 50, 0x01); // 50 bytes before the checksum: inside the value
     }
+    assert.equal((await status(address)).lastSeq, '60');
 
     // Follower 1 (at 20) subscribes from 21: the stream is accepted (entry 21 is intact)
     // and the master refuses to send the read-back run that holds entry 30, naming it.

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { entrySeq } from '../../src/wire/entry-codec.js';
-import { LOG_PREFIX_END, logKey } from '../../src/storage/layout.js';
-import { openStore } from '../../src/storage/level-store.js';
-import { splitChunk } from '../../src/storage/log-chunk.js';
+import { openMasterStore } from '../../src/storage/level-master-store.js';
 import { digests, status, tsv, waitConverged } from '../helpers/cluster.js';
+import { findInSegments, flipBits } from '../helpers/stores.js';
 import { runTool, ServerProcess, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
 
 describe('log continuity: slots and corrupt entries', () => {
@@ -48,13 +46,16 @@ describe('log continuity: slots and corrupt entries', () => {
     await master!.proc.kill('SIGTERM');
     const address = master!.address;
     master = undefined;
-    const db = await openStore(masterDir, { create: false });
-    // The log chunk holding seq (stored under its last seq), and the entry in it.
-    const [[chunkKey, chunk]] = await db.iterator({ gte: logKey(seq), lt: LOG_PREFIX_END, limit: 1 }).all();
-    const entry = splitChunk(chunk).find((e) => entrySeq(e) === seq)!; // a view into chunk
-    entry[entry.length - 6] ^= 0x40; // one flipped bit inside the value
-    await db.put(chunkKey, chunk);
-    await db.close();
+    // Entry seq's bytes, as the log holds them, and the one place they are stored: a record
+    // of the newest segment, with good records (seq + 1 .. lastSeq) chained after it, so
+    // this is damage inside the log, not the torn end of an unfinished append.
+    const store = await openMasterStore(masterDir, { create: false });
+    const entry = await store.log.entryAt(seq);
+    await store.close();
+    assert.ok(entry);
+    const hits = findInSegments(masterDir, entry);
+    assert.equal(hits.length, 1, `entry ${seq} is stored once (found at ${JSON.stringify(hits)})`);
+    flipBits(hits[0].file, hits[0].at + entry.length - 6, 0x40); // one flipped bit inside the value
 
     const refused = new ServerProcess('master-server', ['--data-dir', masterDir, '--listen', address]);
     const { code } = await refused.exit;
@@ -64,8 +65,12 @@ describe('log continuity: slots and corrupt entries', () => {
 
     master = await startMaster(masterDir, address, ['--repair-log', '--retain-entries', '10', '--trim-interval-ms', '100']);
     assert.ok(master.proc.hasLog('log repaired: dropped the log from the corrupt entry and started a new history'));
+    // The store (its data written past the cut) is ahead of the cut log: the log restarts at
+    // the store's seq under a new history, so the master's position does not move back.
+    assert.ok(master.proc.hasLog("log repaired: restarted the log at the store's seq under a new history"));
     const repaired = await status(master.address);
-    assert.equal(repaired.lastSeq, String(seq - 1n));
+    assert.equal(repaired.lastSeq, before.lastSeq);
+    assert.equal(repaired.firstSeq, String(BigInt(before.lastSeq) + 1n), 'the new log holds none of the old entries');
     assert.notEqual(repaired.historyId.toString('hex'), before.historyId.toString('hex'));
     // The follower applied the dropped entries under the old history: it is resynchronised.
     f1 = await startFollower(1, path.join(root, 'follower-1'), master.address);

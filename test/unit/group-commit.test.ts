@@ -1,67 +1,104 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
+import { entrySeq, MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
+import { APPLIED_SEQ_KEY, dataKey, LOG_PREFIX_END, LOG_PREFIX_START } from '../../src/storage/layout.js';
 import type { Store } from '../../src/storage/level-store.js';
-import { openMasterStore } from '../../src/storage/level-master-store.js';
+import { logDir, openMasterStore } from '../../src/storage/level-master-store.js';
+import { splitChunk } from '../../src/storage/log-chunk.js';
+import { FsLogFiles } from '../../src/storage/log-files.js';
+import { decodeHeader, firstSeqOfName, HEADER_BYTES, scanSegment } from '../../src/storage/segment-format.js';
 import { GroupCommitter, type CommitResult } from '../../src/master/group-commit.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
 const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
 
-/** One LevelDB batch as the committer wrote it. */
-interface BatchRecord {
-  /** The options its write() got (undefined: none). */
-  sync: boolean | undefined;
-  /** Log chunk keys it put, as the last seq each chunk holds. */
-  chunkSeqs: bigint[];
-  /** Data keys it put or deleted. */
-  dataOps: number;
-}
+/**
+ * What the store did, in order: writes of records to a log segment (one per group, the
+ * seqs they hold), fdatasyncs of a segment, and LevelDB batches.
+ */
+type Event =
+  | { kind: 'append'; seqs: bigint[]; bytes: number }
+  | { kind: 'fdatasync' }
+  | {
+      kind: 'batch';
+      /** The options its write() got (undefined: none). */
+      sync: boolean | undefined;
+      /** Data keys it put or deleted. */
+      dataOps: number;
+      /** Keys under the old log prefix (the log no longer lives in LevelDB). */
+      logOps: number;
+      /** The seq it records as the position the data reflects. */
+      positionSeq: bigint | undefined;
+    };
 
+const DATA_PREFIX = 0x02;
 const isLogKey = (key: Buffer) => key.compare(LOG_PREFIX_START) >= 0 && key.compare(LOG_PREFIX_END) < 0;
+
+/** The log's real files, with every record write and fdatasync of a segment noted in `events` once `recording`. */
+class RecordingLogFiles extends FsLogFiles {
+  recording = false;
+
+  constructor(
+    dir: string,
+    private readonly events: Event[],
+  ) {
+    super(dir);
+  }
+
+  override write(name: string, data: Buffer, offset: number, length: number, position: number): Promise<void> {
+    // Position 0 is a new segment's header; records come after it.
+    if (this.recording && firstSeqOfName(name) !== undefined && position >= HEADER_BYTES) {
+      this.events.push({ kind: 'append', seqs: splitChunk(data.subarray(offset, offset + length)).map(entrySeq), bytes: length });
+    }
+    return super.write(name, data, offset, length, position);
+  }
+
+  override sync(name: string): Promise<void> {
+    if (this.recording && firstSeqOfName(name) !== undefined) this.events.push({ kind: 'fdatasync' });
+    return super.sync(name);
+  }
+}
 
 /**
  * Records every LevelDB batch written to the store, whichever of classic-level's two
  * ways reaches the native write:
  * - a chained batch, db.batch() with no arguments: counted when its write() is called;
  * - the array form: db.batch(ops, options) (abstract-level, which ends in db._batch) or
- *   db._batch(ops, options) called directly (what store.ts's writeBatch may do to skip
- *   abstract-level's per-operation cloning): counted in _batch.
- * Each batch is one native write and one fsync when sync is set, so this counts LevelDB
- * batches exactly, however the write path builds them; the test also checks the result
- * against the log chunks on disk, which do not depend on how they were written.
+ *   db._batch(ops, options) called directly: counted in _batch.
+ * Each batch is one native write (and one fsync when sync is set).
  */
-function recordBatches(db: Store): BatchRecord[] {
-  const records: BatchRecord[] = [];
-  const note = (rec: BatchRecord, key: Buffer) => {
-    if (isLogKey(key)) rec.chunkSeqs.push(seqOfLogKey(key));
-    else rec.dataOps++;
+function recordBatches(db: Store, events: Event[]): void {
+  const note = (rec: Extract<Event, { kind: 'batch' }>, key: Buffer, value?: Buffer) => {
+    if (isLogKey(key)) rec.logOps++;
+    else if (key[0] === DATA_PREFIX) rec.dataOps++;
+    else if (key.equals(APPLIED_SEQ_KEY) && value) rec.positionSeq = value.readBigUInt64BE();
   };
+  const newRecord = (sync: boolean | undefined): Extract<Event, { kind: 'batch' }> => ({ kind: 'batch', sync, dataOps: 0, logOps: 0, positionSeq: undefined });
   const internal = db as unknown as {
     batch: (...args: unknown[]) => unknown;
-    _batch: (ops: { key: Buffer }[], options?: { sync?: boolean }) => Promise<void>;
+    _batch: (ops: { key: Buffer; value?: Buffer }[], options?: { sync?: boolean }) => Promise<void>;
   };
   const originalArray = internal._batch.bind(db);
   internal._batch = (ops, options) => {
-    const rec: BatchRecord = { sync: options?.sync, chunkSeqs: [], dataOps: 0 };
-    for (const op of ops) note(rec, op.key);
-    records.push(rec);
+    const rec = newRecord(options?.sync);
+    for (const op of ops) note(rec, op.key, op.value);
+    events.push(rec);
     return originalArray(ops, options);
   };
   const originalBatch = internal.batch.bind(db);
   internal.batch = (...args: unknown[]): unknown => {
     if (args.length > 0) return originalBatch(...args); // the array form: recorded in _batch
     const batch = originalBatch() as ReturnType<Store['batch']>;
-    const rec: BatchRecord = { sync: undefined, chunkSeqs: [], dataOps: 0 };
+    const rec = newRecord(undefined);
     const origPut = batch.put.bind(batch);
     const origDel = batch.del.bind(batch);
     const origWrite = batch.write.bind(batch) as (options?: { sync?: boolean }) => Promise<void>;
     batch.put = ((key: Buffer, value: Buffer) => {
-      note(rec, key);
+      note(rec, key, value);
       return origPut(key, value);
     }) as typeof batch.put;
     batch.del = ((key: Buffer) => {
@@ -70,20 +107,28 @@ function recordBatches(db: Store): BatchRecord[] {
     }) as typeof batch.del;
     batch.write = ((options?: { sync?: boolean }) => {
       rec.sync = options?.sync;
-      records.push(rec);
+      events.push(rec);
       return origWrite(options);
     }) as typeof batch.write;
     return batch;
   };
-  return records;
 }
 
 async function openMaster(opts: { sync: boolean; maxGroupEntries?: number }) {
-  const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
-  const { db, log: wal } = store;
-  const batches = recordBatches(db);
+  const dir = path.join(tempDir(), 'm');
+  const events: Event[] = [];
+  const files = new RecordingLogFiles(logDir(dir), events);
+  const store = await openMasterStore(dir, { create: true, logFiles: files });
+  files.recording = true; // what opening did (the first segment's header) is not a group
+  recordBatches(store.db, events);
   const committer = new GroupCommitter(store, { sync: opts.sync, maxGroupEntries: opts.maxGroupEntries ?? 10_000, maxGroupBytes: 1 << 24 }, log, () => {});
-  return { db, wal, committer, batches };
+  const appends = () => events.filter((e) => e.kind === 'append');
+  const batches = () => events.filter((e) => e.kind === 'batch');
+  const close = async () => {
+    await committer.close();
+    await store.close();
+  };
+  return { dir, store, wal: store.log, committer, events, appends, batches, close };
 }
 
 /** Request i carries 1 + i % 3 writes, so requests of different sizes share groups. */
@@ -100,59 +145,82 @@ function assertConsecutive(results: CommitResult[], sizes: number[]): bigint {
   return next - 1n;
 }
 
+/** The kinds of the events, one line per group: what a group must look like, in order. */
+const groupsOf = (events: Event[]) => events.map((e) => e.kind).join(' ').replaceAll(' append', '\nappend').split('\n');
+
 describe('group commit', () => {
-  it('50 concurrent requests are committed in far fewer LevelDB batches, with consecutive gap-free seqs', async () => {
-    const { db, wal, committer, batches } = await openMaster({ sync: false });
+  it('50 concurrent requests are committed in far fewer groups (one log append and one LevelDB batch each), with consecutive gap-free seqs', async () => {
+    const m = await openMaster({ sync: false });
     const N = 50;
     const sizes = Array.from({ length: N }, (_, i) => writesOf(i).length);
-    // All 50 are submitted in the same tick, before any batch write can finish.
-    const results = await Promise.all(Array.from({ length: N }, (_, i) => committer.submit(writesOf(i), 64)));
+    // All 50 are submitted in the same tick, before any group's write can finish.
+    const results = await Promise.all(Array.from({ length: N }, (_, i) => m.committer.submit(writesOf(i), 64)));
     const total = assertConsecutive(results, sizes);
     assert.equal(total, BigInt(sizes.reduce((a, b) => a + b, 0)));
-    assert.equal(wal.lastSeq, total);
+    assert.equal(m.wal.lastSeq, total);
 
     // The first request starts a group on its own (nothing else is queued yet); every
-    // other one queues behind that batch's write and goes into the next group. One batch
+    // other one queues behind that group's writes and goes into the next group. One group
     // per request (50) would mean no group commit at all.
-    assert.ok(batches.length >= 1 && batches.length <= 2, `50 concurrent requests took ${batches.length} LevelDB batches`);
-    // Every batch holds its group's data and log chunks together (one atomic write), and
-    // the batches' chunks cover the seqs in order: the last batch ends at the last seq.
-    assert.equal(batches.reduce((n, b) => n + b.dataOps, 0), Number(total), 'one data put per write');
-    const chunkEnds = batches.flatMap((b) => b.chunkSeqs);
-    assert.ok(batches.every((b) => b.chunkSeqs.length > 0 && b.dataOps > 0), 'no batch without both data and log');
-    assert.deepEqual([...chunkEnds].sort((a, b) => (a < b ? -1 : 1)), chunkEnds, 'chunks are written in seq order');
-    assert.equal(chunkEnds.at(-1), total);
-    // The batches are what is on disk: the stored chunks are exactly the recorded ones.
-    const stored = (await db.keys({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END }).all()).map(seqOfLogKey);
-    assert.deepEqual(stored, chunkEnds);
-    assert.equal((await db.get(dataKey(0, Buffer.from(`k${N - 1}-0`))))?.toString(), `v${N - 1}-0`);
-    await committer.close();
-    await db.close();
+    const appends = m.appends();
+    const batches = m.batches();
+    assert.ok(appends.length >= 1 && appends.length <= 2, `50 concurrent requests took ${appends.length} log appends`);
+    // Each group: its records appended to the log first, then its data and position in one LevelDB batch.
+    assert.deepEqual(groupsOf(m.events), appends.map(() => 'append batch'));
+    // The appends hold the seqs in order, each group's batch the same writes and that group's end as its position.
+    assert.deepEqual(appends.flatMap((a) => a.seqs), Array.from({ length: Number(total) }, (_, i) => BigInt(i + 1)));
+    for (const [i, b] of batches.entries()) {
+      assert.equal(b.dataOps, appends[i].seqs.length, `group ${i}: one data put per write`);
+      assert.equal(b.positionSeq, appends[i].seqs.at(-1), `group ${i}: the batch records the group's last seq`);
+      assert.equal(b.logOps, 0, 'no log key in LevelDB');
+    }
+    // The appends are what is on disk: one segment, its header and exactly the appended records.
+    const names = fs.readdirSync(logDir(m.dir)).filter((n) => firstSeqOfName(n) !== undefined);
+    assert.equal(names.length, 1);
+    const file = fs.readFileSync(path.join(logDir(m.dir), names[0]));
+    assert.equal(file.length, HEADER_BYTES + appends.reduce((n, a) => n + a.bytes, 0));
+    const header = decodeHeader(file);
+    assert.ok(typeof header !== 'string', String(header));
+    const scan = scanSegment(file, header);
+    assert.equal(scan.bad, undefined);
+    assert.equal(scan.last.seq, total);
+    assert.equal(scan.goodBytes, file.length);
+    assert.deepEqual(await m.store.db.keys({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END }).all(), [], 'the LevelDB store holds no log');
+    assert.equal((await m.store.db.get(dataKey(0, Buffer.from(`k${N - 1}-0`))))?.toString(), `v${N - 1}-0`);
+    await m.close();
   });
 
-  it('a group stops at maxGroupEntries: more batches, still consecutive seqs', async () => {
-    const { db, committer, batches } = await openMaster({ sync: false, maxGroupEntries: 10 });
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => committer.submit([[put(`k${i}`, 'v')]], 2)));
+  it('a group stops at maxGroupEntries: more groups, still consecutive seqs', async () => {
+    const m = await openMaster({ sync: false, maxGroupEntries: 10 });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => m.committer.submit([[put(`k${i}`, 'v')]], 2)));
     assertConsecutive(results, results.map(() => 1));
     // The first alone, then the 49 queued ones in groups of at most 10: 1 + 5.
-    assert.equal(batches.length, 6, `batches: ${batches.map((b) => b.dataOps).join(',')}`);
-    assert.ok(batches.every((b) => b.dataOps <= 10));
-    await committer.close();
-    await db.close();
+    const appends = m.appends();
+    assert.equal(appends.length, 6, `appends: ${appends.map((a) => a.seqs.length).join(',')}`);
+    assert.deepEqual(groupsOf(m.events), appends.map(() => 'append batch'));
+    assert.ok(appends.every((a) => a.seqs.length <= 10));
+    assert.ok(m.batches().every((b) => b.dataOps <= 10));
+    assert.deepEqual(appends.flatMap((a) => a.seqs), Array.from({ length: 50 }, (_, i) => BigInt(i + 1)));
+    await m.close();
   });
 
-  it('with sync: true each group batch is written with sync: true (one fsync per group); with sync: false it is not', async () => {
+  it('with sync: true each group\'s log append is fdatasynced once, before its LevelDB batch; with sync: false it is not; LevelDB is never synced', async () => {
     for (const sync of [true, false]) {
-      const { db, committer, batches } = await openMaster({ sync });
-      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => committer.submit(writesOf(i), 64)));
+      const m = await openMaster({ sync });
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => m.committer.submit(writesOf(i), 64)));
       assertConsecutive(results, Array.from({ length: 20 }, (_, i) => writesOf(i).length));
-      assert.ok(batches.length >= 1 && batches.length <= 2, `20 concurrent requests took ${batches.length} batches`);
-      for (const b of batches) assert.equal(b.sync, sync, `batch write options with sync: ${sync}`);
+      const appends = m.appends();
+      assert.ok(appends.length >= 1 && appends.length <= 2, `20 concurrent requests took ${appends.length} groups`);
+      const group = sync ? 'append fdatasync batch' : 'append batch';
+      assert.deepEqual(groupsOf(m.events), appends.map(() => group), `sync: ${sync}`);
+      // The log is the durable record: the data batch is written without fsync either way.
+      for (const b of m.batches()) assert.notEqual(b.sync, true, `LevelDB batch write options with sync: ${sync}`);
       // A lone request afterwards is its own group, and is synced the same way.
-      await committer.submit([[put('lone', 'v')]], 5);
-      assert.equal(batches.at(-1)!.sync, sync);
-      await committer.close();
-      await db.close();
+      const before = m.events.length;
+      await m.committer.submit([[put('lone', 'v')]], 5);
+      assert.deepEqual(groupsOf(m.events.slice(before)), [group]);
+      assert.notEqual(m.batches().at(-1)!.sync, true);
+      await m.close();
     }
   });
 });

@@ -5,11 +5,12 @@ import { describe, it } from 'node:test';
 import { chainsFrom, entryChecksum, entryCommitTimeMs, entrySeq, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
 import { prepareWrites } from '../../src/wire/prepared-writes.js';
 import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from '../../src/storage/layout.js';
+import { framedSize } from '../../src/wire/protobuf-wire.js';
+import { dataKey, metaKey, MetaName, u64 } from '../../src/storage/layout.js';
 import { openStore } from '../../src/storage/level-store.js';
-import { u64 } from '../../src/storage/layout.js';
-import { openMasterStore, type LevelMasterStore } from '../../src/storage/level-master-store.js';
-import { verifyLog } from '../../src/storage/log-verify.js';
+import { logDir, openMasterStore, type LevelMasterStore } from '../../src/storage/level-master-store.js';
+import { firstSeqOfName, HEADER_BYTES, INDEX_STRIDE } from '../../src/storage/segment-format.js';
+import type { ReplicationLog } from '../../src/storage/interfaces.js';
 import { openStoreForReading } from '../../src/storage/read-only-store.js';
 import { tempDir } from '../helpers/processes.js';
 
@@ -31,9 +32,36 @@ async function fill(store: LevelMasterStore, n: number, size: number): Promise<v
   for (let i = 0; i < n; i++) await commit(store, Array.from({ length: size }, (_, j) => put(`g${i}-${j}`, `v${i}-${j}`)));
 }
 
-async function openNew(): Promise<{ dir: string; store: LevelMasterStore }> {
+async function openNew(opts: { maxSegmentBytes?: number } = {}): Promise<{ dir: string; store: LevelMasterStore }> {
   const dir = path.join(tempDir(), 'm');
-  return { dir, store: await openMasterStore(dir, { create: true }) };
+  return { dir, store: await openMasterStore(dir, { create: true, ...opts }) };
+}
+
+/** Segments of about 8 KiB: the tests' logs span several. */
+const SMALL_SEGMENTS = 8 * 1024;
+
+/** The segment files of a master's log, oldest first: first seq, last seq (from the next one's name) and size. */
+function segmentsOf(dir: string): { name: string; first: bigint; last: bigint | 'newest'; bytes: number }[] {
+  const names = fs.readdirSync(logDir(dir)).filter((n) => firstSeqOfName(n) !== undefined).sort();
+  return names.map((name, i) => ({
+    name,
+    first: firstSeqOfName(name)!,
+    last: i + 1 < names.length ? firstSeqOfName(names[i + 1])! - 1n : 'newest',
+    bytes: fs.statSync(path.join(logDir(dir), name)).size,
+  }));
+}
+
+/** Reads from..to through the log and checks every entry is there, in order, chained from the base's checksum. */
+async function assertChains(log: ReplicationLog, from: bigint, to: bigint): Promise<void> {
+  const got = await log.read(from, Number(to - from) + 1, Infinity);
+  assert.deepEqual(got.map(entrySeq), Array.from({ length: Number(to - from) + 1 }, (_, i) => from + BigInt(i)));
+  let prev = await log.checksumAt(from - 1n);
+  assert.notEqual(prev, undefined, `the checksum of seq ${from - 1n}, the base`);
+  for (const e of got) {
+    assert.ok(chainsFrom(e, prev!), `seq ${entrySeq(e)} chains`);
+    prev = entryChecksum(e);
+  }
+  assert.equal(prev, log.lastChecksum);
 }
 
 describe('LevelMasterStore', () => {
@@ -137,32 +165,44 @@ describe('LevelMasterStore', () => {
     await store.close();
   });
 
-  it('trimTo goes in steps of about maxEntries, exact to the entry, records the base, and never trims lastSeq', async () => {
-    const { store } = await openNew();
-    await fill(store, 10, 100); // seqs 1..1000, chunks of 100
+  it('trimTo is exact to the entry whatever maxEntries, keeps the base\'s checksum, deletes only whole segments below the cut, and never trims lastSeq', async () => {
+    const { dir, store } = await openNew({ maxSegmentBytes: SMALL_SEGMENTS });
+    await fill(store, 10, 100); // seqs 1..1000, groups of 100
     const { log } = store;
-    assert.equal(await log.trimTo(650n, 250n), 301n, 'whole chunks, up to about 250 entries: 3 chunks');
-    assert.equal(log.firstSeq, 301n);
-    assert.equal(await log.trimTo(650n, 1_000n), 650n, 'the chunk holding 650 is cut at it');
+    const checksums = new Map((await log.read(1n, 1_000, Infinity)).map((e) => [entrySeq(e), entryChecksum(e)]));
+    const before = segmentsOf(dir);
+    assert.ok(before.length >= 4, `${before.length} segments`);
+    // maxEntries no longer bounds a step: deleting a segment file costs the same whatever it holds.
+    assert.equal(await log.trimTo(650n, 250n), 650n, 'exact to the entry, in one call');
+    assert.equal(log.firstSeq, 650n);
     assert.equal(await log.trimTo(650n, 1_000n), 650n, 'nothing more to trim');
-    let v = await verifyLog(store.db);
-    assert.equal(v.corrupt, undefined);
-    assert.equal(v.firstSeq, 650n);
-    assert.equal(v.base.seq, 649n);
-    // Trimmed entries are gone, also those still in the in-memory tail.
+    assert.deepEqual(segmentsOf(dir), before.filter((s) => s.last === 'newest' || s.last >= 650n), 'exactly the segments wholly below seq 650 are deleted');
+    assert.ok(segmentsOf(dir)[0].first < 650n, 'the segment holding seq 650 keeps the entries before it on disk');
+    // Trimmed entries are gone, also those still in the in-memory tail and in the kept segment.
     assert.equal(await log.entryAt(649n), undefined);
     assert.equal(entrySeq((await log.entryAt(650n))!), 650n);
     await assert.rejects(log.read(649n, 10, Infinity), (e) => isReplicatorError(e, ErrorCode.LOG_TRIMMED));
     assert.deepEqual((await log.read(650n, 2, Infinity)).map(entrySeq), [650n, 651n]);
-    // A target past the newest entry trims up to it, keeping it.
+    // The base: the checksum of the last trimmed entry is known, nothing before it.
+    assert.equal(await log.checksumAt(649n), checksums.get(649n));
+    assert.equal(await log.checksumAt(648n), undefined);
+    await assertChains(log, 650n, 1_000n);
+    // A target past the newest entry trims up to it, keeping it (and the active segment).
     assert.equal(await log.trimTo(5_000n, 10_000n), 1_000n);
     assert.equal(log.lastSeq, 1_000n);
-    v = await verifyLog(store.db);
-    assert.equal(v.corrupt, undefined);
-    assert.equal(v.firstSeq, 1_000n);
-    assert.equal(v.lastSeq, 1_000n);
-    assert.deepEqual(await store.db.keys({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END }).all().then((ks) => ks.map(seqOfLogKey)), [1_000n]);
+    assert.equal(log.firstSeq, 1_000n);
+    assert.equal(await log.checksumAt(999n), checksums.get(999n));
+    assert.deepEqual(segmentsOf(dir), [before.at(-1)], 'only the active segment is left');
+    await assertChains(log, 1_000n, 1_000n);
     await store.close();
+    // A restart keeps the trim point, although the kept segment still holds older entries.
+    const again = await openMasterStore(dir, { create: false, maxSegmentBytes: SMALL_SEGMENTS });
+    assert.equal(again.log.firstSeq, 1_000n);
+    assert.equal(again.log.lastSeq, 1_000n);
+    assert.equal(await again.log.checksumAt(999n), checksums.get(999n));
+    await assert.rejects(again.log.read(999n, 1, Infinity), (e) => isReplicatorError(e, ErrorCode.LOG_TRIMMED));
+    await assertChains(again.log, 1_000n, 1_000n);
+    await again.close();
   });
 
   it('slots: saved and loaded, written with a trim, and written even when there is nothing to trim', async () => {
@@ -195,13 +235,42 @@ describe('LevelMasterStore', () => {
     await again.close();
   });
 
-  it('bytesFrom is LevelDB\'s estimate of the log from a seq to its end', async () => {
-    const { store } = await openNew();
+  it('bytesFrom is the bytes of segment files from a seq to the end: exact at a segment\'s first seq, about right between', async () => {
+    const { dir, store } = await openNew({ maxSegmentBytes: SMALL_SEGMENTS });
     await fill(store, 20, 100);
-    await store.db.compactRange(LOG_PREFIX_START, LOG_PREFIX_END);
-    for (const s of [1n, 500n, 1_999n]) assert.equal(await store.log.bytesFrom(s), await store.db.approximateSize(logKey(s), LOG_PREFIX_END));
-    assert.ok((await store.log.bytesFrom(1n)) > (await store.log.bytesFrom(1_500n)));
+    const { log } = store;
+    /** Bytes of the records of seq s and every later one: what bytesFrom approximates. */
+    const sizes = (await log.read(1n, 10_000, Infinity)).map((e) => framedSize(e.length));
+    const exact = (s: bigint) => sizes.slice(Number(s < 1n ? 1n : s) - 1).reduce((a, b) => a + b, 0);
+    const check = async (what: string) => {
+      const segs = segmentsOf(dir);
+      assert.ok(segs.length >= 4, `${segs.length} segments`);
+      for (const [i, seg] of segs.entries()) {
+        if (seg.first < log.firstSeq) continue;
+        // The segment files on disk, headers aside.
+        const onDisk = segs.slice(i).reduce((n, s) => n + s.bytes - HEADER_BYTES, 0);
+        assert.equal(onDisk, exact(seg.first));
+        assert.equal(await log.bytesFrom(seg.first), onDisk, `${what}: from seq ${seg.first}, a segment's first`);
+      }
+      // Anywhere else: at least the bytes from seq on, at most those of the index stride before it.
+      for (const s of [log.firstSeq, 500n, 777n, 1_500n, 1_999n, 2_000n]) {
+        const b = await log.bytesFrom(s);
+        assert.ok(b >= exact(s) && b <= exact(s - BigInt(INDEX_STRIDE) + 1n), `${what}: bytesFrom(${s}) = ${b}, exactly ${exact(s)}`);
+      }
+      assert.ok((await log.bytesFrom(log.firstSeq)) > (await log.bytesFrom(1_500n)));
+      assert.equal(await log.bytesFrom(2_001n), 0, 'nothing past the end');
+    };
+    await check('untrimmed');
+    assert.equal(await log.bytesFrom(1n), exact(1n), 'the whole log');
+    assert.equal(await log.trimTo(300n, 1_000n), 300n);
+    await check('trimmed');
+    assert.equal(await log.bytesFrom(1n), await log.bytesFrom(300n), 'a seq below firstSeq counts from firstSeq');
+    const seqs = [300n, 777n, 1_999n];
+    const was = await Promise.all(seqs.map((s) => log.bytesFrom(s)));
     await store.close();
+    const again = await openMasterStore(dir, { create: false, maxSegmentBytes: SMALL_SEGMENTS });
+    assert.deepEqual(await Promise.all(seqs.map((s) => again.log.bytesFrom(s))), was, 'the same after a restart (from the files)');
+    await again.close();
   });
 
   it('opening refuses a missing store (without create) and a store in use', async () => {

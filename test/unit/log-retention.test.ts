@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { entryCommitTimeMs, entrySeq, MutationKind } from '../../src/wire/entry-codec.js';
-import { LOG_PREFIX_END, LOG_PREFIX_START, logKey } from '../../src/storage/layout.js';
-import type { Store } from '../../src/storage/level-store.js';
-import { openMasterStore } from '../../src/storage/level-master-store.js';
+import { chainsFrom, entryChecksum, entryCommitTimeMs, entrySeq, MutationKind } from '../../src/wire/entry-codec.js';
+import { ErrorCode, isReplicatorError } from '../../src/common/errors.js';
+import type { ReplicationLog } from '../../src/storage/interfaces.js';
+import { logDir, openMasterStore } from '../../src/storage/level-master-store.js';
+import { firstSeqOfName, HEADER_BYTES } from '../../src/storage/segment-format.js';
 import { AckWaiters } from '../../src/master/ack-waiters.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
 import { LogRetention, type RetentionPolicy } from '../../src/master/log-retention.js';
-import { verifyLog } from '../../src/storage/log-verify.js';
 import { MasterMetrics } from '../../src/master/metrics.js';
-import { storedEntryAt } from '../../src/storage/level-log.js';
 import { WriteGate } from '../../src/master/write-gate.js';
 import { tempDir } from '../helpers/processes.js';
 
@@ -27,38 +27,41 @@ const POLICY: RetentionPolicy = {
   trimIntervalMs: 1_000,
 };
 
-async function setup(entries: number, value = 'v') {
-  const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
-  const { db, log: wal } = store;
+async function setup(entries: number, value = 'v', maxSegmentBytes?: number) {
+  const dir = path.join(tempDir(), 'm');
+  const store = await openMasterStore(dir, { create: true, maxSegmentBytes });
+  const { log: wal } = store;
   const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
   const registry = new FollowerRegistry();
   for (let i = 0; i < entries; i++) {
     await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: Buffer.from(value) }]], 2 + value.length);
   }
-  return { store, db, wal, registry, committer };
+  const close = async () => {
+    await committer.close();
+    await store.close();
+  };
+  return { dir, store, wal, registry, committer, close };
 }
 
-/**
- * Entries of about 140 bytes with incompressible values, one per chunk, compacted into
- * table files: the bytes rules use LevelDB's size estimate, which sees table files only
- * (not the memtable).
- */
+/** Entries of about 140 bytes with incompressible values, one per group, in segments of 64 KiB: a log of 3000 spans several. */
 async function setupOnDisk(entries: number) {
-  const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
-  const { db, log: wal } = store;
-  const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
+  const m = await setup(0, 'v', 64 * 1024);
   for (let i = 0; i < entries; i++) {
-    await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: crypto.randomBytes(100) }]], 110);
+    await m.committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`k${i}`), value: crypto.randomBytes(100) }]], 110);
   }
-  await committer.close();
-  await db.compactRange(LOG_PREFIX_START, LOG_PREFIX_END);
-  return { store, db, wal, registry: new FollowerRegistry() };
+  return m;
 }
 
-/** LevelDB's estimate of the log from seq s on, for s in [from, to] (what the bytes rules read). */
-async function estimates(db: Store, from: bigint, to: bigint): Promise<(s: bigint) => number> {
+/** The segment files on disk, oldest first: first seq and bytes. */
+function segmentsOf(dir: string): { name: string; first: bigint; bytes: number }[] {
+  const names = fs.readdirSync(logDir(dir)).filter((n) => firstSeqOfName(n) !== undefined).sort();
+  return names.map((name) => ({ name, first: firstSeqOfName(name)!, bytes: fs.statSync(path.join(logDir(dir), name)).size }));
+}
+
+/** The log's size from seq s on, as the bytes rules read it (bytesFrom), for s in [from, to + 1]. */
+async function estimates(wal: ReplicationLog, from: bigint, to: bigint): Promise<(s: bigint) => number> {
   const e = new Map<bigint, number>();
-  for (let s = from; s <= to + 1n; s++) e.set(s, await db.approximateSize(logKey(s), LOG_PREFIX_END));
+  for (let s = from; s <= to + 1n; s++) e.set(s, await wal.bytesFrom(s));
   return (s) => {
     const v = e.get(s);
     if (v === undefined) throw new Error(`no estimate for seq ${s}`);
@@ -66,42 +69,67 @@ async function estimates(db: Store, from: bigint, to: bigint): Promise<(s: bigin
   };
 }
 
+/**
+ * What a verification of the log must find: firstSeq..lastSeq all there, in order, each
+ * chained from the one before, the first from the base's checksum (`base`, the checksum of
+ * the last trimmed entry, known before the trim), which the log still knows; nothing below.
+ */
+async function assertWhole(wal: ReplicationLog, firstSeq: bigint, lastSeq: bigint, base: number): Promise<void> {
+  assert.equal(wal.firstSeq, firstSeq);
+  assert.equal(wal.lastSeq, lastSeq);
+  assert.equal(await wal.checksumAt(firstSeq - 1n), base, 'the base: the checksum of the last trimmed entry');
+  await assert.rejects(wal.read(firstSeq - 1n, 1, Infinity), (e) => isReplicatorError(e, ErrorCode.LOG_TRIMMED));
+  const got = await wal.read(firstSeq, Number(lastSeq - firstSeq) + 1, Infinity);
+  assert.deepEqual(got.map(entrySeq), Array.from({ length: Number(lastSeq - firstSeq) + 1 }, (_, i) => firstSeq + BigInt(i)));
+  let prev = base;
+  for (const e of got) {
+    assert.ok(chainsFrom(e, prev), `seq ${entrySeq(e)} chains from the one before`);
+    prev = entryChecksum(e);
+  }
+  assert.equal(prev, wal.lastChecksum);
+}
+
 describe('log retention', () => {
-  it('keeps the newest N entries, and the chain stays verifiable across the trim', async () => {
-    const { store, db, wal, registry } = await setup(2_500);
+  it('keeps the newest N entries, and the chain stays verifiable across the trim and a restart', async () => {
+    const { dir, store, wal, registry, close } = await setup(2_500);
+    const base = entryChecksum((await wal.entryAt(2_490n))!);
     await new LogRetention(store, registry, POLICY, log).runOnce();
-    assert.equal(wal.firstSeq, 2_491n);
-    const v = await verifyLog(db);
-    assert.equal(v.corrupt, undefined);
-    assert.equal(v.firstSeq, 2_491n);
-    assert.equal(v.lastSeq, 2_500n);
-    assert.equal(v.base.seq, 2_490n);
-    await db.close();
+    await assertWhole(wal, 2_491n, 2_500n, base);
+    await close();
+    const again = await openMasterStore(dir, { create: false });
+    await assertWhole(again.log, 2_491n, 2_500n, base);
+    await again.close();
   });
 
-  it('trims exactly to the entry inside a chunk, rewriting the chunk that straddles the cut', async () => {
-    const store = await openMasterStore(path.join(tempDir(), 'm'), { create: true });
-    const { db, log: wal } = store;
+  it('trims exactly to the entry inside a group and a segment, deleting only the segments wholly below the cut', async () => {
+    const dir = path.join(tempDir(), 'm');
+    const store = await openMasterStore(dir, { create: true, maxSegmentBytes: 16 * 1024 });
+    const { log: wal } = store;
     const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 1_000, maxGroupBytes: 1 << 24 }, log, () => {});
-    // Requests of 100 writes: chunks of 100 entries.
+    // Requests of 100 writes: groups of 100 entries, a few groups per segment.
     for (let r = 0; r < 25; r++) {
       await committer.submit(Array.from({ length: 100 }, (_, i) => [{ kind: MutationKind.PUT, key: Buffer.from(`k${r}-${i}`), value: Buffer.from('v') }]), 300);
     }
+    const before = segmentsOf(dir);
+    assert.ok(before.length >= 4, `${before.length} segments`);
+    const base = entryChecksum((await wal.entryAt(2_350n))!);
     await new LogRetention(store, new FollowerRegistry(), { ...POLICY, retainEntries: 150n }, log).runOnce();
-    assert.equal(wal.firstSeq, 2_351n);
-    const v = await verifyLog(db);
-    assert.equal(v.corrupt, undefined);
-    assert.equal(v.firstSeq, 2_351n);
-    assert.equal(v.base.seq, 2_350n);
-    assert.equal(v.lastSeq, 2_500n);
-    assert.equal(entrySeq((await storedEntryAt(db, 2_351n))!), 2_351n);
-    assert.equal(await storedEntryAt(db, 2_350n), undefined);
+    await assertWhole(wal, 2_351n, 2_500n, base);
+    assert.equal(entrySeq((await wal.entryAt(2_351n))!), 2_351n);
+    assert.equal(await wal.entryAt(2_350n), undefined);
+    // On disk: the segment holding seq 2351 (and the entries before it in that segment) stays, every older one is gone.
+    const holding = before.filter((s) => s.first <= 2_351n).at(-1)!;
+    assert.ok(holding.first < 2_351n, 'the cut is inside a segment');
+    assert.deepEqual(segmentsOf(dir), before.filter((s) => s.first >= holding.first));
     await committer.close();
-    await db.close();
+    await store.close();
+    const again = await openMasterStore(dir, { create: false, maxSegmentBytes: 16 * 1024 });
+    await assertWhole(again.log, 2_351n, 2_500n, base);
+    await again.close();
   });
 
   it('a slot holds the log for its follower until the cap, then is lost', async () => {
-    const { store, db, wal, registry } = await setup(100);
+    const { store, wal, registry, close } = await setup(100);
     const f = registry.attach(7, 'peer', '', true);
     registry.startStream(f, 31n, wal.lastSeq); // applied 30
     registry.detach(f);
@@ -114,7 +142,7 @@ describe('log retention', () => {
     // The lost slot is persisted and survives a restart of the master.
     const reloaded = FollowerRegistry.fromSlots(await store.loadSlots());
     assert.equal(reloaded.list().find((r) => r.id === 7)?.slotLost, true);
-    await db.close();
+    await close();
   });
 
   it('the age rule keeps entries younger than the age', async (t) => {
@@ -123,7 +151,7 @@ describe('log retention', () => {
     // is exact, however slow the machine.
     const T = 1_700_000_000_000;
     t.mock.timers.enable({ apis: ['Date'], now: T });
-    const { store, db, wal, registry, committer } = await setup(50); // committed at T
+    const { store, wal, registry, committer, close } = await setup(50); // committed at T
     t.mock.timers.tick(60);
     for (let i = 0; i < 5; i++) await committer.submit([[{ kind: MutationKind.PUT, key: Buffer.from(`y${i}`), value: Buffer.from('v') }]], 3); // at T + 60
     assert.equal(entryCommitTimeMs((await wal.entryAt(50n))!), T, 'the entries carry the mocked commit time');
@@ -138,30 +166,31 @@ describe('log retention', () => {
     assert.equal(wal.firstSeq, 51n, 'the young entries are younger than 21 ms: kept');
     await trim(19);
     assert.equal(wal.firstSeq, 55n, 'only the retainEntries rule (and the newest entry) is left');
-    await committer.close();
-    await db.close();
+    await close();
   });
 
-  it('the bytes rule keeps exactly the shortest newest run of log that LevelDB estimates at B bytes or more', async () => {
-    const { store, db, wal, registry } = await setupOnDisk(3_000);
+  it('the bytes rule keeps exactly the shortest newest run of log that the segment files hold at B bytes or more', async () => {
+    const { dir, store, wal, registry, close } = await setupOnDisk(3_000);
     const last = wal.lastSeq;
+    const checksums = new Map((await wal.read(1n, 10_000, Infinity)).map((e) => [entrySeq(e), entryChecksum(e)]));
     const trim = (p: Partial<RetentionPolicy>) => new LogRetention(store, registry, { ...POLICY, retainEntries: 1n, ...p }, log).runOnce();
     /** What the rule must keep for B: from one entry before the first whose suffix estimate fits in B. */
     const expectedFirst = async (B: number) => {
-      const e = await estimates(db, wal.firstSeq, last);
+      const e = await estimates(wal, wal.firstSeq, last);
       let s = wal.firstSeq;
       while (s <= last && e(s) > B) s++;
       return { first: s > wal.firstSeq ? s - 1n : s, e };
     };
 
-    // More than the whole log is estimated at: nothing is trimmed.
-    const whole = (await estimates(db, 1n, last))(1n);
-    assert.ok(whole > 200_000, `the log's ${whole} bytes are in table files`);
+    // More than the whole log holds: nothing is trimmed.
+    const whole = (await estimates(wal, 1n, last))(1n);
+    assert.equal(whole, segmentsOf(dir).reduce((n, seg) => n + seg.bytes - HEADER_BYTES, 0), 'the whole log: its segment files, headers aside');
+    assert.ok(whole > 200_000 && segmentsOf(dir).length >= 4, `the log's ${whole} bytes are in ${segmentsOf(dir).length} segments`);
     await trim({ retainBytes: whole + 1 });
     assert.equal(wal.firstSeq, 1n);
 
     // B exactly the estimate of some suffix (a suffix of exactly B bytes fits), then one byte less.
-    const mid = (await estimates(db, 1n, last))(1_500n);
+    const mid = (await estimates(wal, 1n, last))(1_500n);
     for (const B of [mid, mid - 1, Math.floor(mid / 3)]) {
       const { first, e } = await expectedFirst(B);
       await trim({ retainBytes: B });
@@ -172,29 +201,32 @@ describe('log retention', () => {
       await trim({ retainBytes: B }); // a second pass with the same rule trims nothing more
       assert.equal(wal.firstSeq, first);
     }
-    const v = await verifyLog(db);
-    assert.equal(v.corrupt, undefined);
-    assert.equal(v.firstSeq, wal.firstSeq);
+    await assertWhole(wal, wal.firstSeq, last, checksums.get(wal.firstSeq - 1n)!);
+    // No segment wholly below firstSeq is left, and the sizes the rule read are the files'.
+    const segs = segmentsOf(dir);
+    assert.ok(segs[0].first <= wal.firstSeq && (segs.length === 1 || segs[1].first > wal.firstSeq), `segments from ${segs[0].first}, firstSeq ${wal.firstSeq}`);
+    if (segs.length > 1) assert.equal(await wal.bytesFrom(segs[1].first), segs.slice(1).reduce((n, seg) => n + seg.bytes - HEADER_BYTES, 0));
 
     // Any rule keeps an entry: more newest entries than the bytes rule keeps win over it.
     const before = wal.firstSeq;
     const want = last - before; // fewer than are kept now
     await trim({ retainBytes: 1, retainEntries: want });
     assert.equal(wal.firstSeq, last - want + 1n, 'the entries rule wants more than the bytes rule: exactly its newest entries are kept, not one more');
-    await db.close();
+    await close();
   });
 
   it('the bytes cap drops a slot that the entries cap would keep, and reports it', async () => {
     const lines: Record<string, unknown>[] = [];
     const captured = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
-    const { store, db, wal, registry } = await setupOnDisk(3_000);
+    const { dir, store, wal, registry, close } = await setupOnDisk(3_000);
     const f = registry.attach(7, 'peer', '', true);
     registry.startStream(f, 101n, wal.lastSeq); // applied 100: 2900 entries behind
     registry.detach(f);
     const metrics = new MasterMetrics({ wal, followers: registry, gate: new WriteGate({ minFollowers: 0, maxLagMs: 10_000 }, registry, wal), acks: new AckWaiters(registry) });
     const slotLostMetric = async () => (await metrics.registry.getSingleMetric('lr_master_follower_slot_lost')!.get()).values.find((v) => v.labels.follower === '7')?.value;
-    const lagBytes = (await estimates(db, 101n, 101n))(101n);
-    assert.ok(lagBytes > 200_000, `the follower is ${lagBytes} bytes of log behind`);
+    const lagBytes = (await estimates(wal, 101n, 101n))(101n);
+    const onDisk = segmentsOf(dir).reduce((n, seg) => n + seg.bytes - HEADER_BYTES, 0);
+    assert.ok(lagBytes > 200_000 && lagBytes < onDisk, `the follower is ${lagBytes} of the log's ${onDisk} bytes behind`);
     const trim = (slotMaxLagBytes: number) =>
       new LogRetention(store, registry, { ...POLICY, slotMaxLagEntries: 1_000_000n, slotMaxLagBytes }, captured).runOnce();
 
@@ -221,14 +253,14 @@ describe('log retention', () => {
     assert.equal(reloaded.list().find((r) => r.id === 7)?.slotLost, true, 'the lost slot is persisted');
     await trim(lagBytes - 1);
     assert.equal(lines.filter((l) => l.level === 50).length, 1, 'reported once, not on every pass');
-    await db.close();
+    await close();
   });
 
   it('never trims the newest entry', async () => {
-    const { store, db, wal, registry } = await setup(5);
+    const { store, wal, registry, close } = await setup(5);
     await new LogRetention(store, registry, { ...POLICY, retainEntries: 1n }, log).runOnce();
     assert.equal(wal.firstSeq, 5n);
     assert.equal(wal.lastSeq, 5n);
-    await db.close();
+    await close();
   });
 });

@@ -1,27 +1,33 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { pino } from 'pino';
 import { chainsFrom, decodeEntry, entryChecksum, entrySeq, GENESIS_CHECKSUM, MutationKind, type Mutation } from '../../src/wire/entry-codec.js';
-import { dataKey, LOG_PREFIX_END, LOG_PREFIX_START, seqOfLogKey } from '../../src/storage/layout.js';
-import { truncateLogFrom, verifyLog } from '../../src/storage/log-verify.js';
+import { dataKey } from '../../src/storage/layout.js';
+import { chunkOf } from '../../src/storage/log-chunk.js';
+import { decodeHeader, firstSeqOfName, HEADER_BYTES, scanSegment } from '../../src/storage/segment-format.js';
 import { openReplicaStore, type LevelReplicaStore } from '../../src/storage/level-replica-store.js';
 import { GroupCommitter } from '../../src/master/group-commit.js';
-import { openMasterStore } from '../../src/storage/level-master-store.js';
+import { logDir, openMasterStore } from '../../src/storage/level-master-store.js';
 import { tempDir } from '../helpers/processes.js';
 
 const log = pino({ level: 'silent' });
 const put = (k: string, v: string): Mutation => ({ kind: MutationKind.PUT, key: Buffer.from(k), value: Buffer.from(v) });
 
-async function openMaster(dir: string) {
-  const store = await openMasterStore(dir, { create: true });
+async function openMaster(dir: string, opts: { maxSegmentBytes?: number } = {}) {
+  const store = await openMasterStore(dir, { create: true, ...opts });
   const committer = new GroupCommitter(store, { sync: false, maxGroupEntries: 100, maxGroupBytes: 1 << 20 }, log, () => {});
-  return { db: store.db, wal: store.log, committer };
+  const close = async () => {
+    await committer.close();
+    await store.close();
+  };
+  return { db: store.db, wal: store.log, committer, close };
 }
 
 describe('master write path (group commit + log)', () => {
   it('concurrent writers get unique, gap-free seqs; each request gets consecutive seqs', async () => {
-    const { db, wal, committer } = await openMaster(path.join(tempDir(), 'm'));
+    const { wal, committer, close } = await openMaster(path.join(tempDir(), 'm'));
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) => committer.submit(Array.from({ length: 7 }, (_, j) => [put(`k${i}-${j}`, 'v')]), 14)),
     );
@@ -40,8 +46,7 @@ describe('master write path (group commit + log)', () => {
       assert.ok(chainsFrom(e, prev));
       prev = entryChecksum(e);
     }
-    await committer.close();
-    await db.close();
+    await close();
   });
 
   it('an atomic write of several mutations takes one seq; recovery restores the position', async () => {
@@ -52,52 +57,63 @@ describe('master write path (group commit + log)', () => {
     assert.equal(lastSeq, 1n);
     assert.equal(await m.db.get(dataKey(0, Buffer.from('a'))), undefined);
     assert.equal((await m.db.get(dataKey(0, Buffer.from('b'))))?.toString(), '2');
-    await m.committer.close();
-    await m.db.close();
+    await m.close();
     m = await openMaster(dir);
     assert.equal(m.wal.lastSeq, lastSeq);
     assert.equal(m.wal.lastChecksum, lastChecksum);
     assert.ok(m.wal.historyId.equals(historyId), 'history id survives restarts');
     const next = await m.committer.submit([[put('c', '3')]], 2);
     assert.equal(next.firstSeq, 2n);
-    await m.committer.close();
-    await m.db.close();
+    await m.close();
   });
 
-  it('stores one log chunk per group: reads, lookups, verification and repair work inside chunks', async () => {
+  it('appends each group whole to a segment: reads and lookups cross group and segment boundaries, and the files verify', async () => {
     const dir = path.join(tempDir(), 'm');
-    let m = await openMaster(dir);
-    // Three requests of ten writes each: three groups, three chunks (maxGroupEntries is 100).
+    // Segments of one byte: every group after the first rolls to a new segment, so each
+    // segment holds exactly one group (a group is never split across segments).
+    let m = await openMaster(dir, { maxSegmentBytes: 1 });
+    // Three requests of ten writes each: three groups (maxGroupEntries is 100).
     for (let r = 0; r < 3; r++) await m.committer.submit(Array.from({ length: 10 }, (_, i) => [put(`k${r}-${i}`, `v${i}`)]), 50);
-    const keys = await m.db.keys({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END }).all();
-    assert.deepEqual(keys.map(seqOfLogKey), [10n, 20n, 30n], 'chunks are stored under their last seq');
     const fromMemory = await m.wal.read(1n, 1_000, Infinity);
-    await m.committer.close();
-    await m.db.close();
-    // Reopened: the tail is empty, so everything below comes from the stored chunks.
-    m = await openMaster(dir);
+    await m.close();
+    const names = fs.readdirSync(logDir(dir)).filter((n) => firstSeqOfName(n) !== undefined).sort();
+    assert.deepEqual(names.map(firstSeqOfName), [1n, 11n, 21n], 'segments are named after their first seq, one per group');
+    // On disk: each segment is its header, chained from the one before, and exactly its group's records.
+    let prev = { seq: 0n, checksum: GENESIS_CHECKSUM };
+    for (const [i, name] of names.entries()) {
+      const file = fs.readFileSync(path.join(logDir(dir), name));
+      const header = decodeHeader(file);
+      assert.ok(typeof header !== 'string', String(header));
+      assert.ok(header.historyId.equals(m.wal.historyId));
+      assert.deepEqual([header.base.seq, header.base.checksum], [prev.seq, prev.checksum], `segment ${i} starts where the one before ended`);
+      const scan = scanSegment(file, header);
+      assert.equal(scan.bad, undefined);
+      assert.equal(scan.goodBytes, file.length, 'nothing after the records');
+      assert.equal(scan.last.seq, BigInt(10 * (i + 1)));
+      const group = fromMemory.slice(10 * i, 10 * (i + 1));
+      assert.ok(file.subarray(HEADER_BYTES).equals(chunkOf(group)), `segment ${i} holds its group's entries as framed records`);
+      prev = { seq: scan.last.seq, checksum: scan.last.checksum };
+    }
+    assert.equal(prev.checksum, entryChecksum(fromMemory[29]));
+    // Reopened (opening verifies every segment): the tail is empty, so reads come from the files.
+    m = await openMaster(dir, { maxSegmentBytes: 1 });
+    assert.equal(m.wal.lastSeq, 30n);
     const stored = await m.wal.read(7n, 9, Infinity);
-    assert.deepEqual(stored.map(entrySeq), [7n, 8n, 9n, 10n, 11n, 12n, 13n, 14n, 15n], 'a read crosses chunk boundaries');
+    assert.deepEqual(stored.map(entrySeq), [7n, 8n, 9n, 10n, 11n, 12n, 13n, 14n, 15n], 'a read crosses group and segment boundaries');
     assert.ok(stored[0].equals(fromMemory[6]));
+    assert.deepEqual((await m.wal.read(1n, 1_000, Infinity)).map((e) => e.toString('hex')), fromMemory.map((e) => e.toString('hex')));
     assert.equal(entrySeq((await m.wal.entryAt(20n))!), 20n);
     assert.equal(entrySeq((await m.wal.entryAt(21n))!), 21n);
     assert.equal(await m.wal.entryAt(31n), undefined);
-    // Repair from seq 15 keeps 1..14, the part of the middle chunk before 15 stored under 14.
-    await truncateLogFrom(m.db, 15n, Buffer.alloc(16, 9));
-    const v = await verifyLog(m.db);
-    assert.equal(v.corrupt, undefined);
-    assert.equal(v.lastSeq, 14n);
-    assert.equal(v.lastChecksum, entryChecksum(fromMemory[13]));
-    assert.deepEqual((await m.db.keys({ gte: LOG_PREFIX_START, lt: LOG_PREFIX_END }).all()).map(seqOfLogKey), [10n, 14n]);
-    await m.committer.close();
-    await m.db.close();
+    assert.equal(await m.wal.checksumAt(10n), entryChecksum(fromMemory[9]));
+    await m.close();
   });
 
   it('refuses writes after close', async () => {
     const m = await openMaster(path.join(tempDir(), 'm'));
     await m.committer.close();
     await assert.rejects(m.committer.submit([[put('a', '1')]], 2), /shutting down/);
-    await m.db.close();
+    await m.close();
   });
 });
 
@@ -133,7 +149,7 @@ describe('follower apply', () => {
     await reopened.apply(entries.slice(3), m.wal.historyId);
     assert.equal((await valueOf(reopened, 'k4'))?.toString(), 'v4');
     await reopened.close();
-    await m.db.close();
+    await m.close();
   });
 
   it('refuses a repeated, skipped or corrupted entry and writes nothing', async () => {
@@ -150,6 +166,6 @@ describe('follower apply', () => {
     assert.equal(applier.appliedSeq, 2n);
     assert.equal(await valueOf(applier, 'k2'), undefined, 'nothing of a refused batch was written');
     await applier.close();
-    await m.db.close();
+    await m.close();
   });
 });
