@@ -43,8 +43,9 @@ export async function recoverSegments(files: LogFiles, { repairLog = false, log 
     const isLast = i === names.length - 1;
     const file = await readWhole(files, name);
     const prev = segments[segments.length - 1]?.last;
+    /** Damage at seq (the log is intact up to seq - 1): refuse, or with repairLog cut the file at cutAt. */
     const damage = async (seq: bigint, reason: string, cutAt: number): Promise<Recovered> => {
-      const intactTo = prev?.seq ?? seq - 1n;
+      const intactTo = seq - 1n;
       if (!repairLog) throw corruptLog(seq, reason, intactTo);
       if (cutAt <= HEADER_BYTES) await files.remove(name);
       else await files.truncate(name, cutAt);
@@ -63,7 +64,7 @@ export async function recoverSegments(files: LogFiles, { repairLog = false, log 
       const seq = prev ? prev.seq + 1n : firstSeqOfName(name)!;
       return damage(seq, `segment ${name}: ${header}`, 0);
     }
-    if (firstSeqOfName(name) !== header.base.seq + 1n) return damage(header.base.seq + 1n, `segment ${name} holds seqs from ${header.base.seq + 1n}`, 0);
+    if (firstSeqOfName(name) !== header.base.seq + 1n) return damage(prev ? prev.seq + 1n : header.base.seq + 1n, `segment ${name} holds seqs from ${header.base.seq + 1n}`, 0);
     if (prev && (header.base.seq !== prev.seq || header.base.checksum !== prev.checksum)) {
       const why = header.base.seq > prev.seq ? `segment ${name} follows seq ${prev.seq}: seqs ${prev.seq + 1n}..${header.base.seq} are missing` : `segment ${name} does not continue the segment before it`;
       return damage(prev.seq + 1n, why, 0);

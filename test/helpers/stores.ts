@@ -1,3 +1,4 @@
+import { openReplicaStore } from '../../src/storage/level-replica-store.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeEntry, type DecodedEntry } from '../../src/wire/entry-codec.js';
@@ -101,12 +102,15 @@ export function flipBits(file: string, at: number, mask: number): void {
   }
 }
 
-/** A stopped follower's applied seq, read straight from its store. */
+/** A stopped follower's applied seq: where it resumes when restarted. */
 export async function readAppliedSeq(dataDir: string): Promise<bigint> {
-  const db = await openStore(dataDir, { create: false });
+  // Opened as the follower itself opens it: entries its own log holds past the store's
+  // seq (appended, then killed before the store write) are replayed, so this is the seq a
+  // restart resumes after.
+  const store = await openReplicaStore(dataDir, { create: false, sync: true });
   try {
-    return (await db.get(metaKey(MetaName.APPLIED_SEQ)))?.readBigUInt64BE() ?? 0n;
+    return store.appliedSeq;
   } finally {
-    await db.close();
+    await store.close();
   }
 }

@@ -120,10 +120,13 @@ describe('segment log', () => {
     const name = segments(dir)[1];
     const file = path.join(logDir(dir), name);
     const bytes = fs.readFileSync(file);
-    bytes[HEADER_BYTES + 12] ^= 0x01; // inside the first record's entry (its seq field): it no longer chains
+    // The fifth record of the segment: skip four records (tag, one-byte varint length, entry).
+    let at = HEADER_BYTES;
+    for (let i = 0; i < 4; i++) at += 2 + bytes[at + 1];
+    bytes[at + 2 + 12] ^= 0x01; // inside its entry (the seq field): it no longer chains; the records after it still do
     fs.writeFileSync(file, bytes);
-    const bad = firstSeqOfName(name)!;
-    await rejectsWith(openMasterStore(dir, { create: false }), ErrorCode.CORRUPT_ENTRY, new RegExp(`log entry ${bad} is corrupt`));
+    const bad = firstSeqOfName(name)! + 4n;
+    await rejectsWith(openMasterStore(dir, { create: false }), ErrorCode.CORRUPT_ENTRY, new RegExp(`log entry ${bad} is corrupt .*intact up to seq ${bad - 1n}\\.`));
     // The store holds everything up to 120, beyond the cut: the log restarts at the store's seq.
     store = await openMasterStore(dir, { create: false, repairLog: true });
     assert.notDeepEqual(store.log.historyId, history);
