@@ -85,6 +85,11 @@ export const MetaName = {
   LOG_BASE: 'logBase',
   /** Follower: u32 generation that user data is read from. Switched atomically by a snapshot. */
   DATA_GEN: 'dataGen',
+  /**
+   * Master: u64, the log's first seq when a trim last deleted segments; written with sync
+   * just before, so every earlier store write is durable before those entries go.
+   */
+  TRIM_SYNC: 'trimSync',
   /** Master: prefix of one record per registered follower (replication slot). */
   SLOT_PREFIX: 'slot:',
 } as const;

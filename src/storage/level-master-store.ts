@@ -5,13 +5,16 @@ import type { Logger } from '../common/logger.js';
 import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind } from '../wire/entry-codec.js';
 import type { PreparedWrites } from '../wire/prepared-writes.js';
 import type { DataSnapshot, MasterStore, SlotRecord, StoreView } from './interfaces.js';
-import { dataKeyOf, MASTER_DATA_GEN } from './layout.js';
+import { dataKeyOf, MASTER_DATA_GEN, metaKey, MetaName, u64 } from './layout.js';
+
+/** Written (synced) before a trim deletes segments: the first seq the log then keeps. */
+const TRIM_SYNC_KEY = metaKey(MetaName.TRIM_SYNC);
 import { LevelDataSnapshot } from './level-data-snapshot.js';
 import { LevelStoreView } from './level-store-view.js';
 import { openStore, removeNewDataDir, storeExists, writeBatch, writeOptions, type Store } from './level-store.js';
 import { encodeChunks } from './log-chunk.js';
 import { FsLogFiles, type LogFiles } from './log-files.js';
-import { positionOps, positionOpsFor, recoverMasterStore } from './master-recovery.js';
+import { positionOpsFor, recoverMasterStore } from './master-recovery.js';
 import { SegmentLog } from './segment-log.js';
 import { readSlots, slotDel, slotPut } from './slot-records.js';
 import type { StoreFaults } from './store-faults.js';
@@ -88,7 +91,9 @@ export class LevelMasterStore implements MasterStore {
     // makes every earlier (unsynced) data write durable, so nothing needs them again.
     log.trimHook = async (slots, deleting) => {
       const ops = slots.map(slotPut);
-      if (deleting && ops.length === 0) ops.push(...(await positionOps(db)));
+      // A synced write must write something: a record of its own, never the position
+      // (read back and rewritten beside running commits, it could go backwards).
+      if (deleting) ops.push({ type: 'put', key: TRIM_SYNC_KEY, value: u64(log.firstSeq) });
       if (ops.length > 0) await writeBatch(db, ops, { sync: deleting });
     };
   }

@@ -4,7 +4,7 @@ import type { Logger } from '../common/logger.js';
 import { ENTRY_BODY_OFFSET, entryBodyEnd, entryChecksum, entryCommitTimeMs, forEachMutation, GENESIS_CHECKSUM, MutationKind } from '../wire/entry-codec.js';
 import type { LogBase } from './interfaces.js';
 import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataKeyOf, MASTER_DATA_GEN, u32, u64 } from './layout.js';
-import type { BatchOp, Store } from './level-store.js';
+import type { Store } from './level-store.js';
 import { HISTORY_ID_BYTES, type SegmentLog } from './segment-log.js';
 
 /** Entries replayed per LevelDB batch at start-up. */
@@ -28,11 +28,6 @@ export async function readStorePosition(db: Store): Promise<LogBase> {
     checksum: checksum ? checksum.readUInt32BE() : GENESIS_CHECKSUM,
     commitTimeMs: time ? Number(time.readBigUInt64BE()) : 0,
   };
-}
-
-/** The current position again, as batch operations (a synced write that must write something). */
-export async function positionOps(db: Store): Promise<BatchOp[]> {
-  return positionOpsFor(await readStorePosition(db)).map((o) => ({ type: 'put' as const, ...o }));
 }
 
 /**
