@@ -209,9 +209,10 @@ export class SegmentLog implements ReplicationLog {
 
   /**
    * Replaces the whole log by an empty one at `base` (a replica that installed a snapshot,
-   * or whose store is ahead of its log). The new segment is made durable before the old
-   * ones go, so a crash leaves one or the other (or, between, no segment: recovery then
-   * starts from the store's position).
+   * or whose store is ahead of its log; a repaired master). The old segments go first, then
+   * the new one is created durably: a crash between leaves no segment, and the next open
+   * then starts the log at the store's position (a replica) or refuses a store ahead of an
+   * empty log until --repair-log (a master) — never a log that disagrees with its store.
    */
   async reset(base: LogBase, historyId: Buffer, epoch: number): Promise<void> {
     const old = this.segments.splice(0);
