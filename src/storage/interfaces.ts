@@ -147,7 +147,8 @@ export interface MasterStore extends ReadableStore {
   /**
    * Commits one group of validated writes as entries lastSeq + 1, ..., chained from
    * lastChecksum, and their data changes: durable in the log first (fdatasynced when
-   * sync), then in the data; readers see the entries only once both hold them.
+   * sync), then in the data. Streams may see the entries once they are durable; the
+   * call resolves (the group may be acknowledged) once the data holds them too.
    * Only the master's group committer calls it, one group at a time: it is what makes
    * seqs single-writer. A failure leaves the store's state unknown: the caller must stop.
    */

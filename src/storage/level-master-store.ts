@@ -68,14 +68,16 @@ export async function openMasterStore(dataDir: string, opts: MasterStoreOptions)
  * The master's store: the log in segment files (the durable record) and the data in
  * LevelDB (generation 0) with the seq it reflects, written without fsync.
  *
- * Write order, per group: the entries are appended to the log and fdatasynced, then the
- * data changes and the new position go to LevelDB in one batch (not synced), then the
- * entries are published to readers and the group is acknowledged. So an acknowledged
- * write is in a synced segment, and the store can never hold a change that the durable
- * log lacks: power loss may cost the store its newest batches, never the log its synced
- * entries, and recovery replays the log past the store's seq.
+ * Write order, per group: the entries are appended to the log and fdatasynced, then
+ * published to streams (they are durable), then the data changes and the new position go
+ * to LevelDB in one batch (not synced), and only then is the group acknowledged, so a
+ * client that reads the master after its answer sees its write. An acknowledged write is
+ * in a synced segment, and the store can never hold a change that the durable log lacks:
+ * power loss may cost the store its newest batches, never the log its synced entries, and
+ * recovery replays the log past the store's seq.
  *
- * Invariant: store seq <= log's written seq; the log publishes a seq only once the store has it.
+ * Invariant: store seq <= log.lastSeq <= log's written seq; a trim never deletes a segment
+ * holding an entry past the store's seq (log.trimLimit).
  */
 export class LevelMasterStore implements MasterStore {
   /** Where each group's entries are encoded; reused (one group at a time, nothing keeps them). */
@@ -114,7 +116,11 @@ export class LevelMasterStore implements MasterStore {
     this.faults?.before('append');
     await log.append(buf, ends, count, last, sync);
     this.faults?.after('append');
-    // 2. The data and its position, one LevelDB batch, not synced (the log is the durable record).
+    latencyTrace?.record(lastSeq);
+    // 2. Durable, so it may be streamed now: followers do not wait for the master's own
+    // store write (one thread-pool round trip less between commit and follower apply).
+    log.publish(firstSeq, { src: buf, starts, ends }, last);
+    // 3. The data and its position, one LevelDB batch, not synced (the log is the durable record).
     const batch = this.db.batch();
     try {
       const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
@@ -132,9 +138,9 @@ export class LevelMasterStore implements MasterStore {
     }
     await batch.write(writeOptions(false));
     this.faults?.after('write');
-    latencyTrace?.record(lastSeq);
-    // 3. Visible to streams and readers.
-    log.publish(firstSeq, { src: buf, starts, ends }, last);
+    // A trim may now delete segments up to here (the store holds these entries).
+    log.trimLimit = lastSeq + 1n;
+    // 4. The caller acknowledges the group: reads of this store see it from now on.
     return { firstSeq, lastSeq };
   }
 

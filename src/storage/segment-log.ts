@@ -50,6 +50,12 @@ export class SegmentLog implements ReplicationLog {
   /** Appends since the active segment's last sync (written without sync). */
   private unsynced = false;
   trimHook: TrimHook | undefined;
+  /**
+   * The highest first seq a trim may move to (set by a store that publishes entries before
+   * its own write of them: the store's seq + 1), so no segment holding an entry the store
+   * lacks is deleted. Unset: lastSeq is the limit.
+   */
+  trimLimit: bigint | undefined;
   firstSeq: bigint;
   lastSeq: bigint;
   lastChecksum: number;
@@ -278,7 +284,8 @@ export class SegmentLog implements ReplicationLog {
    * deleting a file costs the same whatever it holds.
    */
   async trimTo(target: bigint, _maxEntries: bigint, slots: readonly SlotRecord[] = []): Promise<bigint> {
-    const newFirst = target > this.lastSeq ? this.lastSeq : target;
+    let newFirst = target > this.lastSeq ? this.lastSeq : target;
+    if (this.trimLimit !== undefined && newFirst > this.trimLimit) newFirst = this.trimLimit;
     const doomed = this.segments.filter((s, i) => i < this.segments.length - 1 && s.last.seq < newFirst);
     if (newFirst <= this.firstSeq && doomed.length === 0) {
       if (slots.length > 0) await this.trimHook?.(slots, false);
