@@ -324,18 +324,23 @@ export class LevelReplicaStore implements ReplicaStore {
     }
     const what = `apply seqs ${from.seq + 1n}..${to.seq}`;
     const { entries } = staged as LevelStagedEntries;
-    // 1. The log: the entries appended, fsynced when the follower syncs (what makes its
-    // acknowledgement durable).
-    try {
-      if (!this.guard.failed) await appendApplied(this.log, from, to, entries, this.sync, this.faults);
-    } catch (err) {
+    // The log append (fdatasynced when the follower syncs: what makes its acknowledgement
+    // durable) and the store write (not synced) run at once: two thread-pool round trips
+    // in parallel instead of one after the other, which is the lag between the master's
+    // commit and this apply. Either order of landing is safe for a replica: a store behind
+    // its log is replayed at open, a store ahead of its log restarts the log at the
+    // store's position (reconcileReplica); and nothing is acknowledged before both are done.
+    const [appended, written] = await Promise.allSettled([
+      this.guard.failed ? Promise.resolve() : appendApplied(this.log, from, to, entries, this.sync, this.faults),
+      this.guard.writeFilledBatch(batch, false, what),
+    ]);
+    if (appended.status === 'rejected') {
       this.guard.markFailed();
-      await batch.close();
-      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(err as Error).message}`, { cause: err });
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot ${what}: the store write failed: ${(appended.reason as Error).message}`, { cause: appended.reason });
     }
-    // 2. The store, not synced: the log is the durable record, and recovery replays it.
-    // Nothing of the batch is applied if this fails: the position stays, the seqs are retried.
-    await this.guard.writeFilledBatch(batch, false, what);
+    // Nothing of the batch is reported applied if either failed: the position is read back
+    // from the store at the reopen, and the seqs after it are retried.
+    if (written.status === 'rejected') throw written.reason;
     this.log.publish(from.seq + 1n, entries, { seq: to.seq, checksum: to.checksum, commitTimeMs: to.commitTimeMs });
     latencyTrace?.record(to.seq);
     this.appliedSeq = to.seq;

@@ -59,12 +59,22 @@ function probe() {
   const events: Event[] = [];
   let failWrite: 'nothing-written' | 'written' | undefined;
   let failOpen = false;
+  /** The failure of this tick is under way (an apply's append and write fail together). */
+  let failing = false;
   const faults: StoreFaults = {
     before(op: StoreOperation) {
       // Nothing written: the first write fails (an apply's log append, or a LevelDB batch).
+      // An apply consults 'append' and 'write' together (they run at once): both fail, so
+      // the disk fault ends after this tick.
       if ((op === 'append' || op === 'write') && failWrite === 'nothing-written') {
-        failWrite = undefined;
-        events.push('write-failed');
+        if (!failing) {
+          failing = true;
+          events.push('write-failed');
+          setImmediate(() => {
+            failWrite = undefined;
+            failing = false;
+          });
+        }
         throw new Error('IO error: simulated failure of the store write');
       }
       if (op === 'open' && failOpen) {

@@ -18,8 +18,9 @@ for (const sync of [true, false]) {
       let failNext = false;
       const faults: StoreFaults = {
         before(op) {
+          // An apply's log append and store write run at once: the fault fails both (this tick).
           if ((op === 'append' || op === 'write') && failNext) {
-            failNext = false;
+            setImmediate(() => (failNext = false));
             throw new Error('injected write failure');
           }
         },
