@@ -1,15 +1,12 @@
 import crypto from 'node:crypto';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { ENTRY_BODY_OFFSET, entryBodyEnd, entryChecksum, entryCommitTimeMs, forEachMutation, GENESIS_CHECKSUM, MutationKind } from '../wire/entry-codec.js';
+import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import type { LogBase } from './interfaces.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataKeyOf, MASTER_DATA_GEN, u32, u64 } from './layout.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, MASTER_DATA_GEN, u32, u64 } from './layout.js';
+import { replayLog } from './log-replay.js';
 import type { Store } from './level-store.js';
 import { HISTORY_ID_BYTES, type SegmentLog } from './segment-log.js';
-
-/** Entries replayed per LevelDB batch at start-up. */
-const REPLAY_BATCH_ENTRIES = 2_000;
-const REPLAY_BATCH_BYTES = 4 * 1024 * 1024;
 
 /** The batch operations that record the position (seq, checksum, commit time) a master's data reflects. */
 export function positionOpsFor(pos: LogBase): { key: Buffer; value: Buffer }[] {
@@ -64,23 +61,7 @@ export async function recoverMasterStore(db: Store, log: SegmentLog, { repairLog
   if (pos.seq === end.seq) return;
   const started = Date.now();
   log.lowerFirstSeq(pos.seq + 1n);
-  let seq = pos.seq + 1n;
-  while (seq <= end.seq) {
-    const entries = await log.read(seq, REPLAY_BATCH_ENTRIES, REPLAY_BATCH_BYTES);
-    const batch = db.batch();
-    let buf: Buffer = entries[0];
-    const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
-      const key = dataKeyOf(MASTER_DATA_GEN, buf, keyStart, keyEnd);
-      if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
-      else batch.del(key);
-    };
-    for (buf of entries) forEachMutation(buf, ENTRY_BODY_OFFSET, entryBodyEnd(buf), visit);
-    const lastEntry = entries[entries.length - 1];
-    const reached = seq + BigInt(entries.length) - 1n;
-    for (const op of positionOpsFor({ seq: reached, checksum: entryChecksum(lastEntry), commitTimeMs: entryCommitTimeMs(lastEntry) })) batch.put(op.key, op.value);
-    await batch.write({ sync: false });
-    seq = reached + 1n;
-  }
+  await replayLog(db, log, MASTER_DATA_GEN, pos, end.seq);
   logger?.info({ fromSeq: (pos.seq + 1n).toString(), toSeq: end.seq.toString(), entries: (end.seq - pos.seq).toString(), ms: Date.now() - started }, 'replayed the log into the store');
 }
 

@@ -1,15 +1,11 @@
-import { ENTRY_BODY_OFFSET, entryBodyEnd, entryChecksum, entryCommitTimeMs, forEachMutation, MutationKind } from '../wire/entry-codec.js';
 import type { Logger } from '../common/logger.js';
 import type { ChainPosition } from './interfaces.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataKeyOf, u32, u64 } from './layout.js';
+import { replayLog } from './log-replay.js';
 import type { Store } from './level-store.js';
 import type { SegmentLog } from './segment-log.js';
 
 /** The history id a replica's log carries before it has applied anything. */
 export const NO_HISTORY = Buffer.alloc(16);
-
-const REPLAY_BATCH_ENTRIES = 2_000;
-const REPLAY_BATCH_BYTES = 4 * 1024 * 1024;
 
 /**
  * Brings a replica's store and its log into agreement at open (and at a reopen after a
@@ -47,25 +43,9 @@ export async function reconcileReplica(db: Store, log: SegmentLog, gen: number, 
     return pos;
   }
   if (end.seq === pos.seq) return pos;
-  let at: ChainPosition = pos;
   const started = Date.now();
-  while (at.seq < end.seq) {
-    const entries = await log.read(at.seq + 1n, REPLAY_BATCH_ENTRIES, REPLAY_BATCH_BYTES);
-    const batch = db.batch();
-    let buf: Buffer = entries[0];
-    const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
-      const key = dataKeyOf(gen, buf, keyStart, keyEnd);
-      if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
-      else batch.del(key);
-    };
-    for (buf of entries) forEachMutation(buf, ENTRY_BODY_OFFSET, entryBodyEnd(buf), visit);
-    const last = entries[entries.length - 1];
-    at = { seq: at.seq + BigInt(entries.length), checksum: entryChecksum(last), commitTimeMs: entryCommitTimeMs(last), historyId: pos.historyId };
-    batch.put(APPLIED_SEQ_KEY, u64(at.seq));
-    batch.put(APPLIED_CHECKSUM_KEY, u32(at.checksum));
-    batch.put(APPLIED_COMMIT_TIME_KEY, u64(BigInt(at.commitTimeMs)));
-    await batch.write({ sync: false });
-  }
+  const reached = await replayLog(db, log, gen, pos, end.seq);
+  const at: ChainPosition = { ...reached, historyId: pos.historyId };
   logger?.info({ fromSeq: (pos.seq + 1n).toString(), toSeq: end.seq.toString(), ms: Date.now() - started }, 'follower: replayed its log into the store');
   return at;
 }
