@@ -111,7 +111,11 @@ export class SegmentLog implements ReplicationLog {
     } else if (repaired) {
       const last = segments[segments.length - 1];
       const historyId = crypto.randomBytes(HISTORY_ID_BYTES);
-      if (last.size === HEADER_BYTES) await files.remove(last.name), segments.pop();
+      // A segment left with no record (the damage was its first) gives way to the new one.
+      if (last.size === HEADER_BYTES) {
+        await files.remove(last.name);
+        segments.pop();
+      }
       segments.push(await createSegment(files, { historyId, epoch: last.header.epoch, base: last.last }));
       opts.log?.warn({ corruptSeq: repaired.seq.toString(), reason: repaired.reason, historyId: historyId.toString('hex') }, 'log repaired: dropped the log from the corrupt entry and started a new history');
     }
