@@ -22,6 +22,7 @@ import { appendApplied, openReplicaLog, trimReplicaLog } from './replica-log.js'
 import type { SegmentLog } from './segment-log.js';
 import type { StoreFaults } from './store-faults.js';
 import type { Logger } from '../common/logger.js';
+import { GenerationClears } from './generation-clears.js';
 
 const DATA_START = dataRange(0).gte;
 const DATA_END = dataRange(0xffff_ffff).lt;
@@ -65,7 +66,7 @@ export function openReplicaStore(dataDir: string, opts: ReplicaStoreOptions): Pr
  */
 export class LevelReplicaStore implements ReplicaStore {
   /** Background deletions of whole generations, by generation. */
-  private readonly clearing = new Map<number, Promise<void>>();
+  private readonly clearing = new GenerationClears();
   /** Readers waiting for a seq to be applied (read-your-writes); moved after each durable apply or snapshot switch. */
   readonly progress: SeqWaiters;
   /** Every LevelDB write goes through it: after a failed one, nothing is written until a reopen. */
@@ -192,7 +193,7 @@ export class LevelReplicaStore implements ReplicaStore {
   /** Deletes every key of a (non-active) generation; waits for a deletion already under way. */
   async clearGeneration(gen: number): Promise<void> {
     if (gen === this.dataGen) throw new Error(`refusing to clear the active generation ${gen}`);
-    await this.clearing.get(gen);
+    await this.clearing.settled(gen);
     await this.ensureWritable();
     try {
       await this.guard.clearRange(dataRange(gen));
@@ -204,12 +205,7 @@ export class LevelReplicaStore implements ReplicaStore {
 
   /** clearGeneration in the background; a later clearGeneration(gen) waits for it. */
   clearGenerationLater(gen: number, onError: (err: unknown) => void): void {
-    const p = this.clearGeneration(gen)
-      .catch(onError)
-      .finally(() => {
-        if (this.clearing.get(gen) === p) this.clearing.delete(gen);
-      });
-    this.clearing.set(gen, p);
+    this.clearing.start(gen, () => this.clearGeneration(gen), onError);
   }
 
   /**

@@ -7,6 +7,7 @@ import type { BatchOp, DiskHandle, DiskWriteKind, MemoryDisk } from './memory-di
 import { stageEntryOps } from './memory-stage.js';
 import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, u32, u64 } from './layout.js';
 import { MemoryStoreView } from './memory-store-view.js';
+import { GenerationClears } from './generation-clears.js';
 
 const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
 const EPOCH_KEY = metaKey(MetaName.EPOCH);
@@ -68,7 +69,7 @@ export class MemoryReplicaStore implements ReplicaStore {
   /** Set when a write failed: no write until ensureWritable(). */
   private mustReopen = false;
   private reopening: Promise<void> | undefined;
-  private readonly clearing = new Map<number, Promise<void>>();
+  private readonly clearing = new GenerationClears();
 
   constructor(
     private readonly disk: DiskHandle,
@@ -174,22 +175,17 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   async clearGeneration(gen: number): Promise<void> {
     if (gen === this.dataGen) throw new ReplicatorError(ErrorCode.INTERNAL, `refusing to clear the active generation ${gen}`);
-    await this.clearing.get(gen);
+    await this.clearing.settled(gen);
     await this.ensureWritable();
     await this.write('clear', [{ type: 'clear', ...dataRange(gen) }], false, `clear data generation ${gen}`);
   }
 
   clearGenerationLater(gen: number, onError: (err: unknown) => void): void {
-    const p = this.clearGeneration(gen)
-      .catch(onError)
-      .finally(() => {
-        if (this.clearing.get(gen) === p) this.clearing.delete(gen);
-      });
-    this.clearing.set(gen, p);
+    this.clearing.start(gen, () => this.clearGeneration(gen), onError);
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.clearing.values()]);
+    await this.clearing.all();
     this.disk.close();
   }
 
