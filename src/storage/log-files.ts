@@ -35,6 +35,17 @@ export interface LogFiles {
   close(): Promise<void>;
 }
 
+/** Read handles kept open at most (see FsLogFiles.closeIdleReaders). */
+const MAX_READERS = 16;
+
+interface Reader {
+  fh: fs.promises.FileHandle;
+  /** Reads in flight on it (it is not closed while any is). */
+  users: number;
+  /** Dropped (its file removed) while in use: closed when the last read ends. */
+  closeWhenIdle?: boolean;
+}
+
 /**
  * LogFiles on a real directory. File handles are kept open per file (the active segment
  * is written through one handle for its whole life; reads of older segments reuse theirs).
@@ -42,6 +53,8 @@ export interface LogFiles {
 export class FsLogFiles implements LogFiles {
   private readonly handles = new Map<string, fs.promises.FileHandle>();
   private readonly dsyncHandles = new Map<string, fs.promises.FileHandle>();
+  /** Read handles by file, least recently used first. */
+  private readonly readers = new Map<string, Reader>();
 
   constructor(readonly dir: string) {}
 
@@ -60,9 +73,49 @@ export class FsLogFiles implements LogFiles {
   }
 
   async read(name: string, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    const fh = await this.handle(name);
-    const { bytesRead } = await fh.read(buf, offset, length, position);
-    return bytesRead;
+    const r = await this.reader(name);
+    r.users++;
+    try {
+      const { bytesRead } = await r.fh.read(buf, offset, length, position);
+      return bytesRead;
+    } finally {
+      r.users--;
+      if (r.closeWhenIdle && r.users === 0) void r.fh.close().catch(() => undefined);
+      this.closeIdleReaders();
+    }
+  }
+
+  /** A read handle of the file, kept for the next read (most recently used last). */
+  private async reader(name: string): Promise<Reader> {
+    let r = this.readers.get(name);
+    if (r) {
+      this.readers.delete(name);
+      this.readers.set(name, r);
+      return r;
+    }
+    const fh = await fs.promises.open(path.join(this.dir, name), 'r');
+    r = this.readers.get(name); // another read may have opened it meanwhile
+    if (r) {
+      await fh.close();
+      return r;
+    }
+    r = { fh, users: 0 };
+    this.readers.set(name, r);
+    return r;
+  }
+
+  /**
+   * Keeps at most MAX_READERS read handles: a follower catching up from far back reads
+   * segment after segment, and a handle kept per segment could exhaust the process's file
+   * descriptors on a long log. Only idle handles are closed, least recently used first.
+   */
+  private closeIdleReaders(): void {
+    for (const [name, r] of this.readers) {
+      if (this.readers.size <= MAX_READERS) return;
+      if (r.users > 0) continue;
+      this.readers.delete(name);
+      void r.fh.close().catch(() => undefined);
+    }
   }
 
   async create(name: string): Promise<void> {
@@ -129,9 +182,10 @@ export class FsLogFiles implements LogFiles {
   }
 
   async close(): Promise<void> {
-    const all = [...this.handles.values(), ...this.dsyncHandles.values()];
+    const all = [...this.handles.values(), ...this.dsyncHandles.values(), ...[...this.readers.values()].map((r) => r.fh)];
     this.handles.clear();
     this.dsyncHandles.clear();
+    this.readers.clear();
     await Promise.all(all.map((h) => h.close().catch(() => undefined)));
   }
 
@@ -156,6 +210,13 @@ export class FsLogFiles implements LogFiles {
       if (!fh) continue;
       map.delete(name);
       await fh.close();
+    }
+    const r = this.readers.get(name);
+    if (r) {
+      this.readers.delete(name);
+      // A read in flight finishes first (an unlinked file stays readable through its handle).
+      if (r.users === 0) await r.fh.close();
+      else r.closeWhenIdle = true;
     }
   }
 }
