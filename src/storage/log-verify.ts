@@ -1,8 +1,8 @@
-import { chainsFrom, decodeEntry, entrySeq, GENESIS_CHECKSUM } from '../wire/entry-codec.js';
+import { chainsFrom, decodeEntry, GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import { ErrorCode, isReplicatorError } from '../common/errors.js';
-import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
-import { writeBatch, type BatchOp, type Store } from './level-store.js';
-import { ChunkFramingError, chunkOf, splitChunk } from './log-chunk.js';
+import { LOG_PREFIX_END, LOG_PREFIX_START, metaKey, MetaName, seqOfLogKey } from './layout.js';
+import type { Store } from './level-store.js';
+import { ChunkFramingError, splitChunk } from './log-chunk.js';
 
 /** The entry just before the log's first one (seq 0, checksum 0 for an untrimmed log). */
 export interface LogBase {
@@ -38,6 +38,9 @@ export interface VerifiedLog {
 }
 
 /**
+ * For the previous layout's log (chunk records inside LevelDB; upgrade-store.ts converts
+ * it, and the memory stores still keep their log this way).
+ *
  * Reads the whole log in order and checks that every chunk is well framed and every entry
  * is well formed, follows the previous seq, and chains from the previous checksum (from
  * the log base for the first entry), and that each chunk is stored under its last seq.
@@ -99,48 +102,5 @@ export async function verifyLog(db: Store): Promise<VerifiedLog> {
     }
   } finally {
     await it.close();
-  }
-}
-
-/**
- * Repair after corruption: drops the log from the bad entry on (the data those entries
- * wrote stays in the store) and starts a new history, so every follower notices the
- * break and resynchronises by snapshot instead of trusting entries it cannot verify.
- * The chunk holding the bad entry keeps the entries before it, stored under their new
- * last seq.
- */
-export async function truncateLogFrom(db: Store, seq: bigint, newHistoryId: Buffer): Promise<void> {
-  // One batch: a crash never leaves a shortened log under the old history, which would
-  // let followers of the old history continue without the dropped entries' writes.
-  const ops: BatchOp[] = [];
-  let first = true;
-  for await (const [key, chunk] of db.iterator({ gte: logKey(seq), lt: LOG_PREFIX_END })) {
-    ops.push({ type: 'del', key });
-    if (!first) continue;
-    first = false;
-    let entries: Buffer[];
-    try {
-      entries = splitChunk(chunk);
-    } catch (err) {
-      if (!(err instanceof ChunkFramingError)) throw err;
-      entries = err.intact;
-    }
-    // Verification passed every entry before seq, so they are whole and in order.
-    const kept: Buffer[] = [];
-    for (const e of entries) {
-      if (!isBefore(e, seq)) break;
-      kept.push(e);
-    }
-    if (kept.length > 0) ops.push({ type: 'put', key: logKey(seq - 1n), value: chunkOf(kept) });
-  }
-  ops.push({ type: 'put', key: metaKey(MetaName.HISTORY_ID), value: newHistoryId });
-  await writeBatch(db, ops, { sync: true });
-}
-
-function isBefore(entry: Buffer, seq: bigint): boolean {
-  try {
-    return entrySeq(entry) < seq;
-  } catch {
-    return false; // too short to hold a seq: the corrupt entry itself
   }
 }

@@ -314,11 +314,6 @@ export class SegmentLog implements ReplicationLog {
     return this.segments.length > 1 && this.segments[0].last.seq < seq;
   }
 
-  /** Number of segment files and their bytes (for status and metrics). */
-  get footprint(): { segments: number; bytes: number } {
-    return { segments: this.segments.length, bytes: this.segments.reduce((n, s) => n + s.size, 0) };
-  }
-
   close(): Promise<void> {
     this.wake();
     return this.files.close();
