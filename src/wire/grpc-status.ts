@@ -43,6 +43,14 @@ export const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   FOLLOWER_CONNECTED: grpc.status.FAILED_PRECONDITION,
   // The stream of a follower whose slot was dropped with force: it may subscribe again (and gets a new slot).
   SLOT_DROPPED: grpc.status.ABORTED,
+  // A node at an older epoch than the caller has seen (a deposed master, a stale upstream).
+  STALE_EPOCH: grpc.status.FAILED_PRECONDITION,
+  FOLLOW_LOOP: grpc.status.FAILED_PRECONDITION,
+  PROMOTION_REFUSED: grpc.status.FAILED_PRECONDITION,
+  // Nothing was written: retry (at the master the error names, once it is known).
+  WRITES_PAUSED: grpc.status.UNAVAILABLE,
+  // The serving node's epoch history changed under a stream: subscribe again.
+  EPOCH_CHANGED: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };
 

@@ -26,6 +26,7 @@ function master(followers: FollowerStatus__Output[]): StatusResponse__Output {
   return {
     firstSeq: '7', lastSeq: '36', historyId: Buffer.from('ab', 'hex'), epoch: 1, masterTimeMs: String(NOW), followers, writeRate: 0, minFollowers: 0,
     minFollowersMaxLagMs: '0', goodFollowers: 0, acceptingWrites: true, defaultAckFollowers: 0, defaultAckTimeoutMs: 0, role: 'master', self: null, logBytes: '2048', version: '0.1.0',
+    nodeId: 0, epochs: [], masterAddress: '', seenEpoch: 1,
   };
 }
 
@@ -73,6 +74,7 @@ describe('replication-status output', () => {
       self: {
         followerId: 3, masterAddress: 'm:1', state: 'CATCHING_UP', appliedSeq: '10', masterLastSeq: '25', lagEntries: '15', lagMs: '2500',
         sinceMs: String(NOW - 4_000), historyId: Buffer.from('ab', 'hex'), durable: true, timeMs: String(NOW), lastError: '',
+        upstreamAddress: 'm:1', epoch: 1, appliedChecksum: 0, chain: [],
       },
     };
     const text = toText('f:3', s);
