@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from './grpc-status.js';
 import { deadlineIn } from './grpc-transport.js';
 import type { MasterClient } from './generated/levelreplicator/v1/Master.js';
+import type { StatusResponse__Output } from './generated/levelreplicator/v1/StatusResponse.js';
 import type { StoreClient } from './generated/levelreplicator/v1/Store.js';
 import { replicatorProto } from './proto.js';
 import { channelSetup, NO_CLIENT_SECURITY, type ClientSecurity } from './security.js';
@@ -39,4 +40,23 @@ export function masterClient(address: string, security: ClientSecurity = NO_CLIE
 export function storeClient(address: string, security: ClientSecurity = NO_CLIENT_SECURITY, tls?: boolean): StoreClient {
   const { credentials, options } = channelSetup(security, tls);
   return new (replicatorProto().Store)(address, credentials, options);
+}
+
+/**
+ * One Status call to the node at address, on a channel of its own (closed after it). A
+ * master and a follower both answer Status (a follower with its own view); `role` only
+ * words a transport failure (MASTER_UNAVAILABLE or FOLLOWER_UNAVAILABLE).
+ */
+export async function fetchStatus(
+  address: string,
+  security: ClientSecurity,
+  timeoutMs: number,
+  role: Peer['role'] = 'master',
+): Promise<StatusResponse__Output> {
+  const client = masterClient(address, security);
+  try {
+    return await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), timeoutMs, { role, address });
+  } finally {
+    client.close();
+  }
 }
