@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
-import { addOptions, flagsGiven, MASTER_OPTION } from '../common/options.js';
+import { addOptions, flagsGiven } from '../common/options.js';
 import { checkArgs, cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_TIMEOUT_MS, parseNonNegativeInt, parsePath, parsePositiveInt } from '../common/config.js';
@@ -9,10 +9,13 @@ import type { AckPolicy } from '../wire/generated/levelreplicator/v1/AckPolicy.j
 import type { Write } from '../wire/generated/levelreplicator/v1/Write.js';
 import type { WriteResponse__Output } from '../wire/generated/levelreplicator/v1/WriteResponse.js';
 import { MAX_WRITES_PER_REQUEST } from '../common/limits.js';
-import { callUnary, masterClient, type Peer } from '../wire/rpc-client.js';
+import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.js';
+import { callUnary, masterClient } from '../wire/rpc-client.js';
 import { seqFromWire } from '../wire/seq.js';
 import { checkKey, checkValue } from '../wire/write-validation.js';
 import { readPairBatches } from './bulk-reader.js';
+import { findMaster, MASTER_ADDRESSES_OPTION } from './master-finder.js';
+import { MasterWriter, type SendWrite } from './master-writer.js';
 
 const NAME = 'push-data';
 
@@ -30,23 +33,29 @@ await runCli(NAME, async () => {
         'pass it to `get-data --min-seq` to read your write on a follower.',
         'With --ack-followers N the answer waits until N followers durably applied the write; if they',
         'do not in time, the write stays committed, the seq is still printed, and the exit code is 7.',
+        '',
+        'With --master a,b,c every address is asked for its status and the write goes to the one that is',
+        'master at the newest epoch. A write refused by a node that is not the master (NOT_MASTER or',
+        'STALE_EPOCH, naming the master) is sent once to the master it names; one refused because a',
+        'switchover is under way (WRITES_PAUSED) is tried again every 50 ms until --timeout-ms.',
       ].join('\n'),
     ).command('$0 [args..]', false, (y) => y.positional('args', { type: 'string', array: true, describe: 'key value pairs, or keys with --delete' })),
     {
-      ...MASTER_OPTION,
+      ...MASTER_ADDRESSES_OPTION,
       delete: { type: 'boolean', default: false, env: 'LR_PUSH_DELETE', describe: 'Delete the given keys instead of putting pairs' },
       file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines', parse: parseInputFile },
       stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
       'batch-size': { type: 'number', default: 1_000, env: 'LR_PUSH_BATCH_SIZE', describe: `Pairs per request in a bulk load (at most ${MAX_WRITES_PER_REQUEST})`, parse: parseBatchSize },
       concurrency: { type: 'number', default: 1, env: 'LR_PUSH_CONCURRENCY', describe: 'Requests in flight in a bulk load; above 1, batches may commit out of file order (use only for distinct keys)', parse: parsePositiveInt },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: "Deadline of each write call; --ack-timeout-ms is added to it. It also bounds the master's default acknowledgement wait, which push-data cannot know: the master answers REPLICATION_TIMEOUT shortly before this deadline", parse: parsePositiveInt },
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: "Deadline of each write call, its redirect and its retries while writes are paused included; --ack-timeout-ms is added to it. It also bounds the master's default acknowledgement wait, which push-data cannot know: the master answers REPLICATION_TIMEOUT shortly before this deadline", parse: parsePositiveInt },
       'ack-followers': { type: 'number', env: 'LR_PUSH_ACK_FOLLOWERS', describe: 'Answer once this many followers durably applied the write; 0: once committed on the master  (default: the master\'s --ack-followers)', parse: (v, f) => parseNonNegativeInt(v, f, 0xffff_ffff) },
       'ack-timeout-ms': { type: 'number', env: 'LR_PUSH_ACK_TIMEOUT_MS', describe: 'Longest wait for those followers; needs --ack-followers  (default: the master\'s --ack-timeout-ms)', parse: parsePositiveInt },
-      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON: seqs, acknowledgement status and follower counts' },
+      redirect: { type: 'boolean', default: true, env: 'LR_PUSH_REDIRECT', describe: 'Send a write refused with NOT_MASTER or STALE_EPOCH once to the master the refusal names (--no-redirect: the refusal is the answer; writes go only to the address given or found)' },
+      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON: seqs, acknowledgement status, follower counts and the epoch the write was committed in' },
     },
   ), CLIENT_SECURITY_OPTIONS), checkCommandLine).parse();
-  const address = argv.master as string;
-  const peer: Peer = { role: 'master', address };
+  const addresses = argv.master as string[];
+  const security = clientSecurityFromArgv(argv);
   const ack = ackPolicy(argv['ack-followers'] as number | undefined, argv['ack-timeout-ms'] as number | undefined);
   const callTimeoutMs = (argv['timeout-ms'] as number) + (ack?.followers ? ack.timeoutMs : 0);
   const file = argv.file as string | undefined;
@@ -54,8 +63,19 @@ await runCli(NAME, async () => {
   // Keys and values are checked before anything is sent.
   const write = bulk ? undefined : singleWrite(positionals(argv), argv.delete as boolean);
 
-  const client = masterClient(address, clientSecurityFromArgv(argv));
-  const send = (writes: Write[]) => callUnary<WriteResponse__Output>((o, cb) => client.Write({ writes, ack }, o, cb), callTimeoutMs, { ...peer, write: true });
+  // One address: written to as given (no status round trip). Several: the master among them, and the newest epoch they know.
+  const found = addresses.length > 1 ? await findMaster(addresses, security, argv['timeout-ms'] as number) : undefined;
+  const clients = new Map<string, MasterClient>();
+  const sendTo: SendWrite = (address, request, timeoutMs) => {
+    let client = clients.get(address);
+    if (!client) clients.set(address, (client = masterClient(address, security)));
+    return callUnary<WriteResponse__Output>((o, cb) => client.Write(request, o, cb), timeoutMs, { role: 'master', address, write: true });
+  };
+  const writer = new MasterWriter(found?.address ?? addresses[0], sendTo, found?.newestEpoch ?? 0, {
+    redirect: argv.redirect as boolean,
+    onMove: (from, to, why) => process.stderr.write(`${NAME}: ${from} answered ${why}; writing to the master at ${to}\n`),
+  });
+  const send = (writes: Write[]) => writer.write({ writes, ack }, callTimeoutMs);
   try {
     if (!write) return await bulkLoad(file ?? '-', argv['batch-size'] as number, argv.concurrency as number, send, argv.json as boolean);
     const res = await send([write]);
@@ -63,7 +83,7 @@ await runCli(NAME, async () => {
     else process.stdout.write(`${res.firstSeq}\n`);
     if (res.ackStatus === 'REPLICATION_TIMEOUT') throw notReplicated(`seq ${res.lastSeq}`, res);
   } finally {
-    client.close();
+    for (const client of clients.values()) client.close();
   }
 });
 
@@ -138,6 +158,7 @@ function answerJson(res: WriteResponse__Output) {
     ackStatus: res.ackStatus,
     followersRequested: res.followersRequested,
     followersAcked: res.followersAcked,
+    epoch: res.epoch,
   };
 }
 
@@ -161,6 +182,7 @@ async function bulkLoad(
   let pairs = 0;
   let firstSeq: bigint | undefined;
   let lastSeq = 0n;
+  let epoch = 0;
   let failure: unknown;
   try {
     for await (const batch of readPairBatches(source, batchSize)) {
@@ -171,6 +193,7 @@ async function bulkLoad(
           const l = seqFromWire(res.lastSeq);
           if (firstSeq === undefined || f < firstSeq) firstSeq = f;
           if (l > lastSeq) lastSeq = l;
+          if (res.epoch > epoch) epoch = res.epoch;
           pairs += batch.length;
           // Committed, but not on enough followers: stop rather than pile up more of the same.
           if (res.ackStatus === 'REPLICATION_TIMEOUT') failure ??= notReplicated(`the batch of seqs ${f}..${l}`, res);
@@ -195,6 +218,6 @@ async function bulkLoad(
     throw new ReplicatorError(e.code, `${e.message} (after committing ${pairs} pairs, ${range})`, { cause: failure });
   }
   const rate = Math.round(pairs / Math.max(seconds, 0.001));
-  if (json) process.stdout.write(JSON.stringify({ pairs, firstSeq: firstSeq?.toString(), lastSeq: lastSeq.toString(), seconds, rate }) + '\n');
+  if (json) process.stdout.write(JSON.stringify({ pairs, firstSeq: firstSeq?.toString(), lastSeq: lastSeq.toString(), seconds, rate, epoch }) + '\n');
   else process.stdout.write(`loaded ${pairs} pairs, ${range}, in ${seconds.toFixed(2)} s (${rate}/s)\n`);
 }
