@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-import { addOptions, MASTER_OPTION } from '../common/options.js';
+import { addOptions } from '../common/options.js';
 import { cli, runCli } from './cli.js';
 import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_TIMEOUT_MS, parsePositiveInt } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { StatusResponse__Output } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
-import { callUnary, masterClient } from '../wire/rpc-client.js';
-import { toJson, toText } from './status-report.js';
+import { callUnary, fetchStatus, masterClient } from '../wire/rpc-client.js';
+import { findMaster, MASTER_ADDRESSES_OPTION, STATUS_PROBE_TIMEOUT_MS } from './master-finder.js';
+import { toJson, toText, type ReportExtras } from './status-report.js';
+import { gatherTree } from './status-tree.js';
 
 const NAME = 'replication-status';
 /** Shortest --watch interval: a status call every 100 ms is already a busy loop for a human. */
@@ -17,33 +19,64 @@ await runCli(NAME, async () => {
   const argv = await withSecurityOptions(addOptions(
     cli(
       NAME,
-      '$0 [options]\n\nShows the master\'s log position, write rate and write policy and, per follower: state, applied and sent seq,\nlag in entries and time, last acknowledgement, connected/disconnected since, bytes sent, what its slot holds,\nand whether its acks are durable. Pointed at a follower (--master <its read address>), shows that follower\'s own view.',
+      [
+        '$0 [options]',
+        '',
+        "Shows the master's log position, node id, epoch and epoch history, write rate and write policy",
+        'and, per follower: state, applied and sent seq, lag in entries and time, last acknowledgement,',
+        'connected/disconnected since, bytes sent, what its slot holds, and whether its acks are durable.',
+        "Pointed at a follower (--master <its read address>), shows that follower's own view: its",
+        'upstream, its epoch and the followers that stream from it.',
+        '',
+        'With --master a,b,c every address is asked and the master at the newest epoch is shown (none:',
+        'exit 3, saying what each answered). --tree (and always --json) also asks every follower at its',
+        'read address and shows the tree master -> follower -> chained follower, with each node\'s',
+        'applied seq and lag; a node that does not answer is shown as unreachable.',
+      ].join('\n'),
     ),
     {
-      ...MASTER_OPTION,
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the status call', parse: parsePositiveInt },
-      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON (with --watch: one line per refresh)' },
+      ...MASTER_ADDRESSES_OPTION,
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: `Deadline of the status call (of each one asked while looking for the master or walking the tree: at most ${STATUS_PROBE_TIMEOUT_MS} ms)`, parse: parsePositiveInt },
+      json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the status as JSON, with the tree (with --watch: one line per refresh)' },
+      tree: { type: 'boolean', default: false, env: 'LR_STATUS_TREE', describe: 'Ask every follower at its read address and show the replication tree (master -> follower -> chained follower) instead of the follower table' },
       watch: { type: 'number', env: 'LR_STATUS_WATCH', describe: `Refresh every this many seconds (at least ${MIN_WATCH_SECONDS}) until interrupted (Ctrl-C)  (default: off, print once)`, parse: parseWatch },
     },
   ), CLIENT_SECURITY_OPTIONS).parse();
-  const address = argv.master as string;
+  const addresses = argv.master as string[];
   const json = argv.json as boolean;
+  const withTree = json || (argv.tree as boolean);
   const watchSeconds = argv.watch as number | undefined;
-  const client = masterClient(address, clientSecurityFromArgv(argv));
-  const fetchStatus = () => callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), argv['timeout-ms'] as number, { role: 'master', address });
+  const timeoutMs = argv['timeout-ms'] as number;
+  const security = clientSecurityFromArgv(argv);
+  // One address: asked as given (a master, or a follower's own view), on one channel kept across --watch refreshes.
+  const client = addresses.length === 1 ? masterClient(addresses[0], security) : undefined;
+  const report = async (): Promise<{ address: string; s: StatusResponse__Output; extras: ReportExtras }> => {
+    let address = addresses[0];
+    let s: StatusResponse__Output;
+    const extras: ReportExtras = {};
+    if (client) {
+      s = await callUnary<StatusResponse__Output>((o, cb) => client.Status({}, o, cb), timeoutMs, { role: 'master', address });
+    } else {
+      // Several: the master among them, found again at each refresh (it may change).
+      const found = await findMaster(addresses, security, timeoutMs);
+      [address, s, extras.newestEpoch] = [found.address, found.status, found.newestEpoch];
+    }
+    if (withTree) extras.tree = await gatherTree(address, s, (a) => fetchStatus(a, security, Math.min(timeoutMs, STATUS_PROBE_TIMEOUT_MS), 'follower'));
+    return { address, s, extras };
+  };
   try {
     if (watchSeconds === undefined) {
-      const s = await fetchStatus();
-      process.stdout.write(json ? JSON.stringify(toJson(address, s), null, 2) + '\n' : toText(address, s));
+      const { address, s, extras } = await report();
+      process.stdout.write(json ? JSON.stringify(toJson(address, s, extras), null, 2) + '\n' : toText(address, s, extras));
       return;
     }
     await watch(watchSeconds * 1000, async () => {
-      const s = await fetchStatus();
-      if (json) process.stdout.write(JSON.stringify(toJson(address, s)) + '\n');
-      else process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : '\n'}${new Date().toISOString()}  every ${watchSeconds}s (Ctrl-C to stop)\n${toText(address, s)}`);
+      const { address, s, extras } = await report();
+      if (json) process.stdout.write(JSON.stringify(toJson(address, s, extras)) + '\n');
+      else process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : '\n'}${new Date().toISOString()}  every ${watchSeconds}s (Ctrl-C to stop)\n${toText(address, s, extras)}`);
     });
   } finally {
-    client.close();
+    client?.close();
   }
 });
 

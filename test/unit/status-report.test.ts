@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { humanAgo, humanBytes, humanDuration } from '../../src/tools/human-units.js';
 import { toJson, toText } from '../../src/tools/status-report.js';
+import { gatherTree, treeNodes, treeText, type TreeNode } from '../../src/tools/status-tree.js';
 import type { FollowerStatus__Output } from '../../src/wire/generated/levelreplicator/v1/FollowerStatus.js';
 import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { FollowerMetrics } from '../../src/follower/metrics.js';
@@ -9,7 +10,7 @@ import { MasterMetrics } from '../../src/master/metrics.js';
 import { FollowerRegistry } from '../../src/master/follower-registry.js';
 import { WriteGate } from '../../src/master/write-gate.js';
 import { AckWaiters } from '../../src/master/ack-waiters.js';
-import { ErrorCode } from '../../src/common/errors.js';
+import { ErrorCode, ReplicatorError } from '../../src/common/errors.js';
 import type { ReplicationLog } from '../../src/storage/interfaces.js';
 
 const NOW = 1_700_000_000_000;
@@ -82,8 +83,135 @@ describe('replication-status output', () => {
     assert.match(text, /^applied 10  master lastSeq 25 \(as last heard\)  lag 15 entries, 2\.5s  sync yes  history ab$/m);
     assert.deepEqual(toJson('f:3', s), {
       role: 'follower',
-      follower: { id: 3, address: 'f:3', masterAddress: 'm:1', state: 'catching_up', sinceMs: NOW - 4_000, appliedSeq: '10', masterLastSeq: '25', lagEntries: '15', lagMs: 2500, historyId: 'ab', durable: true, timeMs: NOW, lastError: '' },
+      follower: {
+        id: 3, address: 'f:3', masterAddress: 'm:1', state: 'catching_up', sinceMs: NOW - 4_000, appliedSeq: '10', masterLastSeq: '25', lagEntries: '15', lagMs: 2500, historyId: 'ab', durable: true, timeMs: NOW, lastError: '',
+        upstreamAddress: 'm:1', epoch: 1, seenEpoch: 1, chain: [],
+      },
+      followers: [],
     });
+    // Its place in the tree: a third line (the first two stay as they were).
+    assert.match(text, /^upstream m:1  epoch 1$/m);
+    assert.doesNotMatch(text, /FOLLOWER\s+STATE/, 'no downstream followers: no table');
+  });
+
+  it('the master line: node id, epoch history, seen epoch when newer; the first words as before', () => {
+    const s = { ...master([follower({})]), nodeId: 7, epoch: 2, epochs: [{ epoch: 1, firstSeq: '1' }, { epoch: 2, firstSeq: '5301' }], seenEpoch: 2 };
+    const text = toText('m:1', s);
+    assert.match(text, /^master m:1  version 0\.1\.0  history ab epoch 2  node 7  epochs 1@1 2@5301  firstSeq 7  lastSeq 36  log 30 entries 2\.0KiB  writes\/s 0\.0$/m);
+    assert.doesNotMatch(text, /seen epoch|DEPOSED/);
+    assert.match(toText('m:1', master([])), /^master m:1  version 0\.1\.0  history ab epoch 1  node -  firstSeq 7 /m, 'no node id, no history (an older master)');
+    const json = toJson('m:1', s) as { role: string; master: Record<string, unknown> };
+    assert.equal(json.role, 'master');
+    assert.deepEqual([json.master.nodeId, json.master.epochs, json.master.seenEpoch, json.master.newestEpoch], [7, [{ epoch: 1, firstSeq: '1' }, { epoch: 2, firstSeq: '5301' }], 2, 2]);
+    // Found among several addresses, one of which knows of a newer epoch.
+    assert.match(toText('m:1', s, { newestEpoch: 3 }), /^WARNING: a node asked knows of epoch 3, newer than this master's 2: this master is out of date/m);
+  });
+
+  it('a deposed master: role deposed, its seen epoch and the master it names', () => {
+    const s = { ...master([follower({})]), role: 'deposed', nodeId: 1, epoch: 1, epochs: [{ epoch: 1, firstSeq: '1' }], seenEpoch: 2, masterAddress: 'n:2' };
+    const text = toText('m:1', s);
+    assert.match(text, /^deposed m:1  version 0\.1\.0  history ab epoch 1  node 1  epochs 1@1  seen epoch 2  firstSeq 7 /m);
+    assert.match(text, /^DEPOSED: this master of epoch 1 knows of epoch 2 and acknowledges no write; the master is at n:2$/m);
+    assert.match(text, /^1\s+streaming\s+6\s+36\s/m, 'its followers are still listed');
+    const json = toJson('m:1', s) as { role: string; master: Record<string, unknown> };
+    assert.deepEqual([json.role, json.master.seenEpoch, json.master.masterAddress], ['deposed', 2, 'n:2']);
+    // A master reporting a newer seen epoch than its own is deposed whatever its role says.
+    assert.match(toText('m:1', { ...s, role: 'master' }), /^deposed m:1 /m);
+  });
+});
+
+describe('replication-status --tree', () => {
+  const self = (id: number, upstream: string, applied: string, followers: FollowerStatus__Output[] = []): StatusResponse__Output => ({
+    ...master(followers),
+    role: 'follower',
+    epoch: 2,
+    seenEpoch: 2,
+    self: {
+      followerId: id, masterAddress: 'm:1', state: 'STREAMING', appliedSeq: applied, masterLastSeq: '36', lagEntries: '0', lagMs: '0', sinceMs: '0',
+      historyId: Buffer.from('ab', 'hex'), durable: true, timeMs: String(NOW), lastError: '', upstreamAddress: upstream, epoch: 2, appliedChecksum: 0, chain: [],
+    },
+  });
+
+  /** master m:1 -> follower 1 (r:1) -> follower 3 (r:3); follower 2 (r:2) does not answer; follower 4 has no read address. */
+  function cluster() {
+    const m = {
+      ...master([
+        follower({ followerId: 2, readAddress: 'r:2', appliedSeq: '20' }),
+        follower({ followerId: 1, readAddress: 'r:1', appliedSeq: '36' }),
+        // Follower 3's old slot on the master: it now streams from follower 1.
+        follower({ followerId: 3, readAddress: 'r:3', appliedSeq: '12', connected: false, state: 'DISCONNECTED' }),
+        follower({ followerId: 4, readAddress: '', appliedSeq: '5', connected: false, seen: false, state: 'DISCONNECTED' }),
+      ]),
+      nodeId: 9,
+      epoch: 2,
+    };
+    const answers: Record<string, StatusResponse__Output> = {
+      'r:1': self(1, 'm:1', '36', [follower({ followerId: 3, readAddress: 'r:3', appliedSeq: '30' })]),
+      'r:3': self(3, 'r:1', '30'),
+    };
+    const asked: string[] = [];
+    const fetch = async (address: string) => {
+      asked.push(address);
+      const a = answers[address];
+      if (!a) throw new ReplicatorError(ErrorCode.FOLLOWER_UNAVAILABLE, `follower at ${address} is unavailable: connection refused`);
+      return a;
+    };
+    return { m, fetch, asked };
+  }
+
+  it('master -> follower -> chained follower, each with applied seq and lag; unreachable nodes shown as such', async () => {
+    const { m, fetch, asked } = cluster();
+    const tree = await gatherTree('m:1', m, fetch);
+    assert.deepEqual(asked.sort(), ['r:1', 'r:2', 'r:3'], 'each read address asked once');
+    assert.equal(
+      treeText(tree),
+      [
+        'master m:1  node 9  epoch 2  lastSeq 36',
+        '├─ follower 1 r:1  streaming  applied 36  lag 0  upstream m:1  epoch 2',
+        '│  └─ follower 3 r:3  streaming  applied 30  lag 6  upstream r:1  epoch 2',
+        '├─ follower 2 r:2  UNREACHABLE  streaming  applied 20 (as its upstream last heard)  lag 16: follower at r:2 is unavailable: connection refused [FOLLOWER_UNAVAILABLE]',
+        '└─ follower 4 address-unknown  UNREACHABLE  disconnected  applied 5 (as its upstream last heard)  lag 31: read address unknown (not connected since its upstream started)',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('in the text in place of the table, and in JSON with each follower\'s upstream', async () => {
+    const { m, fetch } = cluster();
+    const tree = await gatherTree('m:1', m, fetch);
+    const text = toText('m:1', m, { tree });
+    assert.doesNotMatch(text, /^FOLLOWER\s+STATE/m);
+    assert.match(text, /^master m:1  version .*\n.*\n\nmaster m:1  node 9  epoch 2  lastSeq 36\n├─ follower 1 /);
+    const json = toJson('m:1', m, { tree }) as { followers: { id: number; upstream: string | null }[]; tree: TreeNode };
+    assert.deepEqual(json.followers.map((f) => [f.id, f.upstream]), [[2, null], [1, 'm:1'], [3, 'r:1'], [4, null]]);
+    assert.deepEqual(json.tree.children.map((c) => [c.id, c.reachable, c.appliedSeq, c.lagEntries]), [[1, true, '36', '0'], [2, false, '20', '16'], [4, false, '5', '31']]);
+    assert.deepEqual(json.tree.children[0].children.map((c) => [c.id, c.upstream]), [[3, 'r:1']]);
+    // Through JSON and back: plain data.
+    assert.deepEqual(JSON.parse(JSON.stringify(json.tree)), json.tree);
+  });
+
+  it("a follower's own view lists its downstream followers: a table, or the tree under it", async () => {
+    const { fetch } = cluster();
+    const one = self(1, 'm:1', '36', [follower({ followerId: 3, readAddress: 'r:3', appliedSeq: '30' })]);
+    const text = toText('r:1', one);
+    assert.match(text, /^upstream m:1  epoch 2$/m);
+    assert.match(text, /^3\s+streaming\s+30\s+36\s/m);
+    const tree = await gatherTree('r:1', one, fetch);
+    assert.match(toText('r:1', one, { tree }), /^follower 1 r:1  streaming  applied 36  lag 0  upstream m:1  epoch 2\n└─ follower 3 r:3  streaming  applied 30  lag 6  upstream r:1  epoch 2$/m);
+    assert.equal((toJson('r:1', one, { tree }) as { followers: { upstream: string }[] }).followers[0].upstream, 'r:1');
+  });
+
+  it('a loop of listings ends: every address is asked once', async () => {
+    const asked: string[] = [];
+    const a = self(1, 'r:2', '10', [follower({ followerId: 2, readAddress: 'r:2' })]);
+    const b = self(2, 'r:1', '10', [follower({ followerId: 1, readAddress: 'r:1' })]);
+    const tree = await gatherTree('r:1', a, async (addr) => {
+      asked.push(addr);
+      return addr === 'r:1' ? a : b;
+    });
+    assert.deepEqual(asked, ['r:2']);
+    assert.deepEqual(treeNodes(tree).map((n) => n.id), [1, 2, 1]);
+    assert.match(treeText(tree), /^   └─ follower 1 r:1  streaming  applied 10  lag 26  upstream r:2  epoch 2  \(shown above: these nodes list each other as followers\)$/m);
   });
 });
 
