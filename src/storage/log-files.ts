@@ -29,10 +29,38 @@ export interface LogFiles {
   syncDir(): Promise<void>;
   truncate(name: string, length: number): Promise<void>;
   remove(name: string): Promise<void>;
-  /** Replaces `name` atomically with data (written, synced, renamed into place). */
+  /**
+   * Renames `from` to `to`, replacing `to` if it exists, atomically: the directory holds
+   * the old `to` or the new one, never neither. Durable once syncDir() resolves.
+   */
+  rename(from: string, to: string): Promise<void>;
+  /**
+   * Replaces `name` atomically and durably with data (replaceDurably): once it resolves the
+   * new content survives a power loss; if it is cut short, the old content stays.
+   */
   replace(name: string, data: Buffer): Promise<void>;
   /** Drops cached handles (the log is closing). */
   close(): Promise<void>;
+}
+
+/** The suffix of a file being written to replace another; one left at open is a replace cut short. */
+export const TEMP_SUFFIX = '.tmp';
+
+/**
+ * The atomic replace every LogFiles does, in terms of its other operations (so the
+ * power-loss model sees each step): the data goes to `<name>.tmp`, which is fdatasynced,
+ * renamed over `name`, and the directory is fsynced. A crash before the rename leaves the
+ * old file (and a temp file, possibly torn, that the log removes at open); after it, the
+ * new one. Only the directory sync makes the rename survive a power loss, so it resolves
+ * after that.
+ */
+export async function replaceDurably(files: LogFiles, name: string, data: Buffer): Promise<void> {
+  const tmp = `${name}${TEMP_SUFFIX}`;
+  await files.create(tmp);
+  await files.write(tmp, data, 0, data.length, 0);
+  await files.sync(tmp);
+  await files.rename(tmp, name);
+  await files.syncDir();
 }
 
 /** Read handles kept open at most (see FsLogFiles.closeIdleReaders). */
@@ -168,17 +196,14 @@ export class FsLogFiles implements LogFiles {
     await fs.promises.rm(path.join(this.dir, name), { force: true });
   }
 
-  async replace(name: string, data: Buffer): Promise<void> {
-    await this.drop(name);
-    const tmp = path.join(this.dir, `${name}.tmp`);
-    const fh = await fs.promises.open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
-    await fs.promises.rename(tmp, path.join(this.dir, name));
+  async rename(from: string, to: string): Promise<void> {
+    await this.drop(from);
+    await this.drop(to);
+    await fs.promises.rename(path.join(this.dir, from), path.join(this.dir, to));
+  }
+
+  replace(name: string, data: Buffer): Promise<void> {
+    return replaceDurably(this, name, data);
   }
 
   async close(): Promise<void> {
