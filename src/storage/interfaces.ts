@@ -1,4 +1,5 @@
 import type { SeqWaiters } from '../common/seq-waiters.js';
+import type { EpochHistory } from './epoch-history.js';
 import type { PreparedWrites } from '../wire/prepared-writes.js';
 import type { SnapshotRow } from '../wire/subscribe-encoder.js';
 
@@ -52,6 +53,9 @@ export interface SlotRecord {
 export interface ReplicationLog {
   /** 16 random bytes naming this history; a repaired log starts a new one. */
   readonly historyId: Buffer;
+  /** Which epoch's master committed which seqs (docs/roles.md), oldest first; durable. */
+  readonly epochs: EpochHistory;
+  /** The newest epoch of `epochs`. */
   readonly epoch: number;
   readonly firstSeq: bigint;
   readonly lastSeq: bigint;
@@ -92,6 +96,25 @@ export interface ReplicationLog {
   wake(): void;
 }
 
+/**
+ * A log whose epoch history its node changes: a master beginning an epoch (promotion), a
+ * follower adopting its upstream's. Both are durable before they resolve, and a failed or
+ * interrupted one leaves the old history.
+ */
+export interface EpochLog extends ReplicationLog {
+  /**
+   * Begins `epoch` at firstSeq, the next seq the log will write, for an epoch above the
+   * log's (INVALID_ARGUMENT otherwise). Epochs of the history that start after firstSeq are
+   * dropped (adopted from an upstream, never received here).
+   */
+  beginEpoch(epoch: number, firstSeq: bigint): Promise<void>;
+  /**
+   * Replaces the history with an upstream's: INVALID_ARGUMENT for an invalid history,
+   * STALE_EPOCH for one whose newest epoch is below the log's. The same history writes nothing.
+   */
+  adoptEpochs(history: EpochHistory): Promise<void>;
+}
+
 /** One consistent state of a node's data: its values and the seq they reflect, from one instant. */
 export interface StoreView {
   /** The seq this state reflects (master: last committed; follower: applied). */
@@ -114,7 +137,7 @@ export interface SnapshotRows {
   close(): Promise<void>;
 }
 
-/** A point-in-time copy of the master's data with the position it corresponds to. */
+/** A point-in-time copy of a node's data (its active generation) with the position it corresponds to. */
 export interface DataSnapshot {
   readonly seq: bigint;
   /** Checksum and commit time of the entry at seq (0 when seq is 0). */
@@ -135,24 +158,12 @@ export interface DataSnapshot {
 }
 
 /**
- * The master's store: its data and its log. The log is the durable record: a group's
- * entries are durable in the log before its data changes are written, so the data never
- * holds a change the durable log lacks, and opening the store brings the data up to the
- * log's end (LevelDB: segment files plus replay, see level-master-store.ts; memory: one
- * atomic write of both).
- * Invariant: once open, the data reflects exactly the log up to log.lastSeq.
+ * What a node serves to the followers that stream from it, whatever its role: its log,
+ * snapshots of its data, and the replication slots of those followers (a master's, or a
+ * follower's that chained followers stream from).
  */
-export interface MasterStore extends ReadableStore {
+export interface ServingStore {
   readonly log: ReplicationLog;
-  /**
-   * Commits one group of validated writes as entries lastSeq + 1, ..., chained from
-   * lastChecksum, and their data changes: durable in the log first (fdatasynced when
-   * sync), then in the data. Streams may see the entries once they are durable; the
-   * call resolves (the group may be acknowledged) once the data holds them too.
-   * Only the master's group committer calls it, one group at a time: it is what makes
-   * seqs single-writer. A failure leaves the store's state unknown: the caller must stop.
-   */
-  commitGroup(requests: readonly PreparedWrites[], commitTimeMs: number, sync: boolean): Promise<{ firstSeq: bigint; lastSeq: bigint }>;
   /** A point-in-time snapshot of the data and its position (never blocks writers). */
   snapshot(): Promise<DataSnapshot>;
   loadSlots(): Promise<SlotRecord[]>;
@@ -162,6 +173,27 @@ export interface MasterStore extends ReadableStore {
    * returns it, also after a restart. Deleting a slot that is not stored does nothing.
    */
   dropSlot(followerId: number, sync: boolean): Promise<void>;
+}
+
+/**
+ * The master's store: its data and its log. The log is the durable record: a group's
+ * entries are durable in the log before its data changes are written, so the data never
+ * holds a change the durable log lacks, and opening the store brings the data up to the
+ * log's end (LevelDB: segment files plus replay, see level-master-store.ts; memory: one
+ * atomic write of both).
+ * Invariant: once open, the data reflects exactly the log up to log.lastSeq.
+ */
+export interface MasterStore extends ReadableStore, ServingStore {
+  readonly log: EpochLog;
+  /**
+   * Commits one group of validated writes as entries lastSeq + 1, ..., chained from
+   * lastChecksum, and their data changes: durable in the log first (fdatasynced when
+   * sync), then in the data. Streams may see the entries once they are durable; the
+   * call resolves (the group may be acknowledged) once the data holds them too.
+   * Only the master's group committer calls it, one group at a time: it is what makes
+   * seqs single-writer. A failure leaves the store's state unknown: the caller must stop.
+   */
+  commitGroup(requests: readonly PreparedWrites[], commitTimeMs: number, sync: boolean): Promise<{ firstSeq: bigint; lastSeq: bigint }>;
 }
 
 /** Consecutive entries verified to follow `from`, staged and not written yet. */
@@ -183,20 +215,29 @@ export interface StagedPairs {
 /** Where a completed snapshot leaves a replica. */
 export interface SnapshotPosition extends ChainPosition {
   gen: number;
+  /**
+   * The serving node's epoch. Informational: a switch changes no epoch (the follower
+   * adopted its upstream's history, log.adoptEpochs, when the stream started).
+   */
   epoch: number;
 }
 
 /**
- * A follower's store: data plus the position it reflects, always written together (the
- * LevelDB store also keeps the entries it applied in a log of its own, written durably
- * before the data when it syncs, and replayed into the data on open).
+ * A follower's store: data plus the position it reflects, always written together, and
+ * the entries it applied in a log of its own (LevelDB: written durably before the data
+ * when it syncs, and replayed into the data on open; memory: in the same atomic write).
+ * The log keeps the newest entries (retention) and restarts at a snapshot's position; it
+ * and the data can be served to chained followers (ServingStore).
  * Data lives in generations: reads use the active one; a snapshot is installed into the
  * next and switched to atomically with its position.
  *
  * Invariant: appliedSeq is the seq of the newest entry whose data is in the store, and
- * appliedChecksum is that entry's chained checksum.
+ * appliedChecksum is that entry's chained checksum; log.lastSeq is appliedSeq once the
+ * store is open and no apply is under way.
  */
-export interface ReplicaStore extends ReadableStore {
+export interface ReplicaStore extends ReadableStore, ServingStore {
+  /** Its own log: the entries it applied (the same object for the store's whole life). */
+  readonly log: EpochLog;
   readonly appliedSeq: bigint;
   readonly appliedChecksum: number;
   readonly appliedCommitTimeMs: number;

@@ -6,7 +6,8 @@
  *   0x00 <name>                meta records (history id, applied seq, ...)
  *   0x01 <u64 seq>             master log chunks, under the last seq they hold (big-endian,
  *                              so they sort by seq); see src/storage/log-chunk.ts
- *   0x02 <u32 gen> <user key>  user data of generation gen (the master always uses 0)
+ *   0x02 <u32 gen> <user key>  user data of generation gen (the active one is DATA_GEN's, on
+ *                              either role: a node changes role on the same store)
  */
 const META = 0x00;
 const LOG = 0x01;
@@ -64,33 +65,49 @@ export function dataRange(gen: number): { gte: Buffer; lt: Buffer } {
   return { gte, lt };
 }
 
-/** The master's user data lives in generation 0 (replicas switch generations on snapshots). */
+/**
+ * The generation of a store that never switched one (no DATA_GEN record): every new
+ * store's. A master writes into whatever generation is active (a promoted follower's may
+ * be another), and only a follower's snapshot switches it.
+ */
 export const MASTER_DATA_GEN = 0;
 
 export const MetaName = {
-  /** 16 random bytes naming the history this store's log (or applied entries) belong to. */
+  /**
+   * 16 random bytes naming the history of the position the data reflects: a follower
+   * writes it with the entries of a new history; a master writes its log's at open. A
+   * store without it (a master of an earlier version) takes its log's when opened as a
+   * follower.
+   */
   HISTORY_ID: 'historyId',
-  /** Follower: u64 seq of the last applied entry. Invariant: written in the same batch as that entry's data. */
+  /** u64 seq of the newest entry the data reflects (either role). Invariant: written in the same batch as that entry's data. */
   APPLIED_SEQ: 'appliedSeq',
-  /** Follower: u32 chained checksum of the entry at APPLIED_SEQ. */
+  /** u32 chained checksum of the entry at APPLIED_SEQ. */
   APPLIED_CHECKSUM: 'appliedChecksum',
-  /** Follower: u64 master commit time (ms) of the entry at APPLIED_SEQ. */
+  /** u64 master commit time (ms) of the entry at APPLIED_SEQ. */
   APPLIED_COMMIT_TIME: 'appliedCommitTime',
-  /** u32 epoch of the history; bumped on promotion (a later issue). */
+  /**
+   * u32 epoch: written by earlier versions (always 1) and by the previous layout, read
+   * only by upgrade-store. The epoch history lives in the log (its `epochs` file), the one
+   * record of it, so nothing here can disagree with it.
+   */
   EPOCH: 'epoch',
   /**
-   * Master: the entry just before the log's first entry (u64 seq, u32 checksum, u64 commit
-   * time), written in the same batch that trims it, so the chain stays verifiable.
+   * A log kept in the store (the memory stores; the previous layout's master): the entry
+   * just before the log's first entry (u64 seq, u32 checksum, u64 commit time), written in
+   * the same batch that trims it, so the chain stays verifiable.
    */
   LOG_BASE: 'logBase',
-  /** Follower: u32 generation that user data is read from. Switched atomically by a snapshot. */
+  /** A log kept in the store (the memory stores): its epoch history, as the text of a segment log's `epochs` file. */
+  EPOCHS: 'epochs',
+  /** u32 generation that user data is read from (absent: 0), either role. Switched atomically by a follower's snapshot. */
   DATA_GEN: 'dataGen',
   /**
    * Master: u64, the log's first seq when a trim last deleted segments; written with sync
    * just before, so every earlier store write is durable before those entries go.
    */
   TRIM_SYNC: 'trimSync',
-  /** Master: prefix of one record per registered follower (replication slot). */
+  /** Prefix of one record per follower streaming from this node (replication slot), either role. */
   SLOT_PREFIX: 'slot:',
 } as const;
 
@@ -108,6 +125,19 @@ export const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
 export const APPLIED_CHECKSUM_KEY = metaKey(MetaName.APPLIED_CHECKSUM);
 export const APPLIED_COMMIT_TIME_KEY = metaKey(MetaName.APPLIED_COMMIT_TIME);
 export const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
+export const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
+
+/** [start, end) of every generation's user data. */
+export const ALL_DATA = { gte: dataRange(0).gte, lt: dataRange(0xffff_ffff).lt };
+
+/** The [start, end) ranges of every generation but `gen` (what an open deletes: leftovers of snapshots). */
+export function otherGenerations(gen: number): { gte: Buffer; lt: Buffer }[] {
+  const active = dataRange(gen);
+  return [
+    { gte: ALL_DATA.gte, lt: active.gte },
+    { gte: active.lt, lt: ALL_DATA.lt },
+  ];
+}
 
 /** Big-endian u64 and u32 as stored in meta records. */
 export function u64(value: bigint): Buffer {

@@ -1,5 +1,5 @@
 import type { DataSnapshot, SnapshotRows } from './interfaces.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, DATA_KEY_PREFIX_BYTES, dataRange, MASTER_DATA_GEN } from './layout.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, DATA_GEN_KEY, DATA_KEY_PREFIX_BYTES, dataRange } from './layout.js';
 import type { Store, StoreSnapshot } from './level-store.js';
 import { SnapshotReader } from './snapshot-reader.js';
 
@@ -8,11 +8,12 @@ const COUNT_BATCH_KEYS = 16_384;
 const COUNT_BATCH_BYTES = 1024 * 1024;
 
 /**
- * A point-in-time copy of the master's data on a LevelDB snapshot. The seq it corresponds
- * to and that entry's checksum are read from the same LevelDB snapshot as the data (the
- * master writes them in every group's batch), so
- * data and position always agree. LevelDB snapshots do not block writers, so taking and
- * reading one never stalls commits.
+ * A point-in-time copy of a node's data (master or follower: the same layout) on a LevelDB
+ * snapshot. The active generation, the seq the data corresponds to and that entry's
+ * checksum are read from the same LevelDB snapshot as the data (both roles write the
+ * position in the batch of the data it describes), so data and position always agree.
+ * LevelDB snapshots do not block writers, so taking and reading one never stalls commits
+ * or applies.
  */
 export class LevelDataSnapshot implements DataSnapshot {
   /** Rows' keys are data keys: the layout's prefix, then the user key. */
@@ -21,6 +22,8 @@ export class LevelDataSnapshot implements DataSnapshot {
   private constructor(
     private readonly db: Store,
     private readonly snapshot: StoreSnapshot,
+    /** The generation the data is in. */
+    private readonly gen: number,
     readonly seq: bigint,
     readonly checksum: number,
     readonly commitTimeMs: number,
@@ -30,13 +33,14 @@ export class LevelDataSnapshot implements DataSnapshot {
   static async take(db: Store): Promise<LevelDataSnapshot> {
     const snapshot = db.snapshot();
     try {
-      const [seqBuf, checksumBuf, timeBuf] = await db.getMany([APPLIED_SEQ_KEY, APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY], { snapshot });
+      const [seqBuf, checksumBuf, timeBuf, genBuf] = await db.getMany([APPLIED_SEQ_KEY, APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, DATA_GEN_KEY], { snapshot });
       const seq = seqBuf ? seqBuf.readBigUInt64BE() : 0n;
+      const gen = genBuf ? genBuf.readUInt32BE() : 0;
       // A progress estimate only: table files (compressed) plus the memtable, which
       // approximateSize does not see and which holds all of a young store's data.
-      const range = dataRange(MASTER_DATA_GEN);
+      const range = dataRange(gen);
       const approxBytes = (await db.approximateSize(range.gte, range.lt)) + Number(db.getProperty('leveldb.approximate-memory-usage') || 0);
-      return new LevelDataSnapshot(db, snapshot, seq, checksumBuf ? checksumBuf.readUInt32BE() : 0, timeBuf ? Number(timeBuf.readBigUInt64BE()) : 0, approxBytes);
+      return new LevelDataSnapshot(db, snapshot, gen, seq, checksumBuf ? checksumBuf.readUInt32BE() : 0, timeBuf ? Number(timeBuf.readBigUInt64BE()) : 0, approxBytes);
     } catch (err) {
       await snapshot.close();
       throw err;
@@ -45,7 +49,7 @@ export class LevelDataSnapshot implements DataSnapshot {
 
   /** The data in key order; see SnapshotReader for how rows are read (text keys, prefetch). */
   rows(pairs: number, bytes: number): SnapshotRows {
-    return new SnapshotReader(this.db, this.snapshot, dataRange(MASTER_DATA_GEN), pairs, bytes);
+    return new SnapshotReader(this.db, this.snapshot, dataRange(this.gen), pairs, bytes);
   }
 
   /**
@@ -58,7 +62,7 @@ export class LevelDataSnapshot implements DataSnapshot {
    */
   async countKeys(signal: AbortSignal): Promise<bigint> {
     signal.throwIfAborted();
-    const it = this.db.keys<string | Buffer>({ ...dataRange(MASTER_DATA_GEN), snapshot: this.snapshot, keyEncoding: 'utf8', highWaterMarkBytes: COUNT_BATCH_BYTES });
+    const it = this.db.keys<string | Buffer>({ ...dataRange(this.gen), snapshot: this.snapshot, keyEncoding: 'utf8', highWaterMarkBytes: COUNT_BATCH_BYTES });
     let keys = 0n;
     try {
       for (;;) {

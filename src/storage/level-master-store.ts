@@ -5,21 +5,20 @@ import type { Logger } from '../common/logger.js';
 import { ENTRY_BODY_OFFSET, forEachMutation, MutationKind } from '../wire/entry-codec.js';
 import type { PreparedWrites } from '../wire/prepared-writes.js';
 import type { DataSnapshot, MasterStore, SlotRecord, StoreView } from './interfaces.js';
-import { dataKeyOf, MASTER_DATA_GEN, metaKey, MetaName, u64 } from './layout.js';
-
-/** Written (synced) before a trim deletes segments: the first seq the log then keeps. */
-const TRIM_SYNC_KEY = metaKey(MetaName.TRIM_SYNC);
+import { dataKeyOf, HISTORY_ID_KEY, MASTER_DATA_GEN, metaKey, MetaName, otherGenerations, u64 } from './layout.js';
 import { LevelDataSnapshot } from './level-data-snapshot.js';
 import { LevelStoreView } from './level-store-view.js';
 import { openStore, removeNewDataDir, storeExists, writeBatch, writeOptions, type Store } from './level-store.js';
 import { encodeChunks } from './log-chunk.js';
 import { FsLogFiles, type LogFiles } from './log-files.js';
-import { positionOpsFor, recoverMasterStore } from './master-recovery.js';
+import { positionOpsFor, readDataGen, readStorePosition, recoverMasterStore } from './master-recovery.js';
 import { SegmentLog } from './segment-log.js';
 import { readSlots, slotDel, slotPut } from './slot-records.js';
 import type { StoreFaults } from './store-faults.js';
 import { refuseOldLayout } from './upgrade-store.js';
 
+/** Written (synced) before a trim deletes segments: the first seq the log then keeps. */
+const TRIM_SYNC_KEY = metaKey(MetaName.TRIM_SYNC);
 /** Encoded entries of one group up to this size reuse one buffer (about 28,000 entries of 150 bytes). */
 const CHUNK_SCRATCH_BYTES = 4 * 1024 * 1024;
 
@@ -43,8 +42,10 @@ export interface MasterStoreOptions {
 /**
  * Opens (or with create, creates) a master's store: its log (segment files, verified whole
  * on open, see SegmentLog) and its LevelDB data, which is then brought up to the log's end
- * by replaying the entries it lacks (see master-recovery.ts). If opening fails after this
- * call created the directory, the directory is removed again.
+ * by replaying the entries it lacks (see master-recovery.ts). The directory may have been
+ * a follower's (a promotion): the data stays in its active generation, leftovers of other
+ * generations are deleted, and the store records its log's history id. If opening fails
+ * after this call created the directory, the directory is removed again.
  */
 export async function openMasterStore(dataDir: string, opts: MasterStoreOptions): Promise<LevelMasterStore> {
   const isNew = opts.create && !fs.existsSync(dataDir) && !storeExists(dataDir);
@@ -53,9 +54,10 @@ export async function openMasterStore(dataDir: string, opts: MasterStoreOptions)
   try {
     await refuseOldLayout(db, dataDir);
     log = await SegmentLog.open(opts.logFiles ?? new FsLogFiles(logDir(dataDir)), { repairLog: opts.repairLog, log: opts.log, maxSegmentBytes: opts.maxSegmentBytes });
-    await recoverMasterStore(db, log, opts);
-    const store = new LevelMasterStore(db, log, opts.faults);
-    return store;
+    const gen = await readDataGen(db);
+    await recoverMasterStore(db, log, gen, opts);
+    await takeOver(db, log, gen);
+    return new LevelMasterStore(db, log, opts.faults, gen);
   } catch (err) {
     await log?.close();
     await db.close();
@@ -65,8 +67,25 @@ export async function openMasterStore(dataDir: string, opts: MasterStoreOptions)
 }
 
 /**
+ * What a master makes of its directory once its data reflects its log: every data
+ * generation but the active one is deleted (leftovers of a follower's snapshots, which
+ * its open would delete too), and the history id of the position is recorded as the log's
+ * (a follower's store recorded its upstream's, and a repair starts a new one), so the
+ * directory opens as a follower's again with the right history. The record is written with
+ * the position it names, synced, and only when it differs.
+ */
+async function takeOver(db: Store, log: SegmentLog, gen: number): Promise<void> {
+  for (const range of otherGenerations(gen)) await db.clear(range);
+  const recorded = await db.get(HISTORY_ID_KEY);
+  if (recorded?.equals(log.historyId)) return;
+  const ops = positionOpsFor(await readStorePosition(db)).map((op) => ({ type: 'put' as const, ...op }));
+  ops.push({ type: 'put', key: HISTORY_ID_KEY, value: log.historyId });
+  await writeBatch(db, ops, { sync: true });
+}
+
+/**
  * The master's store: the log in segment files (the durable record) and the data in
- * LevelDB (generation 0) with the seq it reflects, written without fsync.
+ * LevelDB (its active generation) with the seq it reflects, written without fsync.
  *
  * Write order, per group: the entries are appended to the log and fdatasynced, then
  * published to streams (they are durable), then the data changes and the new position go
@@ -88,6 +107,8 @@ export class LevelMasterStore implements MasterStore {
     readonly db: Store,
     readonly log: SegmentLog,
     private readonly faults?: StoreFaults,
+    /** The data generation every commit writes into (the store's active one; never switched by a master). */
+    readonly dataGen: number = MASTER_DATA_GEN,
   ) {
     // A trim persists the slots with it; before segments are deleted, a synced store write
     // makes every earlier (unsynced) data write durable, so nothing needs them again.
@@ -124,7 +145,7 @@ export class LevelMasterStore implements MasterStore {
     const batch = this.db.batch();
     try {
       const visit = (kind: MutationKind, keyStart: number, keyEnd: number, valueStart: number, valueEnd: number) => {
-        const key = dataKeyOf(MASTER_DATA_GEN, buf, keyStart, keyEnd);
+        const key = dataKeyOf(this.dataGen, buf, keyStart, keyEnd);
         if (kind === MutationKind.PUT) batch.put(key, buf.subarray(valueStart, valueEnd));
         else batch.del(key);
       };

@@ -1,33 +1,18 @@
 import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { latencyTrace } from '../common/latency-trace.js';
-import { SeqWaiters } from '../common/seq-waiters.js';
-import {
-  LevelStagedEntries,
-  LevelStagedPairs,
-  stageEntries,
-  stagePairs,
-  type ChainedBatch,
-} from './apply-batch.js';
+import type { Logger } from '../common/logger.js';
+import { LevelStagedEntries, stageEntries, stagePairs } from './apply-batch.js';
 import type { ApplyHooks } from './apply-hooks.js';
 import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, StagedPairs } from './interfaces.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataRange, HISTORY_ID_KEY, metaKey, MetaName, u32, u64 } from './layout.js';
-import { LevelStoreView } from './level-store-view.js';
-import { GuardedLevelStore } from './guarded-level-store.js';
-import { openStore, type Store } from './level-store.js';
-import { FsLogFiles, type LogFiles } from './log-files.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, DATA_GEN_KEY, dataRange, HISTORY_ID_KEY, otherGenerations, u32, u64 } from './layout.js';
 import { logDir } from './level-master-store.js';
+import { LevelReplicaBase } from './level-replica-base.js';
+import { openStore } from './level-store.js';
+import { FsLogFiles, type LogFiles } from './log-files.js';
 import { reconcileReplica } from './replica-recovery.js';
-import { appendApplied, openReplicaLog, trimReplicaLog } from './replica-log.js';
-import type { SegmentLog } from './segment-log.js';
+import { appendApplied, openReplicaLog, replicaLogInit, trimReplicaLog } from './replica-log.js';
 import type { StoreFaults } from './store-faults.js';
-import type { Logger } from '../common/logger.js';
-import { GenerationClears } from './generation-clears.js';
-
-const DATA_START = dataRange(0).gte;
-const DATA_END = dataRange(0xffff_ffff).lt;
-const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
-const EPOCH_KEY = metaKey(MetaName.EPOCH);
 
 export interface ReplicaStoreOptions {
   /** Create the store if the data directory holds none (else STORE_NOT_FOUND). */
@@ -56,7 +41,7 @@ export function openReplicaStore(dataDir: string, opts: ReplicaStoreOptions): Pr
 }
 
 /**
- * A follower's LevelDB store. Each apply writes the entries' data changes and the new
+ * A follower's LevelDB store (its state, reads and serving: level-replica-base.ts). Each apply writes the entries' data changes and the new
  * applied position (seq, checksum, history) in one atomic batch, so after any crash the
  * stored position names exactly the data the store holds and the follower resumes from
  * appliedSeq + 1: nothing applied twice, nothing skipped.
@@ -64,34 +49,7 @@ export function openReplicaStore(dataDir: string, opts: ReplicaStoreOptions): Pr
  * Invariant: appliedSeq is the seq of the newest entry whose data is in the store, and
  * appliedChecksum is that entry's chained checksum.
  */
-export class LevelReplicaStore implements ReplicaStore {
-  /** Background deletions of whole generations, by generation. */
-  private readonly clearing = new GenerationClears();
-  /** Readers waiting for a seq to be applied (read-your-writes); moved after each durable apply or snapshot switch. */
-  readonly progress: SeqWaiters;
-  /** Every LevelDB write goes through it: after a failed one, nothing is written until a reopen. */
-  private readonly guard: GuardedLevelStore;
-
-  /** The follower's own log: entries are appended here (durable with sync) before the store is written. */
-  log!: SegmentLog;
-
-  private constructor(
-    private readonly db: Store,
-    private readonly opts: ReplicaStoreOptions,
-    private readonly sync: boolean,
-    public appliedSeq: bigint,
-    public appliedChecksum: number,
-    public appliedCommitTimeMs: number,
-    public historyId: Buffer,
-    /** The generation reads and applies use. Invariant: switched only together with the applied position. */
-    public dataGen: number,
-    private readonly hooks: ApplyHooks | undefined,
-    private readonly faults: StoreFaults | undefined,
-  ) {
-    this.progress = new SeqWaiters(appliedSeq);
-    this.guard = new GuardedLevelStore(db, faults);
-  }
-
+export class LevelReplicaStore extends LevelReplicaBase implements ReplicaStore {
   /**
    * See openReplicaStore. Any data generation other than the active one is deleted:
    * leftovers of a snapshot that was interrupted (never made active) or of data a
@@ -105,13 +63,11 @@ export class LevelReplicaStore implements ReplicaStore {
     try {
       await store.loadPosition();
       const opened = await store.openLog();
-      const active = dataRange(store.dataGen);
-      await store.guard.clearRange({ gte: DATA_START, lt: active.gte });
-      await store.guard.clearRange({ gte: active.lt, lt: DATA_END });
+      for (const range of otherGenerations(store.dataGen)) await store.guard.clearRange(range);
       store.reportOpen(opened);
       return store;
     } catch (err) {
-      await store.log?.close().catch(() => undefined);
+      await store.segmentLog?.close().catch(() => undefined);
       await db.close();
       throw err;
     }
@@ -127,53 +83,16 @@ export class LevelReplicaStore implements ReplicaStore {
   }
 
   /**
-   * Opens (or reopens) the log and brings store and log into agreement (see
+   * Opens (or reopens, in place) the log and brings store and log into agreement (see
    * reconcileReplica). Returns the store's seq before any replay.
    */
   private async openLog(): Promise<bigint> {
     const openedAt = this.appliedSeq;
-    const epoch = (await this.db.get(EPOCH_KEY))?.readUInt32BE() ?? 1;
-    // Before segments go, a synced store write makes every earlier store write durable.
-    const syncStore = () => this.guard.write([{ type: 'put', key: DATA_GEN_KEY, value: u32(this.dataGen) }], { sync: true }, 'sync the store before trimming its log');
-    this.log = await openReplicaLog(this.opts, this.position, epoch, syncStore);
-    const at = await reconcileReplica(this.db, this.log, this.dataGen, this.position, epoch, this.opts.log);
-    if (at.seq !== this.appliedSeq) await this.loadPosition();
+    if (this.segmentLog) await this.segmentLog.reopen({ log: this.opts.log, init: replicaLogInit(this.position) });
+    else this.segmentLog = await openReplicaLog(this.opts, this.position, (slots, deleting) => this.persistTrim(slots, deleting));
+    await reconcileReplica(this.db, this.segmentLog, this.dataGen, this.position, this.opts.log);
+    await this.loadPosition(); // replayed entries, or the history id the log gave the store
     return openedAt;
-  }
-
-  /** One consistent read of the active generation and the applied seq. */
-  view(): LevelStoreView {
-    return new LevelStoreView(this.db, 'replica');
-  }
-
-  async close(): Promise<void> {
-    await this.log.close();
-    await this.db.close();
-  }
-
-  /** Reads the applied position and the active generation back from the store. */
-  private async loadPosition(): Promise<void> {
-    const [seq, checksum, commitTime, historyId, gen] = await this.db.getMany([
-      APPLIED_SEQ_KEY,
-      APPLIED_CHECKSUM_KEY,
-      APPLIED_COMMIT_TIME_KEY,
-      HISTORY_ID_KEY,
-      DATA_GEN_KEY,
-    ]);
-    this.appliedSeq = seq ? seq.readBigUInt64BE() : 0n;
-    this.appliedChecksum = checksum ? checksum.readUInt32BE() : GENESIS_CHECKSUM;
-    this.appliedCommitTimeMs = commitTime ? Number(commitTime.readBigUInt64BE()) : 0;
-    this.historyId = historyId ?? Buffer.alloc(0);
-    this.dataGen = gen ? gen.readUInt32BE() : 0;
-    // Readers waiting for a seq follow the stored position (a reopen never finds it behind).
-    if (this.appliedSeq >= this.progress.position) this.progress.advance(this.appliedSeq);
-    else this.progress.reset(this.appliedSeq);
-  }
-
-  /** The chained batch of something this store staged; INTERNAL for anything else. */
-  private batchOf(staged: StagedEntries | StagedPairs): ChainedBatch {
-    if ((staged instanceof LevelStagedEntries || staged instanceof LevelStagedPairs) && staged.batch.db === this.db) return staged.batch;
-    throw new ReplicatorError(ErrorCode.INTERNAL, 'staged by another store: refusing to write it');
   }
 
   /**
@@ -184,7 +103,6 @@ export class LevelReplicaStore implements ReplicaStore {
   ensureWritable(): Promise<void> {
     return this.guard.ensureWritable(async () => {
       await this.loadPosition();
-      await this.log.close();
       const openedAt = await this.openLog();
       return () => this.reportOpen(openedAt);
     });
@@ -246,7 +164,6 @@ export class LevelReplicaStore implements ReplicaStore {
         { type: 'put', key: APPLIED_CHECKSUM_KEY, value: u32(pos.checksum) },
         { type: 'put', key: APPLIED_COMMIT_TIME_KEY, value: u64(BigInt(pos.commitTimeMs)) },
         { type: 'put', key: HISTORY_ID_KEY, value: pos.historyId },
-        { type: 'put', key: EPOCH_KEY, value: u32(pos.epoch) },
       ],
       // Always durable: LevelDB persists earlier unsynced writes (the staged pairs) before a synced one.
       { sync: true },
@@ -260,7 +177,7 @@ export class LevelReplicaStore implements ReplicaStore {
     // The log restarts at the snapshot's position (a crash before this is handled at open:
     // the log does not hold the store's position, so it restarts there).
     try {
-      await this.log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, pos.historyId, pos.epoch);
+      await this.log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, pos.historyId);
     } catch (err) {
       this.guard.markFailed();
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot restart the log at the snapshot's seq ${pos.seq}: ${(err as Error).message}`, { cause: err });
@@ -270,11 +187,6 @@ export class LevelReplicaStore implements ReplicaStore {
     else this.progress.reset(pos.seq);
     this.hooks?.snapshot(pos.seq);
     return old;
-  }
-
-  /** The applied position: the next entry must be seq + 1 and chain from checksum. */
-  get position(): ChainPosition {
-    return { seq: this.appliedSeq, checksum: this.appliedChecksum, commitTimeMs: this.appliedCommitTimeMs, historyId: this.historyId };
   }
 
   /**

@@ -1,15 +1,15 @@
 import { digestData } from './digest.js';
 import type { StoreView } from './interfaces.js';
-import { dataKey, MASTER_DATA_GEN, metaKey, MetaName } from './layout.js';
+import { dataKey, metaKey, MetaName } from './layout.js';
 import type { Store, StoreSnapshot } from './level-store.js';
 
 const APPLIED_SEQ_KEY = metaKey(MetaName.APPLIED_SEQ);
 const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
 
 /**
- * Which layout a store has: a master's (data in generation 0) or a replica's (data in the
- * generation DATA_GEN names). Both record the seq their data reflects under APPLIED_SEQ,
- * in the same batch as the data.
+ * Which role a store was opened for. Both roles keep the same layout (data in the
+ * generation DATA_GEN names, the seq it reflects under APPLIED_SEQ, in the same batch as
+ * the data), so a view reads both the same way; the kind names the role in messages only.
  */
 export type StoreKind = 'master' | 'replica';
 
@@ -24,7 +24,7 @@ export class LevelStoreView implements StoreView {
 
   constructor(
     private readonly db: Store,
-    private readonly kind: StoreKind,
+    readonly kind: StoreKind,
   ) {
     this.snapshot = db.snapshot();
   }
@@ -46,7 +46,7 @@ export class LevelStoreView implements StoreView {
   }
 
   private dataGen(): Promise<number> {
-    this.gen ??= this.kind === 'master' ? Promise.resolve(MASTER_DATA_GEN) : dataGenAt(this.db, this.snapshot);
+    this.gen ??= dataGenAt(this.db, this.snapshot);
     return this.gen;
   }
 }
@@ -57,7 +57,7 @@ export async function appliedSeqAt(db: Store, snapshot: StoreSnapshot): Promise<
   return v ? v.readBigUInt64BE() : 0n;
 }
 
-/** A replica's active data generation as seen by a snapshot. */
+/** A store's active data generation as seen by a snapshot. */
 export async function dataGenAt(db: Store, snapshot: StoreSnapshot): Promise<number> {
   const v = await db.get(DATA_GEN_KEY, { snapshot });
   return v ? v.readUInt32BE() : 0;

@@ -3,7 +3,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
 import type { LogBase } from './interfaces.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, MASTER_DATA_GEN, u32, u64 } from './layout.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, DATA_GEN_KEY, u32, u64 } from './layout.js';
 import { replayLog } from './log-replay.js';
 import type { Store } from './level-store.js';
 import { HISTORY_ID_BYTES, type SegmentLog } from './segment-log.js';
@@ -27,8 +27,13 @@ export async function readStorePosition(db: Store): Promise<LogBase> {
   };
 }
 
+/** The store's active data generation (0 when none was ever switched to). */
+export async function readDataGen(db: Store): Promise<number> {
+  return (await db.get(DATA_GEN_KEY))?.readUInt32BE() ?? 0;
+}
+
 /**
- * Brings a master's data up to its log at start-up. The store records the seq its data
+ * Brings a master's data up to its log at start-up, in the active generation `gen`. The store records the seq its data
  * reflects; the log (verified by SegmentLog.open) is the durable record:
  *
  * - store behind the log (the normal case after a crash or power loss: the store is written
@@ -40,7 +45,7 @@ export async function readStorePosition(db: Store): Promise<LogBase> {
  *   repairLog, which restarts the log at the store's position under a new history
  *   (followers then resynchronise by snapshot).
  */
-export async function recoverMasterStore(db: Store, log: SegmentLog, { repairLog = false, log: logger }: { repairLog?: boolean; log?: Logger }): Promise<void> {
+export async function recoverMasterStore(db: Store, log: SegmentLog, gen: number, { repairLog = false, log: logger }: { repairLog?: boolean; log?: Logger }): Promise<void> {
   const pos = await readStorePosition(db);
   const end = log.writtenPosition;
   const base = log.physicalBase;
@@ -54,14 +59,14 @@ export async function recoverMasterStore(db: Store, log: SegmentLog, { repairLog
   if (problem) {
     if (!repairLog) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `${problem}. Refusing to start; --repair-log restarts the log at the store's seq under a new history (followers resync by snapshot)`);
     const historyId = crypto.randomBytes(HISTORY_ID_BYTES);
-    await log.reset(pos, historyId, log.epoch);
+    await log.reset(pos, historyId);
     logger?.warn({ storeSeq: pos.seq.toString(), historyId: historyId.toString('hex'), problem }, 'log repaired: restarted the log at the store\'s seq under a new history');
     return;
   }
   if (pos.seq === end.seq) return;
   const started = Date.now();
   log.lowerFirstSeq(pos.seq + 1n);
-  await replayLog(db, log, MASTER_DATA_GEN, pos, end.seq);
+  await replayLog(db, log, gen, pos, end.seq);
   logger?.info({ fromSeq: (pos.seq + 1n).toString(), toSeq: end.seq.toString(), entries: (end.seq - pos.seq).toString(), ms: Date.now() - started }, 'replayed the log into the store');
 }
 

@@ -1,16 +1,16 @@
-import { entryChecksum, entryCommitTimeMs } from '../wire/entry-codec.js';
 import type { SnapshotRow } from '../wire/subscribe-encoder.js';
-import type { DataSnapshot, SnapshotRows } from './interfaces.js';
-import { DATA_KEY_PREFIX_BYTES, dataRange, logKey, MASTER_DATA_GEN } from './layout.js';
+import type { DataSnapshot, LogBase, SnapshotRows } from './interfaces.js';
+import { DATA_KEY_PREFIX_BYTES, dataRange } from './layout.js';
 import type { DiskSnapshot } from './memory-disk.js';
 
 /**
- * A point-in-time copy of a memory master's data, with the position it corresponds to,
- * both read from one frozen disk state. Rows carry the store key (DATA_KEY_PREFIX_BYTES of
+ * A point-in-time copy of a memory store's data (generation gen), with the position it
+ * corresponds to, both read from one frozen disk state by the store. Rows carry the store key (DATA_KEY_PREFIX_BYTES of
  * layout prefix, then the user key), as the LevelDB snapshot's do, so a consumer that
  * forgets keyOffset fails here too.
  */
 export class MemoryDataSnapshot implements DataSnapshot {
+  readonly seq: bigint;
   readonly checksum: number;
   readonly commitTimeMs: number;
   readonly approxBytes: number;
@@ -18,16 +18,11 @@ export class MemoryDataSnapshot implements DataSnapshot {
   private readonly pairs: [Buffer, Buffer][];
   private closed = false;
 
-  constructor(
-    snap: DiskSnapshot,
-    readonly seq: bigint,
-    /** Checksum and commit time when the log holds no entry at seq (a log emptied by a repair: its base). */
-    fallback: { checksum: number; commitTimeMs: number },
-  ) {
-    const entry = seq > 0n ? snap.get(logKey(seq)) : undefined;
-    this.checksum = entry ? entryChecksum(entry) : seq > 0n ? fallback.checksum : 0;
-    this.commitTimeMs = entry ? entryCommitTimeMs(entry) : seq > 0n ? fallback.commitTimeMs : 0;
-    const { gte, lt } = dataRange(MASTER_DATA_GEN);
+  constructor(snap: DiskSnapshot, gen: number, position: LogBase) {
+    this.seq = position.seq;
+    this.checksum = position.checksum;
+    this.commitTimeMs = position.commitTimeMs;
+    const { gte, lt } = dataRange(gen);
     this.pairs = snap.range(gte, lt);
     let bytes = 0;
     for (const [k, v] of this.pairs) bytes += k.length + v.length;

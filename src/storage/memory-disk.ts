@@ -144,7 +144,7 @@ export class MemoryDisk {
 }
 
 /** Which store operation a write is (what fault predicates match on). */
-export type DiskWriteKind = 'create' | 'repair' | 'commit' | 'trim' | 'slots' | 'apply' | 'pairs' | 'switch' | 'clear';
+export type DiskWriteKind = 'create' | 'repair' | 'commit' | 'trim' | 'slots' | 'apply' | 'pairs' | 'switch' | 'clear' | 'epochs';
 
 /** One atomic write as a fault predicate sees it. */
 export interface DiskWrite {

@@ -1,62 +1,75 @@
 import crypto from 'node:crypto';
-import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { chainsFrom, decodeEntry, entryChecksum, entryCommitTimeMs, GENESIS_CHECKSUM } from '../wire/entry-codec.js';
-import type { LogBase, ReplicationLog, SlotRecord } from './interfaces.js';
-import { LOG_PREFIX_END, LOG_PREFIX_START, logKey, metaKey, MetaName, seqOfLogKey } from './layout.js';
-import type { BatchOp, DiskHandle } from './memory-disk.js';
-import { slotOps } from './memory-slots.js';
+import { entryChecksum, entryCommitTimeMs } from '../wire/entry-codec.js';
 import { AppendSignal, logTrimmed } from './append-signal.js';
+import { formatHistory, parseHistory, type EpochHistory } from './epoch-history.js';
+import type { EpochLog, LogBase, SlotRecord } from './interfaces.js';
+import { HISTORY_ID_KEY, logKey, metaKey, MetaName } from './layout.js';
+import type { BatchOp, DiskHandle } from './memory-disk.js';
+import { encodeLogBase, LOG_BASE_KEY, verifyMemoryLog } from './memory-log-records.js';
+import { slotOps } from './memory-slots.js';
+import { LogEpochs } from './log-epochs.js';
+import { defaultHistory } from './log-markers.js';
+import { NO_HISTORY } from './replica-recovery.js';
 
-const HISTORY_ID_KEY = metaKey(MetaName.HISTORY_ID);
 const EPOCH_KEY = metaKey(MetaName.EPOCH);
-const LOG_BASE_KEY = metaKey(MetaName.LOG_BASE);
+const EPOCHS_KEY = metaKey(MetaName.EPOCHS);
 export const HISTORY_ID_BYTES = 16;
-const GENESIS_BASE: LogBase = { seq: 0n, checksum: GENESIS_CHECKSUM, commitTimeMs: 0 };
+
+export interface MemoryLogOptions {
+  repairLog?: boolean;
+  log?: Logger;
+  /**
+   * A master's log gets a new history id when the disk has none; a follower's has none
+   * (NO_HISTORY) until it applies entries of one.
+   */
+  role?: 'master' | 'replica';
+}
 
 /**
- * The master's log on a memory disk: one record per entry under logKey(seq) (the same
- * entry bytes LevelDB keeps in its chunks), the base (the entry before the first) under
- * LOG_BASE, in the same records and with the same rules as the LevelDB log: verified
- * whole at open, trimmed exactly to the entry, the newest entry never trimmed.
+ * A node's log on a memory disk (memory-log-records.ts: the same entry bytes LevelDB keeps
+ * in its segments), with the same rules as the segment log: verified whole at open,
+ * trimmed exactly to the entry, the newest entry never trimmed, the epoch history durable
+ * (in the EPOCHS record). A master's store appends by writing entries with their data in
+ * one write; a follower's writes the entries it applies with their data and position, so
+ * the log and the data agree in every state of the disk, and a disk opens in either role.
  *
  * Invariant: base.seq = firstSeq - 1, firstSeq <= lastSeq + 1, and every seq in
  * [firstSeq, lastSeq] has a record whose checksum chains from the one before (from the
  * base for firstSeq). The positions move only once the write that makes them true landed.
  */
-export class MemoryLog implements ReplicationLog {
+export class MemoryLog implements EpochLog {
   private readonly signal = new AppendSignal();
-  /** The first seq this process appended (readCached serves only those, as the LevelDB tail cache does). */
+  /** The first seq this process appended (readCached serves only those, as the segment log's tail cache does). */
   private appendedFrom: bigint;
+  private readonly history: LogEpochs;
 
   private constructor(
     private readonly disk: DiskHandle,
-    readonly historyId: Buffer,
-    readonly epoch: number,
+    private id: Buffer,
+    epochs: EpochHistory,
     private base: LogBase,
     private last: LogBase,
   ) {
     this.appendedFrom = last.seq + 1n;
+    this.history = new LogEpochs(epochs, (h) => this.writeEpochs(h));
   }
 
   /**
-   * Recovers the log from the disk, creating a new history for a new store. A corrupt
-   * entry stops the open with CORRUPT_ENTRY, unless repairLog asks to drop the log from
-   * that entry on and start a new history (what the LevelDB log does).
+   * Recovers the log from the disk, creating a new history for a new master store. A
+   * corrupt entry stops the open with CORRUPT_ENTRY, unless repairLog asks to drop the log
+   * from that entry on and start a new history (what the segment log does).
    */
-  static async open(disk: DiskHandle, { repairLog = false, log }: { repairLog?: boolean; log?: Logger } = {}): Promise<MemoryLog> {
+  static async open(disk: DiskHandle, { repairLog = false, log, role = 'master' }: MemoryLogOptions = {}): Promise<MemoryLog> {
     let historyId = disk.get(HISTORY_ID_KEY);
-    let v = verify(disk);
+    let v = verifyMemoryLog(disk);
     if (!historyId) {
       if (v.last.seq > 0n) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, 'the store has log entries but no history id');
-      historyId = crypto.randomBytes(HISTORY_ID_BYTES);
-      const epoch = Buffer.alloc(4);
-      epoch.writeUInt32BE(1);
-      const create: BatchOp[] = [
-        { type: 'put', key: HISTORY_ID_KEY, value: historyId },
-        { type: 'put', key: EPOCH_KEY, value: epoch },
-      ];
-      await disk.write('create', create, { sync: true });
+      if (role === 'master') {
+        historyId = crypto.randomBytes(HISTORY_ID_BYTES);
+        await disk.write('create', [{ type: 'put', key: HISTORY_ID_KEY, value: historyId }], { sync: true });
+      }
     }
     if (v.corrupt) {
       const { seq, reason, keys } = v.corrupt;
@@ -73,10 +86,58 @@ export class MemoryLog implements ReplicationLog {
       ops.push({ type: 'put', key: HISTORY_ID_KEY, value: historyId });
       await disk.write('repair', ops, { sync: true });
       log?.warn({ corruptSeq: seq.toString(), reason, historyId: historyId.toString('hex') }, 'log repaired: dropped the log from the corrupt entry and started a new history');
-      v = verify(disk);
+      v = verifyMemoryLog(disk);
     }
-    const epoch = disk.get(EPOCH_KEY)?.readUInt32BE() ?? 1;
-    return new MemoryLog(disk, Buffer.from(historyId), epoch, v.base, v.last);
+    return new MemoryLog(disk, historyId ? Buffer.from(historyId) : NO_HISTORY, readEpochs(disk), v.base, v.last);
+  }
+
+  get historyId(): Buffer {
+    return this.id;
+  }
+
+  get epochs(): EpochHistory {
+    return this.history.history;
+  }
+
+  get epoch(): number {
+    return this.history.epoch;
+  }
+
+  beginEpoch(epoch: number, firstSeq: bigint): Promise<void> {
+    return this.history.begin(epoch, firstSeq, this.last.seq + 1n);
+  }
+
+  adoptEpochs(history: EpochHistory): Promise<void> {
+    return this.history.adopt(history);
+  }
+
+  /** The position just before the first entry. */
+  get logBase(): LogBase {
+    return { ...this.base };
+  }
+
+  /**
+   * Reads the log back from the disk (a follower's store after a failed write, which may
+   * have landed): verified again, so its positions are the disk's.
+   */
+  reload(): void {
+    const v = verifyMemoryLog(this.disk);
+    if (v.corrupt) throw new ReplicatorError(ErrorCode.CORRUPT_ENTRY, `log entry ${v.corrupt.seq} is corrupt (${v.corrupt.reason})`);
+    this.base = v.base;
+    this.last = v.last;
+    this.appendedFrom = v.last.seq + 1n;
+    this.id = Buffer.from(this.disk.get(HISTORY_ID_KEY) ?? NO_HISTORY);
+    this.history.reset(readEpochs(this.disk));
+    this.wake();
+  }
+
+  /** The store's report that it emptied the log and started it after base (restartLogOps landed). */
+  restartedAt(base: LogBase, historyId: Buffer): void {
+    this.base = { ...base };
+    this.last = { ...base };
+    this.appendedFrom = base.seq + 1n;
+    this.id = Buffer.from(historyId);
+    this.wake();
   }
 
   get firstSeq(): bigint {
@@ -92,11 +153,15 @@ export class MemoryLog implements ReplicationLog {
     return this.last.commitTimeMs;
   }
 
-  /** The committer's report that entries firstSeq..lastSeq landed. */
-  appended(firstSeq: bigint, lastSeq: bigint, lastChecksum: number, commitTimeMs: number): void {
+  /**
+   * The writer's report that entries firstSeq..lastSeq landed (of history historyId, when
+   * a follower's first entries start one).
+   */
+  appended(firstSeq: bigint, lastSeq: bigint, lastChecksum: number, commitTimeMs: number, historyId?: Buffer): void {
     // Invariant: the single writer commits exactly the next seqs, in order.
     if (firstSeq !== this.last.seq + 1n) throw new Error(`append at ${firstSeq} after ${this.last.seq}`);
     this.last = { seq: lastSeq, checksum: lastChecksum, commitTimeMs };
+    if (historyId && !historyId.equals(this.id)) this.id = Buffer.from(historyId);
     this.wake();
   }
 
@@ -177,53 +242,19 @@ export class MemoryLog implements ReplicationLog {
     }
     return out;
   }
-}
 
-interface Verified {
-  base: LogBase;
-  last: LogBase;
-  /** The first bad entry, and the log records from it on (what a repair deletes). */
-  corrupt?: { seq: bigint; reason: string; keys: Buffer[] };
-}
-
-/**
- * Walks the whole log from its base: every entry well formed, stored under its own seq,
- * following the previous seq and chaining from the previous checksum. Stops at the first
- * bad one, reporting the position up to which the log is intact.
- */
-function verify(disk: DiskHandle): Verified {
-  const snap = disk.snapshot();
-  const stored = snap.get(LOG_BASE_KEY);
-  const base = stored ? decodeLogBase(stored) : GENESIS_BASE;
-  const rows = snap.range(LOG_PREFIX_START, LOG_PREFIX_END);
-  let last = base;
-  for (let i = 0; i < rows.length; i++) {
-    const [key, value] = rows[i];
-    const bad = (seq: bigint, reason: string): Verified => ({ base, last, corrupt: { seq, reason, keys: rows.slice(i).map(([k]) => k) } });
-    let entry;
+  private async writeEpochs(h: EpochHistory): Promise<void> {
     try {
-      entry = decodeEntry(value);
+      await this.disk.write('epochs', [{ type: 'put', key: EPOCHS_KEY, value: Buffer.from(formatHistory(h), 'utf8') }], { sync: true });
     } catch (err) {
-      if (isReplicatorError(err, ErrorCode.CORRUPT_ENTRY)) return bad(last.seq + 1n, err.message);
-      throw err;
+      throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot write the log's epoch history: ${(err as Error).message}`, { cause: err });
     }
-    if (entry.seq !== last.seq + 1n) return bad(last.seq + 1n, `the log jumps from seq ${last.seq} to seq ${entry.seq}`);
-    if (seqOfLogKey(key) !== entry.seq) return bad(entry.seq, `the entry of seq ${entry.seq} is stored under seq ${seqOfLogKey(key)}`);
-    if (!chainsFrom(value, last.checksum)) return bad(entry.seq, 'its checksum does not match its bytes and the previous entry');
-    last = { seq: entry.seq, checksum: entry.checksum, commitTimeMs: entry.commitTimeMs };
   }
-  return { base, last };
 }
 
-/** The base record: u64 seq, u32 checksum, u64 commit time (the LevelDB log's LOG_BASE). */
-function encodeLogBase(base: LogBase): Buffer {
-  const b = Buffer.allocUnsafe(20);
-  b.writeBigUInt64BE(base.seq, 0);
-  b.writeUInt32BE(base.checksum, 8);
-  b.writeBigUInt64BE(BigInt(base.commitTimeMs), 12);
-  return b;
-}
-
-function decodeLogBase(b: Buffer): LogBase {
-  return { seq: b.readBigUInt64BE(0), checksum: b.readUInt32BE(8), commitTimeMs: Number(b.readBigUInt64BE(12)) };
+/** The disk's epoch history: its EPOCHS record, else the epoch an earlier version recorded (or 1) from seq 1. */
+function readEpochs(disk: DiskHandle): EpochHistory {
+  const text = disk.get(EPOCHS_KEY);
+  if (text) return parseHistory(text.toString('utf8'), "log's epochs record");
+  return defaultHistory(disk.get(EPOCH_KEY)?.readUInt32BE() ?? 1);
 }

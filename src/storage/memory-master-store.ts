@@ -1,11 +1,12 @@
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { ENTRY_BODY_OFFSET, entryBodyEnd, forEachMutation, MutationKind } from '../wire/entry-codec.js';
+import { ENTRY_BODY_OFFSET, entryBodyEnd, entryChecksum, entryCommitTimeMs, forEachMutation, MutationKind } from '../wire/entry-codec.js';
 import type { PreparedWrites } from '../wire/prepared-writes.js';
 import type { DataSnapshot, MasterStore, SlotRecord, StoreView } from './interfaces.js';
-import { dataKeyOf, logKey, MASTER_DATA_GEN } from './layout.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, dataKeyOf, logKey, u32, u64 } from './layout.js';
 import { encodeChunks } from './log-chunk.js';
 import { MemoryDataSnapshot } from './memory-data-snapshot.js';
+import { activeGeneration, clearOtherGenerations } from './memory-generations.js';
 import type { BatchOp, DiskHandle, DiskSnapshot, MemoryDisk } from './memory-disk.js';
 import { MemoryLog } from './memory-log.js';
 import { readSlots, slotDel, slotOps } from './memory-slots.js';
@@ -21,11 +22,16 @@ export interface MemoryMasterOptions {
  * Opens the master's store on a memory disk (openMasterStore's twin for tests):
  * STORE_NOT_FOUND without create on a blank disk, DATA_DIR_LOCKED while another store
  * has the disk open, CORRUPT_ENTRY for a log that does not verify (unless repairLog).
+ * The disk may have been a follower's: the data stays in its active generation, and the
+ * other generations are deleted (as the follower's open does).
  */
 export async function openMemoryMasterStore(disk: MemoryDisk, opts: MemoryMasterOptions): Promise<MemoryMasterStore> {
   const handle = disk.open({ create: opts.create });
   try {
-    return new MemoryMasterStore(handle, await MemoryLog.open(handle, opts));
+    const log = await MemoryLog.open(handle, { ...opts, role: 'master' });
+    const gen = activeGeneration(handle);
+    await clearOtherGenerations(handle, gen);
+    return new MemoryMasterStore(handle, log, gen);
   } catch (err) {
     handle.close();
     throw err;
@@ -33,10 +39,11 @@ export async function openMemoryMasterStore(disk: MemoryDisk, opts: MemoryMaster
 }
 
 /**
- * The master's store in memory: its data (generation 0) and its log on one disk, each
- * group's entries and data changes in one atomic write, so every state of the disk has
- * data that reflects exactly its log. Entries are encoded by encodeChunks, the LevelDB
- * committer's encoder, so they are byte for byte the LevelDB master's.
+ * The master's store in memory: its data (in the disk's active generation) and its log on
+ * one disk, each group's entries, data changes and position in one atomic write, so every
+ * state of the disk has data that reflects exactly its log. Entries are encoded by
+ * encodeChunks, the LevelDB committer's encoder, so they are byte for byte the LevelDB
+ * master's.
  */
 export class MemoryMasterStore implements MasterStore {
   /** The group being committed (commitGroup is single-writer: a second caller is a bug). */
@@ -47,11 +54,13 @@ export class MemoryMasterStore implements MasterStore {
   constructor(
     private readonly disk: DiskHandle,
     readonly log: MemoryLog,
+    /** The generation every commit writes into (the disk's active one; a master never switches it). */
+    readonly dataGen = 0,
   ) {}
 
   view(): StoreView {
     const snap = this.disk.snapshot();
-    return new MemoryStoreView(snap, MASTER_DATA_GEN, this.lastSeqIn(snap));
+    return new MemoryStoreView(snap, this.dataGen, this.lastSeqIn(snap));
   }
 
   async commitGroup(requests: readonly PreparedWrites[], commitTimeMs: number, sync: boolean): Promise<{ firstSeq: bigint; lastSeq: bigint }> {
@@ -68,8 +77,13 @@ export class MemoryMasterStore implements MasterStore {
 
   async snapshot(): Promise<DataSnapshot> {
     const snap = this.disk.snapshot();
-    // An empty log's base stands for the entry at its last seq.
-    return new MemoryDataSnapshot(snap, this.lastSeqIn(snap), { checksum: this.log.lastChecksum, commitTimeMs: this.log.lastCommitTimeMs });
+    const seq = this.lastSeqIn(snap);
+    const entry = seq > 0n ? snap.get(logKey(seq)) : undefined;
+    // A log holding no entry at seq (emptied by a repair, or restarted by a follower's snapshot): its base is the entry at seq.
+    const position = entry
+      ? { seq, checksum: entryChecksum(entry), commitTimeMs: entryCommitTimeMs(entry) }
+      : { seq, checksum: seq > 0n ? this.log.lastChecksum : 0, commitTimeMs: seq > 0n ? this.log.lastCommitTimeMs : 0 };
+    return new MemoryDataSnapshot(snap, this.dataGen, position);
   }
 
   async loadSlots(): Promise<SlotRecord[]> {
@@ -108,10 +122,16 @@ export class MemoryMasterStore implements MasterStore {
       const entry = buf.subarray(starts[i], ends[i]);
       ops.push({ type: 'put', key: logKey(firstSeq + BigInt(i)), value: entry });
       forEachMutation(entry, ENTRY_BODY_OFFSET, entryBodyEnd(entry), (kind, keyStart, keyEnd, valueStart, valueEnd) => {
-        const key = dataKeyOf(MASTER_DATA_GEN, entry, keyStart, keyEnd);
+        const key = dataKeyOf(this.dataGen, entry, keyStart, keyEnd);
         ops.push(kind === MutationKind.PUT ? { type: 'put', key, value: entry.subarray(valueStart, valueEnd) } : { type: 'del', key });
       });
     }
+    // The position the data now reflects, as every store records it (a follower opening this disk reads it).
+    ops.push(
+      { type: 'put', key: APPLIED_SEQ_KEY, value: u64(lastSeq) },
+      { type: 'put', key: APPLIED_CHECKSUM_KEY, value: u32(lastChecksum) },
+      { type: 'put', key: APPLIED_COMMIT_TIME_KEY, value: u64(BigInt(commitTimeMs)) },
+    );
     try {
       await this.disk.write('commit', ops, { sync });
     } catch (err) {

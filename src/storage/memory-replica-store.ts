@@ -1,46 +1,40 @@
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { SeqWaiters } from '../common/seq-waiters.js';
 import { GENESIS_CHECKSUM } from '../wire/entry-codec.js';
-import type { ChainPosition, ReplicaStore, SnapshotPosition, StagedEntries, StagedPairs, StoreView } from './interfaces.js';
-import { dataKey, dataRange, metaKey, MetaName } from './layout.js';
-import type { BatchOp, DiskHandle, DiskWriteKind, MemoryDisk } from './memory-disk.js';
-import { stageEntryOps } from './memory-stage.js';
-import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, HISTORY_ID_KEY, u32, u64 } from './layout.js';
+import type { ChainPosition, DataSnapshot, ReplicaStore, SlotRecord, SnapshotPosition, StagedEntries, StagedPairs, StoreView } from './interfaces.js';
+import { APPLIED_CHECKSUM_KEY, APPLIED_COMMIT_TIME_KEY, APPLIED_SEQ_KEY, DATA_GEN_KEY, dataKey, dataRange, HISTORY_ID_KEY, u32, u64 } from './layout.js';
+import { MemoryDataSnapshot } from './memory-data-snapshot.js';
+import type { BatchOp, DiskHandle, DiskSnapshot, DiskWriteKind, MemoryDisk } from './memory-disk.js';
+import { activeGeneration, clearOtherGenerations } from './memory-generations.js';
+import { MemoryLog } from './memory-log.js';
+import { logEntryOps, restartLogOps } from './memory-log-records.js';
+import { readSlots, slotDel, slotOps } from './memory-slots.js';
+import { MemoryStagedEntries, MemoryStagedPairs, stageEntryOps } from './memory-stage.js';
 import { MemoryStoreView } from './memory-store-view.js';
 import { GenerationClears } from './generation-clears.js';
-
-const DATA_GEN_KEY = metaKey(MetaName.DATA_GEN);
-const EPOCH_KEY = metaKey(MetaName.EPOCH);
-const ALL_DATA = { gte: dataRange(0).gte, lt: dataRange(0xffff_ffff).lt };
+import { DEFAULT_REPLICA_RETAIN_ENTRIES } from './replica-log.js';
+import { NO_HISTORY } from './replica-recovery.js';
 
 export interface MemoryReplicaOptions {
   create: boolean;
   /** Applies are written with sync (durable before they count); switches always are. */
   sync: boolean;
+  /** The store's log keeps at least the newest this many entries (default: the LevelDB follower's). */
+  retainEntries?: bigint;
 }
 
 /**
  * Opens a follower's store on a memory disk (openReplicaStore's twin for tests) and
  * deletes every data generation but the active one: leftovers of an interrupted snapshot
- * or of data a completed snapshot replaced.
+ * or of data a completed snapshot replaced. The disk may have been a master's: its log is
+ * this store's, and its position the one the master recorded with every commit.
  */
 export async function openMemoryReplicaStore(disk: MemoryDisk, opts: MemoryReplicaOptions): Promise<MemoryReplicaStore> {
   const handle = disk.open({ create: opts.create });
   try {
-    const store = new MemoryReplicaStore(handle, opts.sync);
-    const active = dataRange(store.dataGen);
-    const snap = handle.snapshot();
-    // Written only when there is something to delete: an injected fault is meant for the test's own writes.
-    if (snap.range(ALL_DATA.gte, active.gte).length + snap.range(active.lt, ALL_DATA.lt).length > 0) {
-      await handle.write(
-        'clear',
-        [
-          { type: 'clear', gte: ALL_DATA.gte, lt: active.gte },
-          { type: 'clear', gte: active.lt, lt: ALL_DATA.lt },
-        ],
-        { sync: false },
-      );
-    }
+    const store = new MemoryReplicaStore(handle, await MemoryLog.open(handle, { role: 'replica' }), opts);
+    await store.reconcileLog();
+    await clearOtherGenerations(handle, store.dataGen);
     return store;
   } catch (err) {
     handle.close();
@@ -49,14 +43,14 @@ export async function openMemoryReplicaStore(disk: MemoryDisk, opts: MemoryRepli
 }
 
 /**
- * A follower's store in memory: data in generations plus the applied position, written
- * together in one atomic write, with the LevelDB replica's rules (memory-stage.ts) and
- * its failure behaviour: after a failed write the store refuses to write (STORE_FAILED)
- * until ensureWritable() "reopens" it, reading the position back from the disk, since
- * the failed write may have landed.
+ * A follower's store in memory: data in generations plus the applied position and the
+ * applied entries (its log), written together in one atomic write, with the LevelDB
+ * replica's rules (memory-stage.ts) and its failure behaviour: after a failed write the
+ * store refuses to write (STORE_FAILED) until ensureWritable() "reopens" it, reading the
+ * position and the log back from the disk, since the failed write may have landed.
  *
  * Invariant: appliedSeq is the seq of the newest entry whose data is on the disk, and
- * appliedChecksum is that entry's chained checksum.
+ * appliedChecksum is that entry's chained checksum; the log ends there.
  */
 export class MemoryReplicaStore implements ReplicaStore {
   appliedSeq = 0n;
@@ -70,12 +64,29 @@ export class MemoryReplicaStore implements ReplicaStore {
   private mustReopen = false;
   private reopening: Promise<void> | undefined;
   private readonly clearing = new GenerationClears();
+  private readonly sync: boolean;
+  private readonly retain: bigint;
 
   constructor(
     private readonly disk: DiskHandle,
-    private readonly sync: boolean,
+    /** Its own log: the entries it applied (what chained followers stream from it). */
+    readonly log: MemoryLog,
+    opts: { sync: boolean; retainEntries?: bigint },
   ) {
+    this.sync = opts.sync;
+    this.retain = opts.retainEntries ?? DEFAULT_REPLICA_RETAIN_ENTRIES;
     this.loadPosition();
+  }
+
+  /**
+   * At open: a log that does not end at the store's position (none of this store's writes
+   * leave one; a disk from elsewhere might) restarts there, as the LevelDB follower's does.
+   */
+  async reconcileLog(): Promise<void> {
+    if (this.log.lastSeq === this.appliedSeq && this.log.lastChecksum === this.appliedChecksum) return;
+    const base = { seq: this.appliedSeq, checksum: this.appliedChecksum, commitTimeMs: this.appliedCommitTimeMs };
+    await this.write('repair', restartLogOps(base), true, "restart the log at the store's position");
+    this.log.restartedAt(base, this.historyId.length === 16 ? this.historyId : NO_HISTORY);
   }
 
   get position(): ChainPosition {
@@ -89,6 +100,7 @@ export class MemoryReplicaStore implements ReplicaStore {
 
   async stage(entries: readonly Buffer[], historyId: Buffer, from: ChainPosition = this.position): Promise<StagedEntries> {
     const { ops, to } = stageEntryOps(this.dataGen, entries, historyId, from);
+    ops.push(...logEntryOps(from.seq + 1n, entries));
     return new MemoryStagedEntries(this, from, to, entries.length, this.dataGen, ops);
   }
 
@@ -103,11 +115,23 @@ export class MemoryReplicaStore implements ReplicaStore {
       );
     }
     await this.write('apply', s.ops, this.sync, `apply seqs ${from.seq + 1n}..${to.seq}`);
+    this.log.appended(from.seq + 1n, to.seq, to.checksum, to.commitTimeMs, to.historyId);
     this.appliedSeq = to.seq;
     this.appliedChecksum = to.checksum;
     this.appliedCommitTimeMs = to.commitTimeMs;
     this.historyId = to.historyId;
     this.progress.advance(to.seq);
+    await this.trimLog();
+  }
+
+  /**
+   * Keeps the newest `retain` entries, as the LevelDB follower's log does (it deletes whole
+   * segments; this trims once a sixteenth of `retain` can go, not at every apply).
+   */
+  private async trimLog(): Promise<void> {
+    const target = this.appliedSeq - this.retain + 1n;
+    const slack = this.retain / 16n > 0n ? this.retain / 16n : 1n;
+    if (target - this.log.firstSeq >= slack) await this.log.trimTo(target, target - this.log.firstSeq);
   }
 
   async discard(staged: StagedEntries): Promise<void> {
@@ -158,10 +182,12 @@ export class MemoryReplicaStore implements ReplicaStore {
       { type: 'put', key: APPLIED_CHECKSUM_KEY, value: u32(pos.checksum) },
       { type: 'put', key: APPLIED_COMMIT_TIME_KEY, value: u64(BigInt(pos.commitTimeMs)) },
       { type: 'put', key: HISTORY_ID_KEY, value: pos.historyId },
-      { type: 'put', key: EPOCH_KEY, value: u32(pos.epoch) },
+      // The log restarts at the snapshot's position, in the same write.
+      ...restartLogOps(pos),
     ];
     // Always durable: it makes the unsynced pairs durable too.
     await this.write('switch', ops, true, `switch to the snapshot at seq ${pos.seq}`);
+    this.log.restartedAt(pos, pos.historyId);
     this.dataGen = pos.gen;
     this.appliedSeq = pos.seq;
     this.appliedChecksum = pos.checksum;
@@ -184,8 +210,27 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.clearing.start(gen, () => this.clearGeneration(gen), onError);
   }
 
+  /** A point-in-time snapshot of the active generation with the position it reflects, from one disk state. */
+  async snapshot(): Promise<DataSnapshot> {
+    const snap = this.disk.snapshot();
+    return new MemoryDataSnapshot(snap, snap.get(DATA_GEN_KEY)?.readUInt32BE() ?? 0, positionIn(snap));
+  }
+
+  async loadSlots(): Promise<SlotRecord[]> {
+    return readSlots(this.disk.snapshot());
+  }
+
+  async saveSlots(slots: readonly SlotRecord[], sync: boolean): Promise<void> {
+    if (slots.length > 0) await this.write('slots', slotOps(slots), sync, 'save replication slots');
+  }
+
+  async dropSlot(followerId: number, sync: boolean): Promise<void> {
+    await this.write('slots', [slotDel(followerId)], sync, `drop the replication slot of follower ${followerId}`);
+  }
+
   async close(): Promise<void> {
     await this.clearing.all();
+    this.log.wake();
     this.disk.close();
   }
 
@@ -207,6 +252,7 @@ export class MemoryReplicaStore implements ReplicaStore {
       throw new ReplicatorError(ErrorCode.STORE_FAILED, `cannot reopen the store after a failed write: ${(err as Error).message}`, { cause: err });
     }
     this.loadPosition();
+    this.log.reload();
     this.mustReopen = false;
   }
 
@@ -218,7 +264,7 @@ export class MemoryReplicaStore implements ReplicaStore {
     this.appliedCommitTimeMs = Number(get(APPLIED_COMMIT_TIME_KEY)?.readBigUInt64BE() ?? 0n);
     const historyId = get(HISTORY_ID_KEY);
     this.historyId = historyId ? Buffer.from(historyId) : Buffer.alloc(0);
-    this.dataGen = get(DATA_GEN_KEY)?.readUInt32BE() ?? 0;
+    this.dataGen = activeGeneration(this.disk);
     // Readers waiting for a seq follow the stored position.
     if (this.appliedSeq >= this.progress.position) this.progress.advance(this.appliedSeq);
     else this.progress.reset(this.appliedSeq);
@@ -233,24 +279,11 @@ export class MemoryReplicaStore implements ReplicaStore {
   }
 }
 
-class MemoryStagedEntries implements StagedEntries {
-  used = false;
-  constructor(
-    readonly owner: MemoryReplicaStore,
-    readonly from: ChainPosition,
-    readonly to: ChainPosition,
-    readonly count: number,
-    readonly gen: number,
-    readonly ops: readonly BatchOp[],
-  ) {}
-}
-
-class MemoryStagedPairs implements StagedPairs {
-  used = false;
-  constructor(
-    readonly owner: MemoryReplicaStore,
-    readonly gen: number,
-    readonly count: number,
-    readonly ops: readonly BatchOp[],
-  ) {}
+/** The position a disk state's data reflects (seq 0 when none was recorded). */
+function positionIn(snap: DiskSnapshot): { seq: bigint; checksum: number; commitTimeMs: number } {
+  return {
+    seq: snap.get(APPLIED_SEQ_KEY)?.readBigUInt64BE() ?? 0n,
+    checksum: snap.get(APPLIED_CHECKSUM_KEY)?.readUInt32BE() ?? GENESIS_CHECKSUM,
+    commitTimeMs: Number(snap.get(APPLIED_COMMIT_TIME_KEY)?.readBigUInt64BE() ?? 0n),
+  };
 }

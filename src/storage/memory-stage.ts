@@ -1,4 +1,4 @@
-import type { ChainPosition } from './interfaces.js';
+import type { ChainPosition, StagedEntries, StagedPairs } from './interfaces.js';
 import { stageVerified } from './entry-chain.js';
 import type { BatchOp } from './memory-disk.js';
 
@@ -19,4 +19,28 @@ export function stageEntryOps(gen: number, entries: readonly Buffer[], historyId
     from,
   );
   return { ops, to: { ...to, historyId: Buffer.from(to.historyId) } };
+}
+
+/** StagedEntries of a memory replica store: the write that applies them, not made yet. */
+export class MemoryStagedEntries implements StagedEntries {
+  used = false;
+  constructor(
+    readonly owner: object,
+    readonly from: ChainPosition,
+    readonly to: ChainPosition,
+    readonly count: number,
+    readonly gen: number,
+    readonly ops: readonly BatchOp[],
+  ) {}
+}
+
+/** StagedPairs of a memory replica store: the puts of snapshot pairs, not written yet. */
+export class MemoryStagedPairs implements StagedPairs {
+  used = false;
+  constructor(
+    readonly owner: object,
+    readonly gen: number,
+    readonly count: number,
+    readonly ops: readonly BatchOp[],
+  ) {}
 }

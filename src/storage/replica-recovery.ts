@@ -1,5 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import type { ChainPosition } from './interfaces.js';
+import { HISTORY_ID_KEY } from './layout.js';
 import { replayLog } from './log-replay.js';
 import type { Store } from './level-store.js';
 import type { SegmentLog } from './segment-log.js';
@@ -14,15 +15,19 @@ export const NO_HISTORY = Buffer.alloc(16);
  * written, so it may be ahead of the store:
  *
  * - the store's position is in the log (same history, same checksum): the entries after it
- *   are re-applied from the log into generation `gen` (idempotent, as on the master);
+ *   are re-applied from the log into generation `gen` (idempotent, as on the master). A
+ *   store that records no history (a master's of an earlier version, whose store is
+ *   brought up to its log the same way: role changes open one directory in either role)
+ *   takes the log's when the log holds its position, and records it;
  * - anything else (no log yet, as after an upgrade; a snapshot installed after the log was
  *   written; a store ahead of a log that was not synced): the log restarts at the store's
  *   position. The store's data is what the follower has; it resumes from there.
  *
  * Returns the position the store then reflects.
  */
-export async function reconcileReplica(db: Store, log: SegmentLog, gen: number, pos: ChainPosition, epoch: number, logger?: Logger): Promise<ChainPosition> {
-  const history = pos.historyId.length === 16 ? pos.historyId : NO_HISTORY;
+export async function reconcileReplica(db: Store, log: SegmentLog, gen: number, pos: ChainPosition, logger?: Logger): Promise<ChainPosition> {
+  const recorded = pos.historyId.length === 16 ? pos.historyId : undefined;
+  const history = recorded ?? log.historyId;
   const end = log.writtenPosition;
   const base = log.physicalBase;
   const sameHistory = log.historyId.equals(history);
@@ -39,13 +44,15 @@ export async function reconcileReplica(db: Store, log: SegmentLog, gen: number, 
         "follower log: restarted at the store's position (the log did not hold it)",
       );
     }
-    await log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, history, epoch);
+    await log.reset({ seq: pos.seq, checksum: pos.checksum, commitTimeMs: pos.commitTimeMs }, recorded ?? NO_HISTORY);
     return pos;
   }
-  if (end.seq === pos.seq) return pos;
+  // Not synced: if it is lost, the next open finds the same and records it again.
+  if (!recorded && !history.equals(NO_HISTORY)) await db.put(HISTORY_ID_KEY, history);
+  if (end.seq === pos.seq) return { ...pos, historyId: history };
   const started = Date.now();
   const reached = await replayLog(db, log, gen, pos, end.seq);
-  const at: ChainPosition = { ...reached, historyId: pos.historyId };
+  const at: ChainPosition = { ...reached, historyId: history };
   logger?.info({ fromSeq: (pos.seq + 1n).toString(), toSeq: end.seq.toString(), ms: Date.now() - started }, 'follower: replayed its log into the store');
   return at;
 }

@@ -1,21 +1,18 @@
-import crypto from 'node:crypto';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { entryChecksum, GENESIS_CHECKSUM } from '../wire/entry-codec.js';
-import { AppendSignal, logTrimmed } from './append-signal.js';
-import type { LogBase, ReplicationLog, SlotRecord } from './interfaces.js';
+import type { EpochHistory } from './epoch-history.js';
+import type { EpochLog, LogBase, SlotRecord } from './interfaces.js';
+import { LogEpochs } from './log-epochs.js';
 import type { LogFiles } from './log-files.js';
-import { encodeHeader, HEADER_BYTES, INDEX_STRIDE, segmentName } from './segment-format.js';
-import { SegmentReader } from './segment-reader.js';
-import { recoverSegments, type Segment } from './segment-recovery.js';
-import { TailCache } from './tail-cache.js';
+import { FIRST_SEQ_FILE, writeEpochs, writeFirstSeq } from './log-markers.js';
+import { encodeHeader, HEADER_BYTES, INDEX_STRIDE } from './segment-format.js';
+import { createSegment, openSegments, type OpenedLog, type OpenLogOptions } from './segment-log-open.js';
+import { SegmentLogReads } from './segment-log-reads.js';
+import type { Segment } from './segment-recovery.js';
 
-export const HISTORY_ID_BYTES = 16;
+export { HISTORY_ID_BYTES } from './segment-log-open.js';
 /** A segment is closed and a new one started once the next group would take it past this size. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
-const GENESIS: LogBase = { seq: 0n, checksum: GENESIS_CHECKSUM, commitTimeMs: 0 };
-/** The logical first seq (u64), kept across restarts: trimming is exact to the entry, deletion is by whole segment. */
-const FIRST_SEQ_FILE = 'first-seq';
 
 export interface SegmentLogOptions {
   repairLog?: boolean;
@@ -35,20 +32,21 @@ export type TrimHook = (slots: readonly SlotRecord[], deleting: boolean) => Prom
  * appends a group with one write and, when syncing, one fdatasync, then publishes it once
  * the store has its changes: readers see only entries that are durable (when syncing) and
  * whose changes the store holds. Trimming moves firstSeq exactly and deletes whole
- * segments below it. Its history id and epoch are those of its newest segment.
+ * segments below it. Its history id is its newest segment's; its epoch history is the
+ * `epochs` file (log-markers.ts), replaced durably by beginEpoch and adoptEpochs.
  *
  * Invariant: firstSeq <= lastSeq + 1, lastSeq <= written.seq, and every seq in
- * [firstSeq, lastSeq] is in a segment, chained from the one before.
+ * [firstSeq, lastSeq] is in a segment, chained from the one before. A segment's header
+ * epoch is the log's epoch when the segment was created; the first entry of an epoch
+ * begun here (beginEpoch) starts a segment whose header names that epoch.
  */
-export class SegmentLog implements ReplicationLog {
-  private readonly tail = new TailCache();
-  private readonly signal = new AppendSignal();
-  private readonly reader: SegmentReader;
+export class SegmentLog extends SegmentLogReads implements EpochLog {
   /** The newest entry written (durable once synced), published or not. */
-  private written: LogBase;
+  private written!: LogBase;
   private failure: ReplicatorError | undefined;
   /** Appends since the active segment's last sync (written without sync). */
   private unsynced = false;
+  private readonly history: LogEpochs;
   trimHook: TrimHook | undefined;
   /**
    * The highest first seq a trim may move to (set by a store that publishes entries before
@@ -56,37 +54,44 @@ export class SegmentLog implements ReplicationLog {
    * lacks is deleted. Unset: lastSeq is the limit.
    */
   trimLimit: bigint | undefined;
-  firstSeq: bigint;
-  lastSeq: bigint;
-  lastChecksum: number;
-  lastCommitTimeMs: number;
 
   private constructor(
-    private readonly files: LogFiles,
-    private readonly segments: Segment[],
-    firstSeq: bigint,
+    files: LogFiles,
+    opened: OpenedLog,
     private readonly maxSegmentBytes: number,
   ) {
-    const last = segments[segments.length - 1].last;
+    super(files);
+    this.history = new LogEpochs(opened.history, (h) => writeEpochs(files, h));
+    this.load(opened);
+  }
+
+  /** Takes a freshly opened directory's state (at open, or at a reopen). */
+  private load(opened: OpenedLog): void {
+    this.segments.splice(0, this.segments.length, ...opened.segments);
+    this.history.reset(opened.history);
+    const last = opened.segments[opened.segments.length - 1].last;
     this.written = { ...last };
-    this.firstSeq = firstSeq;
+    this.firstSeq = opened.firstSeq;
     this.lastSeq = last.seq;
     this.lastChecksum = last.checksum;
     this.lastCommitTimeMs = last.commitTimeMs;
-    this.reader = new SegmentReader(files, segments);
+    this.tail.clear();
+    this.reader.forget();
+    this.failure = undefined;
+    this.unsynced = false;
   }
 
   get historyId(): Buffer {
     return this.active.header.historyId;
   }
 
+  /** The newest epoch of the history (a copy of it is in the header of segments created since it began). */
   get epoch(): number {
-    return this.active.header.epoch;
+    return this.history.epoch;
   }
 
-  /** The entry just before the first segment's first entry. */
-  get physicalBase(): LogBase {
-    return this.segments[0].header.base;
+  get epochs(): EpochHistory {
+    return this.history.history;
   }
 
   private get active(): Segment {
@@ -94,38 +99,26 @@ export class SegmentLog implements ReplicationLog {
   }
 
   /**
-   * Opens the log in `files`, verifying it whole (see recoverSegments). An empty directory
+   * Opens the log in `files`, verifying it whole (see openSegments). An empty directory
    * gets a first segment: `init` when given, else a new history at seq 0. With repairLog a
    * damaged log is cut at the bad entry and continues under a new history.
    */
-  static async open(
-    files: LogFiles,
-    opts: SegmentLogOptions & { init?: { historyId: Buffer; epoch: number; base: LogBase } } = {},
-  ): Promise<SegmentLog & { repaired?: { seq: bigint; reason: string } }> {
-    await files.ensureDir();
-    const { segments, repaired } = await recoverSegments(files, opts);
-    const maxBytes = opts.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES;
-    if (segments.length === 0) {
-      const init = opts.init ?? { historyId: crypto.randomBytes(HISTORY_ID_BYTES), epoch: 1, base: repaired ? { ...GENESIS, seq: repaired.seq - 1n } : GENESIS };
-      segments.push(await createSegment(files, { historyId: init.historyId, epoch: init.epoch, base: init.base }));
-    } else if (repaired) {
-      const last = segments[segments.length - 1];
-      const historyId = crypto.randomBytes(HISTORY_ID_BYTES);
-      // A segment left with no record (the damage was its first) gives way to the new one.
-      if (last.size === HEADER_BYTES) {
-        await files.remove(last.name);
-        segments.pop();
-      }
-      segments.push(await createSegment(files, { historyId, epoch: last.header.epoch, base: last.last }));
-      opts.log?.warn({ corruptSeq: repaired.seq.toString(), reason: repaired.reason, historyId: historyId.toString('hex') }, 'log repaired: dropped the log from the corrupt entry and started a new history');
-    }
-    const lastSeq = segments[segments.length - 1].last.seq;
-    let firstSeq = segments[0].header.base.seq + 1n;
-    const marker = await readFirstSeq(files);
-    if (marker !== undefined && marker > firstSeq) firstSeq = marker > lastSeq ? (lastSeq >= firstSeq ? lastSeq : firstSeq) : marker;
-    const log = new SegmentLog(files, segments, firstSeq, maxBytes) as SegmentLog & { repaired?: { seq: bigint; reason: string } };
-    if (repaired) log.repaired = repaired;
+  static async open(files: LogFiles, opts: SegmentLogOptions & OpenLogOptions = {}): Promise<SegmentLog & { repaired?: { seq: bigint; reason: string } }> {
+    const opened = await openSegments(files, opts);
+    const log = new SegmentLog(files, opened, opts.maxSegmentBytes ?? DEFAULT_SEGMENT_BYTES) as SegmentLog & { repaired?: { seq: bigint; reason: string } };
+    if (opened.repaired) log.repaired = opened.repaired;
     return log;
+  }
+
+  /**
+   * Closes the files and opens the directory again in this same object (after a failed
+   * append: recovery cuts whatever part of it tore), so whoever holds the log keeps a live
+   * one. Readers see the reopened log's positions; the tail cache starts empty.
+   */
+  async reopen(opts: Omit<OpenLogOptions, 'repairLog'> = {}): Promise<void> {
+    await this.files.close();
+    this.load(await openSegments(this.files, opts));
+    this.wake();
   }
 
   /**
@@ -139,6 +132,9 @@ export class SegmentLog implements ReplicationLog {
     if (this.failure) throw this.failure;
     const bytes = recordEnds[count - 1];
     try {
+      // The first entry of the newest epoch starts a segment of that epoch (beginEpoch
+      // does it at once; this covers a crash between its history write and its roll).
+      if (this.active.header.epoch < this.epoch && this.epochs[this.epochs.length - 1].firstSeq === this.written.seq + 1n) await this.startEpochSegment();
       let seg = this.active;
       if (seg.size > HEADER_BYTES && seg.size + bytes > this.maxSegmentBytes) seg = await this.roll();
       if (sync) {
@@ -209,6 +205,32 @@ export class SegmentLog implements ReplicationLog {
     this.wake();
   }
 
+  /**
+   * Begins `epoch` at firstSeq, which must be the next seq to be written (a promotion: the
+   * new master's first entry), for an epoch above the log's. The history is written
+   * durably first (the commit point: resolved means it survives a power loss, interrupted
+   * means the old one stays), then the active segment gives way to one whose header names
+   * the new epoch. Not concurrently with append (the single writer calls both).
+   */
+  async beginEpoch(epoch: number, firstSeq: bigint): Promise<void> {
+    if (this.failure) throw this.failure;
+    await this.history.begin(epoch, firstSeq, this.written.seq + 1n);
+    try {
+      await this.startEpochSegment();
+    } catch (err) {
+      this.failure = new ReplicatorError(ErrorCode.STORE_FAILED, `began epoch ${epoch}, but cannot start its segment: ${(err as Error).message}`, { cause: err });
+      throw this.failure;
+    }
+  }
+
+  /**
+   * Replaces the epoch history with an upstream's (a follower, at each stream start, before
+   * it applies anything of the stream), durably; see LogEpochs.adopt.
+   */
+  adoptEpochs(history: EpochHistory): Promise<void> {
+    return this.history.adopt(history);
+  }
+
   /** Closes the active segment and starts the next one (its header synced, its name durable). */
   private async roll(): Promise<Segment> {
     await this.syncAll();
@@ -218,17 +240,36 @@ export class SegmentLog implements ReplicationLog {
   }
 
   /**
+   * Makes the active segment one whose header names the log's epoch: a new one after it,
+   * or, when it holds no record (a new one would take its name), its header replaced
+   * atomically in place, so that no crash can leave the log without a segment.
+   */
+  private async startEpochSegment(): Promise<void> {
+    const seg = this.active;
+    if (seg.header.epoch === this.epoch) return;
+    if (seg.size > HEADER_BYTES) {
+      await this.roll();
+      return;
+    }
+    const header = { ...seg.header, epoch: this.epoch };
+    await this.files.replace(seg.name, encodeHeader(header));
+    seg.header = header;
+  }
+
+  /**
    * Replaces the whole log by an empty one at `base` (a replica that installed a snapshot,
    * or whose store is ahead of its log; a repaired master). The old segments go first, then
    * the new one is created durably: a crash between leaves no segment, and the next open
    * then starts the log at the store's position (a replica) or refuses a store ahead of an
    * empty log until --repair-log (a master) — never a log that disagrees with its store.
+   * The epoch history stays (a snapshot or a repair begins no epoch); the new segment's
+   * header names the log's epoch.
    */
-  async reset(base: LogBase, historyId: Buffer, epoch: number): Promise<void> {
+  async reset(base: LogBase, historyId: Buffer): Promise<void> {
     const old = this.segments.splice(0);
     for (const s of old) await this.files.remove(s.name);
     await this.files.remove(FIRST_SEQ_FILE);
-    this.segments.push(await createSegment(this.files, { historyId, epoch, base }));
+    this.segments.push(await createSegment(this.files, { historyId, epoch: this.epoch, base }));
     this.tail.clear();
     this.reader.forget();
     this.written = { ...base };
@@ -238,47 +279,6 @@ export class SegmentLog implements ReplicationLog {
     this.lastCommitTimeMs = base.commitTimeMs;
     this.failure = undefined;
     this.wake();
-  }
-
-  waitForAppend(timeoutMs: number): Promise<void> {
-    return this.signal.wait(timeoutMs);
-  }
-
-  wake(): void {
-    this.signal.wake();
-  }
-
-  async read(fromSeq: bigint, maxEntries: number, maxBytes: number): Promise<Buffer[]> {
-    if (fromSeq < this.firstSeq) throw logTrimmed(fromSeq, this.firstSeq);
-    if (fromSeq > this.lastSeq) return [];
-    const cached = this.tail.read(fromSeq, maxEntries, maxBytes);
-    if (cached) return cached.map((e) => Buffer.from(e));
-    return this.reader.read(fromSeq, this.lastSeq, maxEntries, maxBytes);
-  }
-
-  readCached(fromSeq: bigint, maxEntries: number, maxBytes: number): Buffer[] | undefined {
-    if (fromSeq < this.firstSeq) return undefined;
-    return this.tail.read(fromSeq, maxEntries, maxBytes);
-  }
-
-  async entryAt(seq: bigint): Promise<Buffer | undefined> {
-    if (seq < this.firstSeq || seq > this.lastSeq) return undefined;
-    return this.tail.get(seq) ?? (await this.reader.read(seq, seq, 1, Infinity))[0];
-  }
-
-  async checksumAt(seq: bigint): Promise<number | undefined> {
-    if (seq === this.lastSeq) return this.lastChecksum;
-    if (seq > this.lastSeq || seq < this.firstSeq - 1n) return undefined;
-    const base = this.physicalBase;
-    if (seq === base.seq) return base.checksum;
-    const entry = this.tail.get(seq) ?? (await this.reader.read(seq, seq, 1, Infinity))[0];
-    return entry ? entryChecksum(entry) : undefined;
-  }
-
-  async bytesFrom(seq: bigint): Promise<number> {
-    if (seq > this.lastSeq) return 0;
-    if (seq < this.firstSeq) seq = this.firstSeq;
-    return this.reader.bytesFrom(seq);
   }
 
   /**
@@ -318,27 +318,4 @@ export class SegmentLog implements ReplicationLog {
     this.wake();
     return this.files.close();
   }
-}
-
-/** Creates a segment starting after base: header written and synced, its name durable. */
-async function createSegment(files: LogFiles, header: { historyId: Buffer; epoch: number; base: LogBase }): Promise<Segment> {
-  const name = segmentName(header.base.seq + 1n);
-  const bytes = encodeHeader(header);
-  await files.create(name);
-  await files.write(name, bytes, 0, bytes.length, 0);
-  await files.sync(name);
-  await files.syncDir();
-  return { name, header: { ...header, base: { ...header.base } }, last: { ...header.base }, size: HEADER_BYTES, index: [] };
-}
-
-async function readFirstSeq(files: LogFiles): Promise<bigint | undefined> {
-  if (!(await files.list()).includes(FIRST_SEQ_FILE)) return undefined;
-  const b = Buffer.alloc(8);
-  return (await files.read(FIRST_SEQ_FILE, b, 0, 8, 0)) === 8 ? b.readBigUInt64BE() : undefined;
-}
-
-async function writeFirstSeq(files: LogFiles, seq: bigint): Promise<void> {
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(seq);
-  await files.replace(FIRST_SEQ_FILE, b);
 }
