@@ -1,8 +1,11 @@
 import { describe } from 'node:test';
 import type { MasterStore, ReplicaStore } from '../../src/storage/interfaces.js';
+import { epochConformance } from './storage-conformance-epochs.js';
 import { masterLogConformance } from './storage-conformance-log.js';
 import { masterStoreConformance } from './storage-conformance-master.js';
 import { replicaStoreConformance } from './storage-conformance-replica.js';
+import { roleChangeConformance } from './storage-conformance-roles.js';
+import { servingReplicaConformance } from './storage-conformance-serving.js';
 
 /**
  * The storage contract (src/storage/interfaces.ts) as tests: one suite that every
@@ -25,7 +28,11 @@ import { replicaStoreConformance } from './storage-conformance-replica.js';
  *   });
  */
 export interface StorageNode {
-  /** Opens the node's master store, creating it the first time; opening it again after close() is a restart. */
+  /**
+   * Opens the node's master store, creating it the first time; opening it again after
+   * close() is a restart. The node is one directory (disk) for both roles: after closing
+   * a replica store, openMaster() opens what it left (a promotion), and the other way round.
+   */
   openMaster(): Promise<MasterStore>;
   /** Opens the node's replica store, creating it the first time; opening it again after close() is a restart. */
   openReplica(): Promise<ReplicaStore>;
@@ -48,5 +55,8 @@ export function storageConformance(name: string, impl: StorageImpl): void {
     masterLogConformance(impl);
     masterStoreConformance(impl);
     replicaStoreConformance(impl);
+    servingReplicaConformance(impl);
+    epochConformance(impl);
+    roleChangeConformance(impl);
   });
 }

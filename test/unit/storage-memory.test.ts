@@ -76,6 +76,7 @@ describe('memory disk', () => {
     disk.crash();
     const again = await openMemoryReplicaStore(disk, { create: false, sync: false });
     assert.equal(again.appliedSeq, 2n);
+    assert.deepEqual([again.log.lastSeq, again.log.lastChecksum], [2n, again.appliedChecksum], 'the log went with its applies');
     const view = again.view();
     assert.deepEqual([(await view.get(Buffer.from('k2')))?.toString(), await view.get(Buffer.from('k3')), await view.seq()], ['v2', undefined, 2n]);
     await view.close();
@@ -161,6 +162,25 @@ describe('memory disk', () => {
     assert.ok(disk.peek(dataKey(1, key)));
     await (await openMemoryReplicaStore(disk, { create: false, sync: true })).close();
     assert.equal(disk.peek(dataKey(1, key)), undefined);
+  });
+
+  it("opening a follower's disk as a master deletes data of the other generations", async () => {
+    const disk = new MemoryDisk();
+    const replica = await openMemoryReplicaStore(disk, { create: true, sync: true });
+    const key = crypto.randomBytes(8);
+    await replica.writePairs(replica.stagePairs(3, [{ key, value: Buffer.from('x') }]), 'store pairs');
+    await replica.close();
+    await (await openMemoryMasterStore(disk, { create: false })).close();
+    assert.equal(disk.peek(dataKey(3, key)), undefined);
+  });
+
+  it("a follower's log keeps about its newest retainEntries entries", async () => {
+    const { log, historyId } = await masterWith(100);
+    const replica = await openMemoryReplicaStore(new MemoryDisk(), { create: true, sync: true, retainEntries: 32n });
+    for (let i = 0; i < 100; i += 10) await replica.apply(log.slice(i, i + 10), historyId);
+    assert.ok(replica.log.firstSeq > 1n && replica.log.firstSeq <= 69n, `firstSeq ${replica.log.firstSeq}`);
+    assert.equal(replica.log.lastSeq, 100n);
+    assert.ok((await replica.log.read(replica.log.firstSeq, 200, Infinity)).length === Number(100n - replica.log.firstSeq + 1n));
   });
 
   it('refuses snapshot pairs out of key order or into the active generation', async () => {
