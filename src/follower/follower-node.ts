@@ -19,6 +19,7 @@ import { readOnlyMasterHandlers } from './read-only-master.js';
 import { followerSelf, type SelfSource } from './self-status.js';
 import { Subscriber } from './subscriber.js';
 import { followerMasterClient } from '../wire/subscribe-decoder.js';
+import { ClusterView } from '../common/cluster-view.js';
 
 export interface FollowerOptions {
   followerId: number;
@@ -41,6 +42,8 @@ export interface FollowerOptions {
   security?: ServerSecurity;
   /** How to connect to the master; plaintext without a token when absent. */
   masterSecurity?: ClientSecurity;
+  /** What the process knows of epochs and the master (shared across role changes); default: a new one. */
+  cluster?: ClusterView;
 }
 
 export interface FollowerNode {
@@ -110,6 +113,8 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       durable: opts.sync,
       metrics,
       log,
+      cluster: opts.cluster ?? new ClusterView(opts.followerId, store.log.epoch, opts.masterAddress),
+      dataDir: opts.dataDir,
     });
     selfSource = subscriber;
     metrics.bind(store, subscriber);

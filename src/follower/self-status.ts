@@ -43,5 +43,9 @@ export function followerSelf(
     durable,
     timeMs: String(Date.now()),
     lastError: source.lastError,
+    upstreamAddress: masterAddress,
+    epoch: store.log.epoch,
+    appliedChecksum: store.appliedChecksum,
+    chain: [],
   };
 }

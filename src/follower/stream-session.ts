@@ -8,6 +8,9 @@ import { seqFromWire } from '../wire/seq.js';
 import type { ReplicaStore, StagedEntries } from '../storage/interfaces.js';
 import type { Progress } from './progress.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
+import type { StreamStart__Output } from '../wire/generated/levelreplicator/v1/StreamStart.js';
+import { historyFromWire } from '../wire/epoch-wire.js';
+import type { ClusterView } from '../common/cluster-view.js';
 
 /** Pause the stream (HTTP/2 flow control then holds the master back) above this many queued entries/pairs. */
 const PAUSE_ABOVE = 20_000;
@@ -16,6 +19,7 @@ const RESUME_BELOW = 5_000;
 const MAX_APPLY_ENTRIES = 10_000;
 
 type Item =
+  | { kind: 'start'; start: StreamStart__Output }
   | { kind: 'entries'; entries: Buffer[] }
   | { kind: 'chunk'; pairs: KeyValue__Output[] }
   | { kind: 'snapshot-end'; end: SnapshotEnd__Output };
@@ -38,7 +42,20 @@ export interface SessionEvents {
  */
 export function runStreamSession(
   call: grpc.ClientReadableStream<SubscribeResponse__Output>,
-  ctx: { applier: ReplicaStore; fromSeq: bigint; heartbeatTimeoutMs: number; progress: Progress; log: Logger; events: SessionEvents },
+  ctx: {
+    applier: ReplicaStore;
+    fromSeq: bigint;
+    heartbeatTimeoutMs: number;
+    progress: Progress;
+    log: Logger;
+    events: SessionEvents;
+    /** Epochs and the master as this process knows them; the upstream is checked against them. */
+    cluster?: ClusterView;
+    /** This node's id: an upstream whose chain holds it would be following itself. */
+    nodeId?: number;
+    /** Writes this node's entries after forkSeq to a rollback file (durably) before a snapshot replaces them. */
+    rollback?: (forkSeq: bigint, newEpoch: number) => Promise<void>;
+  },
 ): Promise<void> {
   const { applier, events, log, progress } = ctx;
   return new Promise<void>((resolve, reject) => {
@@ -52,6 +69,9 @@ export function runStreamSession(
     let ended = false;
     let watchdog: NodeJS.Timeout | undefined;
     let masterLastSeq = 0n;
+    let streamEpoch = 0;
+    /** The upstream's epoch history, adopted once the snapshot it comes with is installed. */
+    let pendingEpochs: ReturnType<typeof historyFromWire> | undefined;
 
     const fail = (err: unknown) => {
       failure ??= err;
@@ -108,6 +128,23 @@ export function runStreamSession(
 
     const applyOne = async (): Promise<void> => {
       const head = queue[0];
+      if (head.kind === 'start') {
+        queue.shift();
+        const start = head.start;
+        const epochs = historyFromWire(start.epochs);
+        if (start.diverged) {
+          // Entries after the fork are this node's only copy of those writes: listed in a
+          // durable rollback file before the snapshot may replace them (docs/roles.md).
+          if (!ctx.rollback) throw new ReplicatorError(ErrorCode.INTERNAL, 'the upstream reports a fork but this node cannot write a rollback file');
+          await ctx.rollback(seqFromWire(start.forkSeq), start.epoch);
+        }
+        // A log stream continues our history: adopt the upstream's epochs before any entry
+        // of theirs is applied. With a snapshot, once it is installed (until then our data
+        // is still our old history's).
+        if (start.snapshot) pendingEpochs = epochs;
+        else await applier.log.adoptEpochs(epochs);
+        return;
+      }
       if (head.kind === 'entries') {
         // Coalesce consecutive entry messages into one batch.
         const batch: Buffer[] = [];
@@ -159,6 +196,10 @@ export function runStreamSession(
       progress.snapshotInstalled(snapshot.keys, snapshot.bytes);
       log.info({ snapshotSeq: snapshot.seq.toString(), keys: snapshot.keys.toString(), bytes: snapshot.bytes }, 'snapshot installed; streaming the log after it');
       snapshot = undefined;
+      if (pendingEpochs) {
+        await applier.log.adoptEpochs(pendingEpochs);
+        pendingEpochs = undefined;
+      }
       applier.clearGenerationLater(replaced, (err) => log.warn({ err: (err as Error).message }, 'could not clear replaced data'));
       events.onApplied(applier.appliedSeq);
     };
@@ -203,6 +244,16 @@ export function runStreamSession(
         if (!start.snapshot && seqFromWire(start.fromSeq) !== ctx.fromSeq) {
           return fail(new ReplicatorError(ErrorCode.SEQ_GAP, `master offered to stream from seq ${start.fromSeq}, we asked for ${ctx.fromSeq}`));
         }
+        const cluster = ctx.cluster;
+        if (cluster && start.epoch > 0 && start.epoch < cluster.seenEpoch) {
+          return fail(new ReplicatorError(ErrorCode.STALE_EPOCH, `the upstream is at epoch ${start.epoch}, this node has seen epoch ${cluster.seenEpoch}: refusing to follow it`));
+        }
+        if (ctx.nodeId !== undefined && start.chain.includes(ctx.nodeId)) {
+          return fail(new ReplicatorError(ErrorCode.FOLLOW_LOOP, `the upstream streams from this node (chain ${start.chain.join(' -> ')}): refusing to follow it`));
+        }
+        if (start.epoch > 0) cluster?.observe(start.epoch, start.masterAddress);
+        streamEpoch = start.epoch;
+        push({ kind: 'start', start }, 0);
         historyId = start.historyId;
         masterLastSeq = seqFromWire(start.masterLastSeq);
         events.onMasterLastSeq(masterLastSeq);
@@ -215,6 +266,9 @@ export function runStreamSession(
         }
       } else if (msg.entries) {
         if (!historyId) return fail(new ReplicatorError(ErrorCode.INTERNAL, 'entries before the stream start'));
+        if (msg.entries.epoch && msg.entries.epoch !== streamEpoch) {
+          return fail(new ReplicatorError(ErrorCode.EPOCH_CHANGED, `the upstream's epoch changed from ${streamEpoch} to ${msg.entries.epoch} within a stream`));
+        }
         masterLastSeq = seqFromWire(msg.entries.masterLastSeq);
         events.onMasterLastSeq(masterLastSeq);
         push({ kind: 'entries', entries: msg.entries.entries }, msg.entries.entries.length);

@@ -12,6 +12,9 @@ import { AckReporter } from './ack-reporter.js';
 import type { FollowerMetrics, ReplicationSource } from './metrics.js';
 import { Progress } from './progress.js';
 import { runStreamSession } from './stream-session.js';
+import type { ClusterView } from '../common/cluster-view.js';
+import { historyToWire } from '../wire/epoch-wire.js';
+import { writeRollbackFile } from './rollback-file.js';
 
 /** The time grpc-js appends to a connection error, e.g. ` (2026-01-02T03:04:05.678Z)`. */
 const GRPC_TIMESTAMP = / ?\(\d{4}-\d\d-\d\dT[\d:.]+Z?\)/g;
@@ -28,6 +31,10 @@ export interface SubscriberOptions {
   durable: boolean;
   metrics?: FollowerMetrics;
   log: Logger;
+  /** Epochs and the master as the process knows them (shared across role changes). */
+  cluster?: ClusterView;
+  /** Where rollback files go (the data directory); without it a fork cannot be followed. */
+  dataDir?: string;
 }
 
 /**
@@ -185,6 +192,8 @@ export class Subscriber implements ReplicationSource {
       prevChecksum: applier.appliedChecksum,
       readAddress: opts.readAddress,
       durable: opts.durable,
+      epochs: historyToWire(applier.log.epochs),
+      seenEpoch: Math.max(opts.cluster?.seenEpoch ?? 0, applier.log.epoch),
     });
     this.call = call;
     try {
@@ -194,6 +203,13 @@ export class Subscriber implements ReplicationSource {
         heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
         progress: this.progress,
         log: opts.log,
+        cluster: opts.cluster,
+        nodeId: opts.followerId,
+        rollback: opts.dataDir
+          ? async (forkSeq, newEpoch) => {
+              await writeRollbackFile(opts.dataDir!, applier.log, { forkSeq, lastSeq: applier.appliedSeq, newEpoch, upstream: opts.masterAddress }, opts.log);
+            }
+          : undefined,
         events: {
           onStart: (mode, details) => {
             if (mode === 'snapshot') opts.metrics?.snapshots.inc();

@@ -61,6 +61,11 @@ export class GroupCommitter {
     });
   }
 
+  /** Waits until every write submitted so far is committed or failed (switchover, once new writes are paused). */
+  settled(): Promise<void> {
+    return this.idle;
+  }
+
   /** Stops taking writes and waits until every queued write is committed or failed. */
   async close(): Promise<void> {
     this.closing = true;

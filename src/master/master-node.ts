@@ -22,6 +22,9 @@ import { masterHandlers } from './master-service.js';
 import { MasterMetrics } from './metrics.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
+import { WriteFence } from './write-fence.js';
+import { ClusterView } from '../common/cluster-view.js';
+import type { AdminHandlers } from '../wire/admin-handlers.js';
 
 export interface MasterOptions {
   dataDir: string;
@@ -43,6 +46,12 @@ export interface MasterOptions {
   log: Logger;
   /** TLS and tokens; plaintext and open when absent. */
   security?: ServerSecurity;
+  /** What the process knows of epochs and the master (shared across role changes); default: a new one. */
+  cluster?: ClusterView;
+  /** Promotion: start this epoch at the log's next seq, durably, before any write is taken. */
+  beginEpoch?: number;
+  /** The Admin service (role changes), served when given. */
+  admin?: AdminHandlers;
 }
 
 export interface MasterNode {
@@ -51,6 +60,13 @@ export interface MasterNode {
   wal: ReplicationLog;
   registry: FollowerRegistry;
   metrics: MasterMetrics;
+  fence: WriteFence;
+  /**
+   * Stops taking writes for at most ms (WRITES_PAUSED) and resolves with the last seq once
+   * every write taken before is committed.
+   */
+  pauseWrites(ms: number): Promise<bigint>;
+  resumeWrites(): void;
   /** Resolves when the node has stopped on its own (fatal store error). */
   failed: Promise<ReplicatorError>;
   close(): Promise<void>;
@@ -64,12 +80,21 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
   // Verifies (or with --repair-log repairs) the log; removes the directory again if it made it and that fails.
   const store = await openMasterStore(opts.dataDir, { create: true, repairLog: opts.repairLog, log, maxSegmentBytes: opts.maxSegmentBytes });
   const wal = store.log;
+  const cluster = opts.cluster ?? new ClusterView(undefined);
   let closing = false;
   let server: grpc.Server | undefined;
   let metricsServer: MetricsServer | undefined;
   try {
+    if (opts.beginEpoch !== undefined) {
+      // Durable before the server is bound: no write of the new master is taken under the old epoch.
+      await wal.beginEpoch(opts.beginEpoch, wal.lastSeq + 1n);
+      log.warn({ epoch: opts.beginEpoch, firstSeq: (wal.lastSeq + 1n).toString() }, 'promoted: a new epoch starts');
+    }
+    cluster.observe(wal.epoch);
+    const fence = new WriteFence(cluster, () => wal.epoch);
+    let boundAddress = '';
     log.info(
-      { dataDir: opts.dataDir, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
+      { dataDir: opts.dataDir, epoch: wal.epoch, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
       'master store opened',
     );
     let standard: StandardServices | undefined;
@@ -106,8 +131,12 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
         heartbeatIntervalMs: opts.heartbeatIntervalMs,
         isClosing: () => closing,
         log,
+        fence,
+        cluster,
+        address: () => boundAddress,
       }),
     );
+    if (opts.admin) server.addService(proto.Admin.service, opts.admin);
     server.addService(
       proto.Store.service,
       storeHandlers({
@@ -120,6 +149,8 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     const health = new StandardServices(server, [MASTER_SERVICE, STORE_SERVICE]);
     standard = health;
     const address = await bindServer(server, opts.listen, opts.security?.credentials);
+    boundAddress = address;
+    if (!fence.deposed) cluster.setMaster(address);
     const tls = opts.security?.tls ?? false;
     if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
@@ -148,10 +179,20 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
       wal,
       registry,
       metrics,
+      fence,
+      async pauseWrites(ms: number) {
+        fence.pause(ms);
+        await committer.settled();
+        return wal.lastSeq;
+      },
+      resumeWrites() {
+        fence.resume();
+      },
       failed,
       async close() {
         if (closing) return;
         closing = true;
+        fence.close();
         health.setAll('NOT_SERVING');
         acks.releaseAll(); // waiting writes are committed: answer them with the counts so far
         wal.wake(); // parked streams see `closing` and end

@@ -23,6 +23,8 @@ import type { WriteGate } from './write-gate.js';
 import type { WriteRate } from './write-rate.js';
 import type { LogRetention } from './log-retention.js';
 import { slotHold } from './slot-hold.js';
+import type { WriteFence } from './write-fence.js';
+import type { ClusterView } from '../common/cluster-view.js';
 
 export interface MasterServiceContext {
   store: MasterStore;
@@ -38,6 +40,11 @@ export interface MasterServiceContext {
   heartbeatIntervalMs: number;
   isClosing: () => boolean;
   log: Logger;
+  /** Epoch fencing and switchover pauses of the write path. */
+  fence: WriteFence;
+  cluster: ClusterView;
+  /** Where this master serves (its own address, for Status and StreamStart). */
+  address: () => string;
 }
 
 export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers {
@@ -66,6 +73,7 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
         const writes = req.prepared();
         let committed: CommitResult;
         try {
+          ctx.fence.check(req.epoch ?? 0); // deposed or paused: refuse before anything is written
           await gate.check(); // --min-followers: refuse before anything is written
           committed = await committer.submitPrepared(writes);
         } finally {
@@ -90,8 +98,10 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
             log.debug({ lastSeq: lastSeq.toString(), requested, acked, timeoutMs: policy.timeoutMs }, 'write committed but not acknowledged by enough followers in time');
           }
         }
+        // Deposed while this write was committed or waited: it is not acknowledged.
+        ctx.fence.checkAnswer(lastSeq);
         metrics.writeRequests.inc({ result: ackStatus.toLowerCase() });
-        return { firstSeq: seqToWire(firstSeq), lastSeq: seqToWire(lastSeq), ackStatus, followersRequested: requested, followersAcked: acked };
+        return { firstSeq: seqToWire(firstSeq), lastSeq: seqToWire(lastSeq), ackStatus, followersRequested: requested, followersAcked: acked, epoch: wal.epoch };
       } catch (err) {
         metrics.writeRequests.inc({ result: 'error' });
         throw err;
@@ -101,7 +111,8 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
     }),
 
     Subscribe(call) {
-      serveSubscription(call, ctx).catch((err) => {
+      const nodeId = ctx.cluster.nodeId;
+      serveSubscription(call, { ...ctx, chain: () => (nodeId ? [nodeId] : []), masterAddress: ctx.address }).catch((err) => {
         metrics.errors.inc({ code: isReplicatorError(err) ? err.code : ErrorCode.INTERNAL });
         // debug: the server guard already logs every refused call once, at warn.
         log.debug({ followerId: call.request.followerId, code: err?.code, err: err?.message }, 'subscription refused or failed');
@@ -160,8 +171,12 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
         defaultAckFollowers: ctx.ackDefaults.followers,
         defaultAckTimeoutMs: ctx.ackDefaults.timeoutMs,
         version: VERSION,
-        role: 'master',
+        role: ctx.fence.deposed ? 'deposed' : 'master',
         logBytes: String(await wal.bytesFrom(wal.firstSeq)),
+        nodeId: ctx.cluster.nodeId ?? 0,
+        epochs: wal.epochs.map((e) => ({ epoch: e.epoch, firstSeq: seqToWire(e.firstSeq) })),
+        masterAddress: ctx.fence.deposed ? ctx.cluster.masterAddress : ctx.address(),
+        seenEpoch: Math.max(ctx.cluster.seenEpoch, wal.epoch),
       };
     }),
 

@@ -9,7 +9,10 @@ import type { FollowerRegistry } from './follower-registry.js';
 import type { MasterMetrics } from './metrics.js';
 import { snapshotInfo, streamSnapshot } from './snapshot-sender.js';
 import { EncodedResponse, encodeEntryBatchResponse, type SubscribeResponseOut } from '../wire/subscribe-encoder.js';
-import type { MasterStore, ReplicationLog } from '../storage/interfaces.js';
+import type { ReplicationLog, ServingStore } from '../storage/interfaces.js';
+import { forkSeq, type EpochHistory } from '../storage/epoch-history.js';
+import { historyFromWire, historyToWire } from '../wire/epoch-wire.js';
+import type { ClusterView } from '../common/cluster-view.js';
 
 /** Packing: many entries per message, bounded so one message stays well under the gRPC cap. */
 export const MAX_ENTRIES_PER_MESSAGE = 1_000;
@@ -26,7 +29,13 @@ export const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 export type SubscribeCall = grpc.ServerWritableStream<SubscribeRequest__Output, SubscribeResponseOut>;
 
 export interface SubscriptionContext {
-  store: MasterStore;
+  /** The store whose log is served: the master's, or a follower's own (chained followers). */
+  store: ServingStore;
+  cluster: ClusterView;
+  /** Node ids from this node up to the master (this node first; empty when it has no id). */
+  chain: () => number[];
+  /** The master as this node knows it (its own address when it is the master). */
+  masterAddress: () => string;
   registry: FollowerRegistry;
   metrics: MasterMetrics;
   heartbeatIntervalMs: number;
@@ -34,21 +43,44 @@ export interface SubscriptionContext {
   log: Logger;
 }
 
-export type StreamPlan = { mode: 'log' } | { mode: 'snapshot'; reason: string };
+export type StreamPlan = { mode: 'log' } | { mode: 'snapshot'; reason: string; forkSeq?: bigint };
 
 /**
- * Decides how to bring a follower, at (fromSeq, historyId, prevChecksum), to the master's
- * history. The log is streamed only if the master can continue exactly that history from
- * exactly fromSeq. A follower with nothing applied, whose position was trimmed, or whose
- * entries are not the master's gets a snapshot (the reason is logged with both positions).
- * A follower ahead of the master on the master's own history is refused: it is never
- * silently rolled back or forward.
+ * Decides how to bring a follower, at (fromSeq, historyId, prevChecksum, epochs), to this
+ * node's history. A follower that has seen a newer epoch than this node's is refused
+ * (STALE_EPOCH: this node is behind the cluster). A follower whose epoch history forks from
+ * this node's before its applied seq gets a snapshot with the fork seq, so it can put its
+ * entries after the fork in a rollback file first (docs/roles.md). Otherwise the log is
+ * streamed only if this node can continue exactly that history from exactly fromSeq. A
+ * follower with nothing applied, whose position was trimmed, or whose entries are not this
+ * node's gets a snapshot (the reason is logged with both positions). A follower ahead of
+ * this node on its own history is refused: it is never silently rolled back or forward.
  */
-export async function planStream(wal: ReplicationLog, req: { fromSeq: bigint; historyId: Buffer; prevChecksum: number }): Promise<StreamPlan> {
+export async function planStream(
+  wal: ReplicationLog,
+  req: { fromSeq: bigint; historyId: Buffer; prevChecksum: number; epochs?: EpochHistory; seenEpoch?: number },
+): Promise<StreamPlan> {
   const { fromSeq, historyId, prevChecksum } = req;
   const appliedSeq = fromSeq - 1n;
   if (fromSeq < 1n) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'from_seq must be at least 1');
-  const masterPos = `master history ${wal.historyId.toString('hex')} at seq ${wal.lastSeq} (log ${wal.firstSeq}..${wal.lastSeq})`;
+  const seenEpoch = req.seenEpoch ?? 0;
+  if (seenEpoch > wal.epoch) {
+    throw new ReplicatorError(
+      ErrorCode.STALE_EPOCH,
+      `this node is at epoch ${wal.epoch}, the follower has seen epoch ${seenEpoch}: it must not follow an older epoch's node`,
+    );
+  }
+  const masterPos = `master history ${wal.historyId.toString('hex')} epoch ${wal.epoch} at seq ${wal.lastSeq} (log ${wal.firstSeq}..${wal.lastSeq})`;
+  // Where the follower's epochs part from ours: its entries after that seq were committed
+  // by a master whose epoch our history ended before (a deposed master's unreplicated writes).
+  const fork = appliedSeq > 0n && req.epochs ? forkSeq(req.epochs, wal.epochs) : undefined;
+  if (fork !== undefined && appliedSeq > fork) {
+    return {
+      mode: 'snapshot',
+      forkSeq: fork,
+      reason: `diverged at seq ${fork}: the follower's entries ${fork + 1n}..${appliedSeq} belong to an epoch this history ended before them; ${masterPos}`,
+    };
+  }
   if (appliedSeq === 0n) {
     if (prevChecksum !== GENESIS_CHECKSUM) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'a follower at seq 0 must send the genesis checksum 0');
     if (wal.lastSeq === 0n) return { mode: 'log' };
@@ -88,6 +120,18 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   const req = call.request;
   const followerId = parseFollowerId(req.followerId);
   const fromSeq = seqFromWire(req.fromSeq);
+  const chain = ctx.chain();
+  if (chain.includes(followerId)) {
+    throw new ReplicatorError(
+      ErrorCode.FOLLOW_LOOP,
+      followerId === chain[0]
+        ? `node ${followerId} cannot follow itself`
+        : `node ${followerId} cannot follow node ${chain[0]}: node ${chain[0]} streams from it (chain ${chain.join(' -> ')})`,
+    );
+  }
+  // A subscriber that has seen a newer epoch than ours: this node is behind the cluster (a
+  // deposed master is fenced by this at once).
+  if (req.seenEpoch > wal.epoch) ctx.cluster.observe(req.seenEpoch);
   // Shown by replication-status: only a plain host:port (or nothing) from the network.
   const readAddress = req.readAddress === '' ? '' : parseAddress(req.readAddress);
   // Claims the id first (a second subscriber with it is refused while this one is checked),
@@ -107,7 +151,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   });
   let plan: StreamPlan;
   try {
-    plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum });
+    plan = await planStream(wal, { fromSeq, historyId: req.historyId, prevChecksum: req.prevChecksum, epochs: historyFromWire(req.epochs ?? []), seenEpoch: req.seenEpoch });
     if (dropped) throw slotDropped(followerId);
   } catch (err) {
     offDrop();
@@ -145,7 +189,17 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
   try {
     let next = fromSeq;
     let prevChecksum = req.prevChecksum;
-    const start = { historyId: wal.historyId, epoch: wal.epoch, masterLastSeq: seqToWire(wal.lastSeq) };
+    // The stream serves one epoch history: if it changes (this node adopted a newer one, or
+    // was promoted), the stream ends and the follower subscribes again to learn it.
+    const epoch = wal.epoch;
+    const start = {
+      historyId: wal.historyId,
+      epoch,
+      masterLastSeq: seqToWire(wal.lastSeq),
+      epochs: historyToWire(wal.epochs),
+      chain,
+      masterAddress: ctx.masterAddress(),
+    };
     if (plan.mode === 'snapshot') {
       const snapshot = await store.snapshot();
       try {
@@ -154,7 +208,8 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         ctx.metrics.snapshotsSent.inc();
         // A new follower (from seq 1) always starts with a snapshot: routine, not a warning.
         flog[fromSeq === 1n ? 'info' : 'warn']({ reason: plan.reason, snapshotSeq: snapshot.seq.toString() }, 'sending a snapshot');
-        await send({ start: { ...start, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
+        const fork = plan.forkSeq !== undefined ? { diverged: true, forkSeq: seqToWire(plan.forkSeq) } : {};
+        await send({ start: { ...start, ...fork, fromSeq: seqToWire(fromSeq), snapshot: snapshotInfo(snapshot), reason: plan.reason } });
         // Chunks come encoded (EncodedResponse): the stream's serializer passes them through.
         const { keys, digest } = await streamSnapshot(
           snapshot,
@@ -182,6 +237,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
     }
     let lastSendMs = Date.now();
     while (live()) {
+      if (wal.epoch !== epoch) throw epochChanged(epoch, wal.epoch);
       if (next <= wal.lastSeq) {
         const cached = wal.readCached(next, MAX_ENTRIES_PER_MESSAGE, MAX_BYTES_PER_MESSAGE);
         const entries = cached ?? (await wal.read(next, MAX_ENTRIES_PER_MESSAGE, MAX_BYTES_PER_MESSAGE));
@@ -207,7 +263,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
         registry.recordSent(record, next - 1n, bytes);
         // Encoded now, before any await: entries from the tail are views valid only until
         // the next commit (the stream's serializer passes an EncodedResponse through).
-        const encoded = new EncodedResponse(encodeEntryBatchResponse(entries, wal.lastSeq), bytes);
+        const encoded = new EncodedResponse(encodeEntryBatchResponse(entries, wal.lastSeq, epoch), bytes);
         await send(encoded, bytes);
       } else {
         // Caught up: everything committed so far has been sent at least once.
@@ -218,7 +274,7 @@ export async function serveSubscription(call: SubscribeCall, ctx: SubscriptionCo
           await wal.waitForAppend(idleLeftMs);
           continue;
         }
-        await send({ heartbeat: { masterLastSeq: seqToWire(wal.lastSeq), masterTimeMs: String(Date.now()) } });
+        await send({ heartbeat: { masterLastSeq: seqToWire(wal.lastSeq), masterTimeMs: String(Date.now()), epoch } });
       }
       lastSendMs = Date.now();
     }
@@ -249,6 +305,10 @@ function drainedOrCancelled(call: SubscribeCall, wakeBy: (wake: () => void) => v
     call.on('close', done);
     wakeBy(done);
   });
+}
+
+function epochChanged(was: number, now: number): ReplicatorError {
+  return new ReplicatorError(ErrorCode.EPOCH_CHANGED, `this node's epoch changed from ${was} to ${now}; subscribe again`);
 }
 
 function slotDropped(followerId: number): ReplicatorError {

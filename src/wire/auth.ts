@@ -39,6 +39,10 @@ const METHOD_ROLES: Record<string, Role | 'public'> = {
   '/levelreplicator.v1.Master/Status': 'read',
   // Changes what the master keeps (its log and its slots), as writes do: no new role to hand out.
   '/levelreplicator.v1.Master/DropSlot': 'write',
+  // Role changes decide who takes writes: the write role, as DropSlot.
+  '/levelreplicator.v1.Admin/Promote': 'write',
+  '/levelreplicator.v1.Admin/Follow': 'write',
+  '/levelreplicator.v1.Admin/PauseWrites': 'write',
   '/levelreplicator.v1.Store/Get': 'read',
   '/levelreplicator.v1.Store/Digest': 'read',
 };

@@ -157,7 +157,7 @@ export const FieldTag = {
   SnapshotSize: { keys: tag(1, VARINT) },
   PromoteRequest: { min_applied_seq: tag(1, VARINT), notify: tag(2, LEN), min_epoch: tag(3, VARINT) },
   PromoteResponse: { epoch: tag(1, VARINT), first_seq: tag(2, VARINT), address: tag(3, LEN), applied_seq: tag(4, VARINT) },
-  FollowRequest: { upstream: tag(1, LEN), epoch: tag(2, VARINT), master_address: tag(3, LEN) },
+  FollowRequest: { upstream: tag(1, LEN), epoch: tag(2, VARINT), master_address: tag(3, LEN), epoch_first_seq: tag(4, VARINT) },
   FollowResponse: { role: tag(1, LEN), applied_seq: tag(2, VARINT), epoch: tag(3, VARINT) },
   PauseWritesRequest: { timeout_ms: tag(1, VARINT), resume: tag(2, VARINT) },
   PauseWritesResponse: { last_seq: tag(1, VARINT), epoch: tag(2, VARINT), paused: tag(3, VARINT) },

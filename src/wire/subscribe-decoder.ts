@@ -40,6 +40,7 @@ export function followerMasterClient(address: string, security: ClientSecurity):
 const ENTRIES_TAG = FieldTag.SubscribeResponse.entries;
 const ENTRY_TAG = FieldTag.EntryBatch.entries;
 const MASTER_LAST_SEQ_TAG = FieldTag.EntryBatch.master_last_seq;
+const BATCH_EPOCH_TAG = FieldTag.EntryBatch.epoch;
 const SNAPSHOT_CHUNK_TAG = FieldTag.SubscribeResponse.snapshot_chunk;
 const PAIRS_TAG = FieldTag.SnapshotChunk.pairs;
 const KEY_TAG = FieldTag.KeyValue.key;
@@ -54,6 +55,7 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
   if (buf[0] === ENTRIES_TAG) {
     const entries: Buffer[] = [];
     let masterLastSeq = '0';
+    let epoch = 0;
     while (r.pos < end) {
       const tag = buf[r.pos++];
       if (tag === ENTRY_TAG) {
@@ -65,11 +67,15 @@ function decodeBulk(buf: Buffer): SubscribeResponse__Output | undefined {
         const seq = readUint64String(buf, r);
         if (seq === undefined) return undefined;
         masterLastSeq = seq;
+      } else if (tag === BATCH_EPOCH_TAG) {
+        const v = readUint64String(buf, r);
+        if (v === undefined || v.length > 10 || Number(v) > 0xffff_ffff) return undefined;
+        epoch = Number(v);
       } else {
         return undefined;
       }
     }
-    return { entries: { entries, masterLastSeq }, body: 'entries' } as SubscribeResponse__Output;
+    return { entries: { entries, masterLastSeq, epoch }, body: 'entries' } as SubscribeResponse__Output;
   }
   if (buf[0] === SNAPSHOT_CHUNK_TAG) {
     const pairs: KeyValue__Output[] = [];

@@ -57,6 +57,7 @@ const VALUE_TAG = FieldTag.KeyValue.value;
 const ENTRIES_TAG = FieldTag.SubscribeResponse.entries;
 const ENTRY_TAG = FieldTag.EntryBatch.entries;
 const MASTER_LAST_SEQ_TAG = FieldTag.EntryBatch.master_last_seq;
+const BATCH_EPOCH_TAG = FieldTag.EntryBatch.epoch;
 
 /** Key byte lengths of the chunk being encoded (reused: one chunk is encoded at a time). */
 let keyLengths = new Int32Array(4096);
@@ -113,9 +114,9 @@ export function encodeSnapshotRows(
   return new EncodedResponse(buf.subarray(0, size), payload);
 }
 
-/** The bytes of SubscribeResponse { entries: { entries, masterLastSeq } }. */
-export function encodeEntryBatchResponse(entries: readonly Buffer[], masterLastSeq: bigint): Buffer {
-  let body = 1 + varint64Size(masterLastSeq);
+/** The bytes of SubscribeResponse { entries: { entries, masterLastSeq, epoch } } (epoch 0 is left out, as proto3 does). */
+export function encodeEntryBatchResponse(entries: readonly Buffer[], masterLastSeq: bigint, epoch = 0): Buffer {
+  let body = 1 + varint64Size(masterLastSeq) + (epoch > 0 ? 1 + varintSize(epoch) : 0);
   for (const e of entries) body += framedSize(e.length);
   const buf = Buffer.allocUnsafe(1 + varintSize(body) + body);
   buf[0] = ENTRIES_TAG;
@@ -127,6 +128,10 @@ export function encodeEntryBatchResponse(entries: readonly Buffer[], masterLastS
     o += e.length;
   }
   buf[o] = MASTER_LAST_SEQ_TAG;
-  writeVarint64(buf, o + 1, masterLastSeq);
+  o = writeVarint64(buf, o + 1, masterLastSeq);
+  if (epoch > 0) {
+    buf[o] = BATCH_EPOCH_TAG;
+    writeVarint(buf, o + 1, epoch);
+  }
   return buf;
 }

@@ -38,6 +38,8 @@ export class DecodedWriteRequest {
     /** The request's acknowledgement policy as proto-loader gives it; null when absent. */
     readonly ack: AckPolicy__Output | null,
     private readonly outcome: PreparedWrites | ReplicatorError,
+    /** The newest epoch the client knows (WriteRequest.epoch; 0 when absent). */
+    readonly epoch = 0,
   ) {}
 
   /** The writes, checked and packed; throws the limit the request broke. */
@@ -67,6 +69,7 @@ export function writeRequestDecoder(plan: MessagePlan): WriteRequestDecoder {
 
 const WRITES = FieldTag.WriteRequest.writes;
 const ACK = FieldTag.WriteRequest.ack;
+const EPOCH = FieldTag.WriteRequest.epoch;
 const MUTATIONS = FieldTag.Write.mutations;
 const KIND = FieldTag.Mutation.kind;
 const KEY = FieldTag.Mutation.key;
@@ -97,6 +100,7 @@ function decode(buf: Buffer, plans: Plans): DecodedWriteRequest {
   let mutations = 0;
   let bytes = 0;
   let ack: DecodedMessage | null = null;
+  let epoch = 0;
   let refusal: Refusal | undefined;
   try {
     while (r.pos < len) {
@@ -106,6 +110,11 @@ function decode(buf: Buffer, plans: Plans): DecodedWriteRequest {
         const end = readFieldEnd(buf, r, len);
         ack = decodeInto(plans.ack, buf, r.pos, end, 1, ack ?? plans.ack.defaults());
         r.pos = end;
+        continue;
+      }
+      if (tag === EPOCH) {
+        // uint32: a varint that does not fit is a malformed request.
+        epoch = readVarint32(buf, r, len) >>> 0;
         continue;
       }
       if (tag !== WRITES) {
@@ -192,10 +201,10 @@ function decode(buf: Buffer, plans: Plans): DecodedWriteRequest {
   const policy = ack as AckPolicy__Output | null;
   if (broken) {
     out.abandon();
-    return new DecodedWriteRequest(policy, broken);
+    return new DecodedWriteRequest(policy, broken, epoch);
   }
   const { body: packed, slab } = out.finish(o);
-  return new DecodedWriteRequest(policy, new PreparedWrites(packed, ends.slice(0, writes), bytes, slab));
+  return new DecodedWriteRequest(policy, new PreparedWrites(packed, ends.slice(0, writes), bytes, slab), epoch);
 }
 
 /**

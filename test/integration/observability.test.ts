@@ -87,7 +87,7 @@ describe('observability: status, metrics, health, reflection; --no-sync acks do 
       (e) => isReplicatorError(e, ErrorCode.INVALID_ARGUMENT),
     );
     client.close();
-    assert.equal((await runTool('push-data', ['k', 'v', '--master', f1.readAddress])).code, 5);
+    assert.equal((await runTool('push-data', ['k', 'v', '--no-redirect', '--master', f1.readAddress])).code, 5);
 
     const m = await scrapeMetrics(master.metricsAddress!);
     assert.deepEqual([...exported(m, 'lr_master_')].sort(), [...documentedMetrics('lr_master_')].sort());

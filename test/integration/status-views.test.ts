@@ -62,7 +62,7 @@ describe('replication-status: sent seq, a follower\'s own view, --watch', () => 
     assert.deepEqual([json.follower.id, json.follower.state, json.follower.appliedSeq, json.follower.masterAddress], [1, 'streaming', lastSeq, master.address]);
     assert.equal(json.follower.historyId, (await status(master.address)).historyId.toString('hex'));
     // Still read-only: writes are refused, naming the master.
-    const write = await runTool('push-data', ['k', 'v', '--master', f1.readAddress]);
+    const write = await runTool('push-data', ['k', 'v', '--no-redirect', '--master', f1.readAddress]);
     assert.equal(write.code, 5);
     assert.match(write.stderr, /\[NOT_MASTER\]/);
     const drop = await runTool('replication-admin', ['drop-slot', '2', '--master', f1.readAddress]);

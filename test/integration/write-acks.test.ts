@@ -60,7 +60,7 @@ describe('write acknowledgement, min-followers, read-your-writes, read-only foll
   });
 
   it('a follower refuses writes, naming the master', async () => {
-    const res = await runTool('push-data', ['k', 'v', '--master', f1.readAddress]);
+    const res = await runTool('push-data', ['k', 'v', '--no-redirect', '--master', f1.readAddress]);
     assert.equal(res.code, 5, res.stderr);
     assert.match(res.stderr, new RegExp(`follower 1 is read-only and cannot take writes; the master is at ${master.address} \\[NOT_MASTER\\]`));
     // Status is the one Master call a follower answers: with its own view, naming its master.

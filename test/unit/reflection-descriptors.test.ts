@@ -49,7 +49,7 @@ describe('server reflection', () => {
       const fields = (name: string) => (messages.get(name)?.field ?? []).map((f) => [f.name, f.typeName ?? '', f.jsonName]);
       assert.deepEqual(fields('.levelreplicator.v1.GetRequest'), [['key', '', 'key'], ['min_seq', '', 'minSeq']]);
       assert.deepEqual(fields('.levelreplicator.v1.AckRequest'), [['follower_id', '', 'followerId'], ['applied_seq', '', 'appliedSeq']]);
-      assert.deepEqual(fields('.levelreplicator.v1.WriteRequest'), [['writes', '.levelreplicator.v1.Write', 'writes'], ['ack', '.levelreplicator.v1.AckPolicy', 'ack']]);
+      assert.deepEqual(fields('.levelreplicator.v1.WriteRequest'), [['writes', '.levelreplicator.v1.Write', 'writes'], ['ack', '.levelreplicator.v1.AckPolicy', 'ack'], ['epoch', '', 'epoch']]);
       assert.deepEqual(fields('.levelreplicator.v1.Mutation')[0], ['kind', '.levelreplicator.v1.Mutation.Kind', 'kind']);
       for (const [name, m] of messages) {
         for (const f of m.field ?? []) {

@@ -75,7 +75,7 @@ function sameRequestObject(bytes: Buffer, what: string): void {
   const g = generic(bytes);
   for (const w of g.writes) for (const m of w.mutations) if (m.kind === 'DELETE') m.value = Buffer.alloc(0);
   const req = decode(bytes);
-  assert.deepStrictEqual({ writes: req.writes, ack: req.ack }, g, what);
+  assert.deepStrictEqual({ writes: req.writes, ack: req.ack, epoch: req.epoch }, g, what);
 }
 
 describe('one-pass Write request decoding', () => {
@@ -108,7 +108,8 @@ describe('one-pass Write request decoding', () => {
   it('decodes every other valid request as proto-loader does, refuses what validation refuses, and malformed bytes', () => {
     const valid = serialize({ writes: [{ mutations: [{ kind: 'DELETE', key: Buffer.from('k') }] }] });
     const cases: [string, Buffer, 'accepted' | 'MALFORMED' | { code: string; message: string }][] = [
-      ['an unknown top-level field', Buffer.concat([valid, Buffer.from([0x18, 0x01])]), 'accepted'],
+      ['an unknown top-level field', Buffer.concat([valid, Buffer.from([0x78, 0x01])]), 'accepted'],
+      ['an epoch', Buffer.concat([valid, Buffer.from([0x18, 0x02])]), 'accepted'],
       ['an unknown mutation field', Buffer.from([0x0a, 0x07, 0x0a, 0x05, 0x12, 0x01, 0x6b, 0x20, 0x01]), 'accepted'],
       ['an unknown field of a write, with a two-byte tag', Buffer.from([0x0a, 0x08, 0x0a, 0x03, 0x12, 0x01, 0x6b, 0x90, 0x01, 0x07]), 'accepted'],
       ['an unknown kind', Buffer.from([0x0a, 0x07, 0x0a, 0x05, 0x12, 0x01, 0x6b, 0x08, 0x05]), { code: 'INVALID_ARGUMENT', message: 'unknown mutation kind 5' }],
@@ -124,7 +125,8 @@ describe('one-pass Write request decoding', () => {
       sameOutcome(actual, oldWritePath(bytes), what);
       if (expected === 'accepted') sameRequestObject(bytes, what);
     }
-    assert.deepEqual(decode(cases[6][1]).ack, { followers: 1, timeoutMs: 50 });
+    assert.deepEqual(decode(cases[7][1]).ack, { followers: 1, timeoutMs: 50 });
+    assert.equal(decode(cases[1][1]).epoch, 2);
     assert.equal(decode(valid).ack, null, 'no policy: null, as proto-loader gives it');
   });
 

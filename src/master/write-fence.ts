@@ -1,0 +1,106 @@
+import type { ClusterView } from '../common/cluster-view.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
+
+/** How long PauseWrites holds writes when the request names no timeout. */
+export const DEFAULT_PAUSE_MS = 10_000;
+
+/**
+ * Whether this master may take and acknowledge writes: the fencing of epochs and the pause
+ * of a switchover, checked by every Write before anything is written and again before its
+ * answer is sent.
+ *
+ * - deposed: the node learned of an epoch newer than its own (a Follow naming a newer
+ *   master, a client's or a subscriber's newer epoch). Final for this master role: from
+ *   that instant no write is acknowledged, also one that was committed before and is still
+ *   waiting for its answer (it will be in the rollback file when the node rejoins).
+ * - paused: a switchover is handing writes over; WRITES_PAUSED (retryable) until resumed or
+ *   the pause times out.
+ *
+ * Invariant: once deposed, check() always throws.
+ */
+export class WriteFence {
+  private pausedUntil = 0;
+  private deposedAt: number | undefined;
+  /** Writes up to this seq are in the new master's history (a switchover handed them over): still answerable. */
+  private handedOverSeq = 0n;
+  private readonly off: () => void;
+
+  constructor(
+    private readonly cluster: ClusterView,
+    /** This master's epoch (its log's). */
+    private readonly epoch: () => number,
+  ) {
+    if (cluster.seenEpoch > epoch()) this.deposedAt = cluster.seenEpoch;
+    this.off = cluster.onNewer((e) => {
+      if (e > this.epoch()) this.deposedAt ??= e;
+    });
+  }
+
+  get deposed(): boolean {
+    return this.deposedAt !== undefined;
+  }
+
+  get paused(): boolean {
+    return this.pausedUntil > Date.now();
+  }
+
+  /**
+   * A client or peer reports an epoch: a newer one than ours deposes this master at once.
+   * `firstSeq`, the newer epoch's first seq when known (a switchover), lets writes below it
+   * still be answered: they are in the new master's history.
+   */
+  observe(epoch: number, masterAddress = '', firstSeq = 0n): void {
+    this.cluster.observe(epoch, masterAddress);
+    if (epoch <= this.epoch()) return;
+    if (this.deposedAt === undefined && firstSeq > 0n) this.handedOverSeq = firstSeq - 1n;
+    this.deposedAt ??= epoch;
+  }
+
+  pause(ms: number): void {
+    this.pausedUntil = Date.now() + ms;
+  }
+
+  resume(): void {
+    this.pausedUntil = 0;
+  }
+
+  /**
+   * Throws unless a write may be taken (or answered) now. `clientEpoch`: the newest epoch
+   * the client knows; one above ours deposes this master first.
+   */
+  check(clientEpoch = 0): void {
+    if (clientEpoch > this.epoch()) this.observe(clientEpoch);
+    const master = this.cluster.masterAddress;
+    const details = master ? { masterAddress: master } : undefined;
+    if (this.deposedAt !== undefined) {
+      const where = master ? `; the master is at ${master}` : '';
+      throw new ReplicatorError(
+        clientEpoch > this.epoch() ? ErrorCode.STALE_EPOCH : ErrorCode.NOT_MASTER,
+        `this node was the master of epoch ${this.epoch()} and was deposed by epoch ${this.cluster.seenEpoch}${where}; it acknowledges no write`,
+        { details },
+      );
+    }
+    if (this.paused) {
+      throw new ReplicatorError(ErrorCode.WRITES_PAUSED, `writes are paused for a switchover${master ? `; the new master is at ${master}` : ''}; nothing was written, retry`, { details });
+    }
+  }
+
+  /**
+   * Before a committed write is answered: throws once deposed, unless the write is one the
+   * new master's history holds. Never throws for a pause (the write is committed and a
+   * switchover waits for it; an error would invite a retry that writes it twice).
+   */
+  checkAnswer(lastSeq: bigint): void {
+    if (this.deposedAt === undefined || lastSeq <= this.handedOverSeq) return;
+    const master = this.cluster.masterAddress;
+    throw new ReplicatorError(
+      ErrorCode.NOT_MASTER,
+      `this node was deposed (epoch ${this.cluster.seenEpoch}) before it could acknowledge seqs up to ${lastSeq}; they are not in the new master's history and will be in this node's rollback file${master ? `; the master is at ${master}` : ''}`,
+      { details: master ? { masterAddress: master } : undefined },
+    );
+  }
+
+  close(): void {
+    this.off();
+  }
+}
