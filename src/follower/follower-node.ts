@@ -20,6 +20,7 @@ import { followerSelf, type SelfSource } from './self-status.js';
 import { Subscriber } from './subscriber.js';
 import { followerMasterClient } from '../wire/subscribe-decoder.js';
 import { ClusterView } from '../common/cluster-view.js';
+import type { AdminHandlers } from '../wire/admin-handlers.js';
 
 export interface FollowerOptions {
   followerId: number;
@@ -44,6 +45,8 @@ export interface FollowerOptions {
   masterSecurity?: ClientSecurity;
   /** What the process knows of epochs and the master (shared across role changes); default: a new one. */
   cluster?: ClusterView;
+  /** The Admin service (role changes), served when given. */
+  admin?: AdminHandlers;
 }
 
 export interface FollowerNode {
@@ -77,6 +80,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       { dataDir: opts.dataDir, appliedSeq: store.appliedSeq.toString(), historyId: store.historyId.toString('hex') },
       'follower store opened',
     );
+    opts.cluster?.observe(store.log.epoch);
     const metrics = new FollowerMetrics();
     const proto = replicatorProto();
     server = createServer(opts.security?.tokens, log);
@@ -98,6 +102,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         followerSelf(opts.followerId, opts.masterAddress, opts.sync, store, selfSource ?? STARTING),
       ),
     );
+    if (opts.admin) server.addService(proto.Admin.service, opts.admin);
     // The follower's Master service only refuses (NOT_MASTER): never reported as serving.
     const health = new StandardServices(server, [STORE_SERVICE], [MASTER_SERVICE]);
     const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);

@@ -23,7 +23,10 @@ import {
 } from '../common/config.js';
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
-import { startFollower } from '../follower/follower-node.js';
+import { NodeRunner } from '../node/node-runner.js';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS } from '../common/config.js';
+import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';
+import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS } from '../master/write-gate.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
 
 const NAME = 'follower-client';
@@ -62,10 +65,8 @@ await runCli(NAME, async () => {
     const masterSecurity = clientSecurityFromArgv(argv);
     const dataDir = (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId);
     checkDataDir(dataDir);
-    const node = await startFollower({
-      followerId,
+    const follower = {
       dataDir,
-      masterAddress: argv.master as string,
       listen: argv.listen as string,
       sync: argv.sync as boolean,
       retainEntries: BigInt(argv['retain-entries'] as number),
@@ -77,9 +78,34 @@ await runCli(NAME, async () => {
       log,
       security,
       masterSecurity,
-    });
+    };
+    // Once promoted (replication-admin promote), the same directory and address serve as
+    // the master, with the master's defaults.
+    const master = {
+      dataDir,
+      listen: argv.listen as string,
+      sync: argv.sync as boolean,
+      maxGroupEntries: 10_000,
+      heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
+      retention: {
+        retainEntries: BigInt(argv['retain-entries'] as number),
+        retainAgeMs: 0,
+        retainBytes: 0,
+        slotMaxLagEntries: 10_000_000n,
+        slotMaxLagBytes: 1024 ** 3,
+        trimIntervalMs: 1_000,
+      },
+      repairLog: false,
+      maxSegmentBytes: argv['log-segment-bytes'] as number,
+      ack: { followers: 0, timeoutMs: DEFAULT_ACK_TIMEOUT_MS },
+      gate: { minFollowers: 0, maxLagMs: DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS },
+      metricsListen: argv['metrics-listen'] as string | undefined,
+      log,
+      security,
+    };
+    const node = await NodeRunner.start({ nodeId: followerId, master, follower, clientSecurity: masterSecurity, log }, { kind: 'follower', upstream: argv.master as string });
     return { node, security };
   });
-  warnIfExposed(NAME, node.readAddress, security, log);
-  await stop.whenStopped(() => node.close());
+  warnIfExposed(NAME, node.address, security, log);
+  await Promise.race([stop.whenStopped(() => node.close()), node.failed.then(() => node.close())]);
 });

@@ -18,7 +18,10 @@ import { ExitCode } from './exit-codes.js';
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
 import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';
-import { startMaster } from '../master/master-node.js';
+import { NodeRunner } from '../node/node-runner.js';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS, parseFollowerId } from '../common/config.js';
+import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
+import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv } from '../wire/security.js';
 import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS } from '../master/write-gate.js';
 
 const NAME = 'master-server';
@@ -30,6 +33,7 @@ await runCli(NAME, async () => {
   const argv = await withSecurityOptions(addOptions(
     cli(NAME, '$0 [options]\n\nRuns the master: owns the master store, takes writes, and streams its log to followers.'),
     {
+      'node-id': { type: 'string', default: '', env: 'LR_NODE_ID', describe: 'This node\'s id (a positive integer, unique among the master and its followers): once deposed by a promoted follower, the node rejoins as follower <node-id>. Empty: none (a deposed master then only stops taking writes)', parse: (v) => (v === '' ? '' : parseFollowerId(v)) },
       listen: { type: 'string', default: DEFAULT_MASTER_ADDRESS, env: 'LR_MASTER_LISTEN', describe: 'gRPC address to serve on (host:port; port 0 picks a free port)', parse: (v) => parseAddress(v, { allowPortZero: true }) },
       ...DATA_ROOT_OPTION,
       'data-dir': { type: 'string', env: 'LR_MASTER_DATA_DIR', describe: 'Master data directory  (default: <data-root>/master)', parse: parsePath },
@@ -51,7 +55,7 @@ await runCli(NAME, async () => {
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_MASTER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
       ...LOG_OPTIONS,
     },
-  ), SERVER_SECURITY_OPTIONS).parse();
+  ), { ...SERVER_SECURITY_OPTIONS, ...CLIENT_SECURITY_OPTIONS }).parse();
 
   const log = createLogger(NAME, argv['log-level'] as string, argv['log-format'] as LogFormat);
   const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
@@ -59,7 +63,8 @@ await runCli(NAME, async () => {
     const security = serverSecurityFromArgv(argv, log);
     const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
     checkDataDir(dataDir);
-    const node = await startMaster({
+    const nodeId = argv['node-id'] === '' ? undefined : (argv['node-id'] as number);
+    const master = {
       dataDir,
       listen: argv.listen as string,
       sync: argv.sync as boolean,
@@ -80,7 +85,22 @@ await runCli(NAME, async () => {
       metricsListen: argv['metrics-listen'] as string | undefined,
       log,
       security,
-    });
+    };
+    // After stepping down, the same directory and address serve as follower <node-id>.
+    const follower = {
+      dataDir,
+      listen: argv.listen as string,
+      sync: argv.sync as boolean,
+      retainEntries: BigInt(argv['retain-entries'] as number),
+      maxSegmentBytes: argv['log-segment-bytes'] as number,
+      heartbeatTimeoutMs: DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      progressIntervalMs: DEFAULT_PROGRESS_INTERVAL_MS,
+      metricsListen: argv['metrics-listen'] as string | undefined,
+      log,
+      security,
+      masterSecurity: clientSecurityFromArgv(argv),
+    };
+    const node = await NodeRunner.start({ nodeId, master, follower, clientSecurity: clientSecurityFromArgv(argv), log }, { kind: 'master' });
     return { node, security };
   });
   warnIfExposed(NAME, node.address, security, log);
@@ -89,7 +109,7 @@ await runCli(NAME, async () => {
     stop.whenStopped(() => node.close()),
     node.failed.then(async (err) => {
       fatal = true;
-      log.fatal({ code: err.code }, 'stopping after a store failure; restart to recover from the store');
+      log.fatal({ code: (err as { code?: string })?.code }, 'stopping after a store failure; restart to recover from the store');
       await node.close();
     }),
   ]);

@@ -9,6 +9,7 @@ import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } 
 import { DEFAULT_TIMEOUT_MS, masterDataDir, parseFollowerId, parsePath, parsePositiveInt } from '../common/config.js';
 import type { DropSlotResponse__Output } from '../wire/generated/levelreplicator/v1/DropSlotResponse.js';
 import { callUnary, masterClient } from '../wire/rpc-client.js';
+import { promoteCommand, switchoverCommand } from './role-admin.js';
 
 const NAME = 'replication-admin';
 
@@ -49,7 +50,41 @@ await runCli(NAME, async () => {
           run = upgrade;
         },
       )
-      .demandCommand(1, 'name a command: drop-slot, upgrade-store'),
+      .command(
+        'promote <id>',
+        'Make follower <id> the master of a new epoch (the master is gone); refused while the master is up or another follower has applied more, unless --force',
+        (y: Argv) =>
+          checkArgs(
+            addOptions(y.positional('id', { type: 'string', describe: 'Follower id' }), {
+              nodes: { type: 'string', default: '', env: 'LR_NODES', describe: 'Comma list of the nodes\' addresses (followers\' read addresses, and the old master\'s): their positions are compared, and each is told to follow the new master' },
+              force: { type: 'boolean', default: false, env: 'LR_PROMOTE_FORCE', describe: 'Promote even if the master answers or another follower has applied more (their extra writes end in rollback files)' },
+            }),
+            (a) => {
+              a.id = parseFollowerId(a.id);
+            },
+          ),
+        () => {
+          run = promoteCommand;
+        },
+      )
+      .command(
+        'switchover',
+        'Hand the master role to follower --to without losing a write: pause writes, wait for it, promote it, make the master follow it',
+        (y: Argv) =>
+          checkArgs(
+            addOptions(y, {
+              to: { type: 'string', env: 'LR_SWITCHOVER_TO', describe: 'The follower id that becomes the master' },
+              nodes: { type: 'string', default: '', env: 'LR_NODES', describe: 'Comma list of the followers\' read addresses (the new master is found among them; the others are told to follow it)' },
+            }),
+            (a) => {
+              a.to = parseFollowerId(a.to);
+            },
+          ),
+        () => {
+          run = switchoverCommand;
+        },
+      )
+      .demandCommand(1, 'name a command: drop-slot, upgrade-store, promote, switchover'),
     {
       ...MASTER_OPTION,
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the call', parse: parsePositiveInt },

@@ -1,3 +1,4 @@
+import type { AdminClient } from './generated/levelreplicator/v1/Admin.js';
 import type * as grpc from '@grpc/grpc-js';
 import { fromServiceError } from './grpc-status.js';
 import { deadlineIn } from './grpc-transport.js';
@@ -34,6 +35,12 @@ export function callUnary<Res>(
 export function masterClient(address: string, security: ClientSecurity = NO_CLIENT_SECURITY): MasterClient {
   const { credentials, options } = channelSetup(security);
   return new (replicatorProto().Master)(address, credentials, options);
+}
+
+/** The Admin service (role changes) of the node at address. */
+export function adminClient(address: string, security: ClientSecurity = NO_CLIENT_SECURITY): AdminClient {
+  const { credentials, options } = channelSetup(security);
+  return new (replicatorProto().Admin)(address, credentials, options);
 }
 
 /** tls: what the server speaks, when its endpoint file says so; otherwise the client's choice. */

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
  * The folder layout is the architecture, and this test keeps it honest: it reads every
  * import of every file under src/ and checks the dependency directions the README draws.
  *
- *   common  <-  wire  <-  storage  <-  master, follower  <-  tools
+ *   common  <-  wire  <-  storage  <-  master, follower  <-  node  <-  tools
  *
  * A layer may import its own folder and the layers to its left, never to its right, and
  * master and follower never import each other. Tools reach the roles only through their
@@ -15,7 +15,7 @@ import { describe, it } from 'node:test';
  */
 const SRC = path.resolve(import.meta.dirname, '../../src');
 
-const LAYER: Record<string, number> = { common: 0, wire: 1, storage: 2, master: 3, follower: 3, tools: 4 };
+const LAYER: Record<string, number> = { common: 0, wire: 1, storage: 2, master: 3, follower: 3, node: 4, tools: 5 };
 
 /** The files of master and follower that tools may import: what starts a node, and its documented defaults. */
 const ENTRY_POINTS = new Set([
