@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { status, tsv } from '../helpers/cluster.js';
+import { readVia, status, tsv } from '../helpers/cluster.js';
 import { runTool, startFollower, startMaster, tempDir, waitFor, type FollowerHandle, type MasterHandle } from '../helpers/processes.js';
-import { callUnary, storeClient } from '../../src/wire/rpc-client.js';
+import { callUnary, masterClient, storeClient } from '../../src/wire/rpc-client.js';
+import type { WriteResponse__Output } from '../../src/wire/generated/levelreplicator/v1/WriteResponse.js';
 import type { DigestResponse__Output } from '../../src/wire/generated/levelreplicator/v1/DigestResponse.js';
 
 async function digestOf(address: string): Promise<DigestResponse__Output> {
@@ -109,5 +110,73 @@ describe('promotion of a follower when the master is dead; the old master rejoin
     const d = await Promise.all([f1.readAddress, f2.readAddress, old.address].map(digestOf));
     assert.equal(d[0].seq, '51');
     assert.deepEqual(d.map((x) => [x.digest, x.seq, x.keys]), [d[0], d[0], d[0]].map((x) => [x.digest, x.seq, x.keys]));
+  });
+});
+
+describe('promotion after kill -9 of the master under load with --ack-followers 1', () => {
+  const root = tempDir();
+  const handles: (MasterHandle | FollowerHandle)[] = [];
+  after(async () => {
+    for (const h of handles) await h.proc.kill('SIGKILL');
+  });
+
+  it('every acknowledged write is on the new master; the other follower continues; the rollback file holds only unacknowledged writes', async () => {
+    const mDir = path.join(root, 'master');
+    const master = await startMaster(mDir, undefined, ['--node-id', '9', '--ack-followers', '1', '--ack-timeout-ms', '2000']);
+    const f1 = await startFollower(1, path.join(root, 'follower-1'), master.address);
+    const f2 = await startFollower(2, path.join(root, 'follower-2'), master.address);
+    handles.push(master, f1, f2);
+    const acked = new Set<string>();
+    let writing = true;
+    const client = masterClient(master.address);
+    const writer = async (w: number) => {
+      for (let i = 0; writing; i++) {
+        const key = `w${w}-${i}`;
+        try {
+          const res = await callUnary<WriteResponse__Output>(
+            (o, cb) => client.Write({ writes: [{ mutations: [{ kind: 'PUT', key: Buffer.from(key), value: Buffer.from('v') }] }] }, o, cb),
+            5_000,
+            { role: 'master', address: master.address },
+          );
+          if (res.ackStatus === 'REPLICATED') acked.add(key);
+        } catch {
+          return; // the master is gone
+        }
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    await waitFor(() => (acked.size >= 300 ? true : undefined), 'acknowledged writes', 30_000);
+    await master.proc.kill('SIGKILL');
+    writing = false;
+    await Promise.all(writers);
+    client.close();
+
+    const nodes = [f1.readAddress, f2.readAddress, master.address].join(',');
+    let promoted = f1;
+    let other = f2;
+    let promote = await runTool('replication-admin', ['promote', '1', '--nodes', nodes, '--json']);
+    if (promote.code === 5 && /PROMOTION_REFUSED/.test(promote.stderr)) {
+      [promoted, other] = [f2, f1];
+      promote = await runTool('replication-admin', ['promote', '2', '--nodes', nodes, '--json']);
+    }
+    assert.equal(promote.code, 0, promote.stderr);
+    const res = JSON.parse(promote.stdout) as { epoch: number; appliedSeq: string };
+    for (const k of acked) assert.notEqual((await readVia(promoted.readAddress, k)).value, undefined, `acknowledged ${k} is on the new master`);
+    const otherId = other === f1 ? 1 : 2;
+    await waitFollowerCaughtUp(promoted.readAddress, otherId);
+    assert.ok(!other.proc.hasLog('master is sending a snapshot'), 'the other follower continued from its applied seq, without a snapshot');
+
+    const old = await startMaster(mDir, master.address, ['--node-id', '9']);
+    handles.push(old);
+    await waitFollowerCaughtUp(promoted.readAddress, 9);
+    const rollbackDir = path.join(mDir, 'rollback');
+    const files = fs.existsSync(rollbackDir) ? fs.readdirSync(rollbackDir).filter((f) => f.endsWith('.jsonl')) : [];
+    for (const f of files) {
+      const lines = fs.readFileSync(path.join(rollbackDir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(lines[0].rollback.fromSeq, String(BigInt(res.appliedSeq) + 1n));
+      for (const e of lines.slice(1)) for (const m of e.mutations) assert.ok(!acked.has(m.key), `${m.key} was acknowledged yet rolled back`);
+    }
+    const d = await Promise.all([promoted.readAddress, other.readAddress, old.address].map(digestOf));
+    assert.deepEqual(d.map((x) => [x.digest, x.seq]), [d[0], d[0], d[0]].map((x) => [x.digest, x.seq]));
   });
 });
