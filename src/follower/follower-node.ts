@@ -21,11 +21,19 @@ import { Subscriber } from './subscriber.js';
 import { followerMasterClient } from '../wire/subscribe-decoder.js';
 import { ClusterView } from '../common/cluster-view.js';
 import type { AdminHandlers } from '../wire/admin-handlers.js';
+import type { Downstream, DownstreamFactory } from './downstream.js';
 
 export interface FollowerOptions {
   followerId: number;
   dataDir: string;
+  /** The master (named in NOT_MASTER refusals); also the upstream when `upstream` is not given. */
   masterAddress: string;
+  /** The node to stream from: the master or another follower (chained followers); default masterAddress. */
+  upstream?: string;
+  /** Serves Subscribe and Ack from this follower's own log to downstream followers, when given. */
+  downstream?: DownstreamFactory;
+  /** Heartbeats to downstream followers (default 1000 ms). */
+  heartbeatIntervalMs?: number;
   listen: string;
   sync: boolean;
   /** The follower's own log keeps at least this many applied entries. */
@@ -69,6 +77,8 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
   let client: MasterClient | undefined;
   let metricsServer: MetricsServer | undefined;
   let audit: ApplyAudit | undefined;
+  let downstream: Downstream | undefined;
+  const upstream = opts.upstream || opts.masterAddress;
   try {
     // The audit is opened before the store (which reports its open to it), so the data
     // directory is created first, as opening the store would: the audit file may be in it.
@@ -96,10 +106,27 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     );
     // Status answers with the follower's own view, once the subscriber exists (until then: NOT_MASTER).
     let selfSource: SelfSource | undefined;
+    let subscriberRef: Subscriber | undefined;
+    const cluster = opts.cluster ?? new ClusterView(opts.followerId, store.log.epoch, opts.masterAddress);
+    if (opts.downstream) {
+      downstream = await opts.downstream({
+        store,
+        cluster,
+        chain: () => [opts.followerId, ...(subscriberRef?.upstreamChain ?? [])],
+        masterAddress: () => subscriberRef?.upstreamMasterAddress || opts.masterAddress,
+        heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 1_000,
+        log,
+      });
+    }
+    const ds = downstream;
     server.addService(
       proto.Master.service,
-      readOnlyMasterHandlers(opts.followerId, opts.masterAddress, () => metrics.errors.inc({ code: 'NOT_MASTER' }), () =>
-        followerSelf(opts.followerId, opts.masterAddress, opts.sync, store, selfSource ?? STARTING),
+      readOnlyMasterHandlers(
+        opts.followerId,
+        opts.masterAddress,
+        () => metrics.errors.inc({ code: 'NOT_MASTER' }),
+        () => followerSelf(opts.followerId, opts.masterAddress, opts.sync, store, selfSource ?? STARTING, upstream),
+        ds && (() => ds),
       ),
     );
     if (opts.admin) server.addService(proto.Admin.service, opts.admin);
@@ -108,27 +135,28 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);
     const tls = opts.security?.tls ?? false;
 
-    client = followerMasterClient(opts.masterAddress, opts.masterSecurity ?? NO_CLIENT_SECURITY);
+    client = followerMasterClient(upstream, opts.masterSecurity ?? NO_CLIENT_SECURITY);
     const subscriber = new Subscriber(client, store, {
       followerId: opts.followerId,
-      masterAddress: opts.masterAddress,
+      masterAddress: upstream,
       readAddress,
       heartbeatTimeoutMs: opts.heartbeatTimeoutMs,
       progressIntervalMs: opts.progressIntervalMs,
       durable: opts.sync,
       metrics,
       log,
-      cluster: opts.cluster ?? new ClusterView(opts.followerId, store.log.epoch, opts.masterAddress),
+      cluster,
       dataDir: opts.dataDir,
     });
     selfSource = subscriber;
+    subscriberRef = subscriber;
     metrics.bind(store, subscriber);
     if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
     health.setAll('SERVING');
     writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, metricsAddress, startedAt: new Date().toISOString(), tls });
     log.info(
-      { readAddress, metricsAddress, masterAddress: opts.masterAddress, sync: opts.sync, tls, masterTls: Boolean(opts.masterSecurity?.tls) },
+      { readAddress, metricsAddress, masterAddress: opts.masterAddress, upstream, sync: opts.sync, tls, masterTls: Boolean(opts.masterSecurity?.tls) },
       'follower serving reads',
     );
     subscriber.start();
@@ -150,7 +178,9 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         await subscriber.stop(); // waits for the batch being applied, if any
         store.progress.cancelAll(); // readers waiting for a seq get SEQ_NOT_APPLIED now
         cli.close();
+        const closingDownstream = ds?.close(); // its streams end: the server can shut down
         await shutdownServer(srv);
+        await closingDownstream;
         await msrv?.close();
         removeEndpoint(opts.dataDir);
         await store.close();
@@ -160,6 +190,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     };
   } catch (err) {
     client?.close();
+    await downstream?.close().catch(() => undefined);
     server?.forceShutdown();
     await metricsServer?.close();
     audit?.close();

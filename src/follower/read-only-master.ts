@@ -3,6 +3,8 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import type { MasterServiceHandlers } from '../wire/master-handlers.js';
 import type { FollowerSelf } from '../wire/generated/levelreplicator/v1/FollowerSelf.js';
+import type { StatusResponse } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
+import type { Downstream } from './downstream.js';
 
 /**
  * Followers are read-only. A follower serves the Master service only to refuse every
@@ -11,8 +13,16 @@ import type { FollowerSelf } from '../wire/generated/levelreplicator/v1/Follower
  * is told where to go instead of getting UNIMPLEMENTED. Nothing is ever written.
  * The one exception is Status, when `self` is given: a follower answers it with its own
  * view (role "follower"), as Redis's INFO replication works on a replica.
+ * With `downstream` (chained followers), Subscribe and Ack are served by it from the
+ * follower's own log, and Status lists its downstream followers too.
  */
-export function readOnlyMasterHandlers(followerId: number, masterAddress: string, onRefuse: () => void, self?: () => FollowerSelf): MasterServiceHandlers {
+export function readOnlyMasterHandlers(
+  followerId: number,
+  masterAddress: string,
+  onRefuse: () => void,
+  self?: () => FollowerSelf,
+  downstream?: () => Downstream | undefined,
+): MasterServiceHandlers {
   const refusal = (what: string) => {
     onRefuse();
     return toServiceError(
@@ -23,12 +33,26 @@ export function readOnlyMasterHandlers(followerId: number, masterAddress: string
   };
   return {
     Write: (_call, callback) => callback(refusal('take writes')),
-    Ack: (_call, callback) => callback(refusal('take acknowledgements')),
+    Ack: (call, callback) => {
+      const d = downstream?.();
+      if (d) return d.ack(call, callback);
+      callback(refusal('take acknowledgements'));
+    },
     Status: (_call, callback) => {
       if (!self) return callback(refusal('report replication status'));
-      callback(null, { role: 'follower', self: self(), masterTimeMs: '0' });
+      const d = downstream?.();
+      if (!d) return callback(null, { role: 'follower', self: self(), masterTimeMs: '0' });
+      const me = self();
+      d.status().then(
+        (s) => callback(null, { role: 'follower', self: me, masterTimeMs: '0', ...s } satisfies StatusResponse),
+        (err) => callback(toServiceError(err) as grpc.ServiceError),
+      );
     },
     DropSlot: (_call, callback) => callback(refusal('drop replication slots (they live on the master)')),
-    Subscribe: (call) => call.emit('error', refusal('stream its log (followers do not cascade)')),
+    Subscribe: (call) => {
+      const d = downstream?.();
+      if (d) return d.subscribe(call);
+      call.emit('error', refusal('stream its log (this follower serves no downstream followers)'));
+    },
   };
 }

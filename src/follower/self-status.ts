@@ -13,6 +13,8 @@ export interface SelfSource {
   /** Why the last subscription failed; '' once it streams again. */
   readonly lastError: string;
   lagMs(): number;
+  /** Node ids from the upstream up to the master, as the last stream started. */
+  readonly upstreamChain?: readonly number[];
 }
 
 /**
@@ -26,6 +28,8 @@ export function followerSelf(
   durable: boolean,
   store: ReplicaStore,
   source: SelfSource,
+  /** The node it streams from (default: masterAddress). */
+  upstreamAddress: string = masterAddress,
 ): FollowerSelf {
   const applied = store.appliedSeq;
   const lag = source.masterLastSeq > applied ? source.masterLastSeq - applied : 0n;
@@ -43,9 +47,9 @@ export function followerSelf(
     durable,
     timeMs: String(Date.now()),
     lastError: source.lastError,
-    upstreamAddress: masterAddress,
+    upstreamAddress,
     epoch: store.log.epoch,
     appliedChecksum: store.appliedChecksum,
-    chain: [],
+    chain: [...(source.upstreamChain ?? [])],
   };
 }

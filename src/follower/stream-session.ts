@@ -32,6 +32,8 @@ export interface SessionEvents {
   onBatchApplied?(entries: number, bytes: number, seconds: number): void;
   onHeartbeat(): void;
   onMasterLastSeq(seq: bigint): void;
+  /** The upstream accepted the stream: its chain (node ids from it up to the master) and the master it knows. */
+  onUpstream?(chain: number[], masterAddress: string): void;
 }
 
 /**
@@ -252,6 +254,7 @@ export function runStreamSession(
           return fail(new ReplicatorError(ErrorCode.FOLLOW_LOOP, `the upstream streams from this node (chain ${start.chain.join(' -> ')}): refusing to follow it`));
         }
         if (start.epoch > 0) cluster?.observe(start.epoch, start.masterAddress);
+        events.onUpstream?.(start.chain, start.masterAddress);
         streamEpoch = start.epoch;
         push({ kind: 'start', start }, 0);
         historyId = start.historyId;

@@ -46,6 +46,10 @@ export class Subscriber implements ReplicationSource {
   private current: FollowerNodeState = S.DISCONNECTED;
   private currentSinceMs = Date.now();
   masterLastSeq = 0n;
+  /** Node ids from the upstream up to the master, as the last stream started (StreamStart.chain). */
+  upstreamChain: number[] = [];
+  /** The master as the upstream named it when the last stream started; '' before any. */
+  upstreamMasterAddress = '';
   /** Follower clock (ms) since when it has known it is behind the master; undefined while caught up. */
   private behindSinceMs: number | undefined;
   private call: grpc.ClientReadableStream<SubscribeResponse__Output> | undefined;
@@ -232,6 +236,10 @@ export class Subscriber implements ReplicationSource {
           onHeartbeat: () => {
             this.healthy();
             this.reportAck(true);
+          },
+          onUpstream: (chain, masterAddress) => {
+            this.upstreamChain = [...chain];
+            if (masterAddress) this.upstreamMasterAddress = masterAddress;
           },
           onMasterLastSeq: (seq) => {
             this.masterLastSeq = seq;

@@ -10,13 +10,14 @@ import { toServiceError } from '../wire/grpc-status.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { ClientSecurity } from '../wire/security.js';
 import { FollowNotifier } from './follow-notifier.js';
+import { startDownstream } from './downstream.js';
 
 /** Everything a node needs to run either role on one data directory and one address. */
 export interface RunnerConfig {
   /** --node-id (a master) or the follower id; a node without one cannot rejoin as a follower. */
   nodeId: number | undefined;
   master: Omit<MasterOptions, 'cluster' | 'admin' | 'beginEpoch'>;
-  follower: Omit<FollowerOptions, 'followerId' | 'masterAddress' | 'cluster' | 'admin'>;
+  follower: Omit<FollowerOptions, 'followerId' | 'masterAddress' | 'upstream' | 'downstream' | 'cluster' | 'admin'>;
   /** How to reach other nodes (Follow notices). */
   clientSecurity?: ClientSecurity;
   log: Logger;
@@ -46,10 +47,11 @@ export class NodeRunner {
     this.cluster = new ClusterView(cfg.nodeId);
   }
 
-  static async start(cfg: RunnerConfig, initial: { kind: 'master' } | { kind: 'follower'; upstream: string }): Promise<NodeRunner> {
+  /** A follower's upstream is the node it streams from (the master or a follower); masterAddress (default: upstream) is the master NOT_MASTER names. */
+  static async start(cfg: RunnerConfig, initial: { kind: 'master' } | { kind: 'follower'; upstream: string; masterAddress?: string }): Promise<NodeRunner> {
     const r = new NodeRunner(cfg);
     if (initial.kind === 'master') await r.runMaster(cfg.master.listen);
-    else await r.runFollower(cfg.follower.listen, initial.upstream);
+    else await r.runFollower(cfg.follower.listen, initial.upstream, initial.masterAddress);
     return r;
   }
 
@@ -68,10 +70,20 @@ export class NodeRunner {
     node.failed.then((err) => this.reportFailure(err), () => undefined);
   }
 
-  private async runFollower(listen: string, upstream: string): Promise<void> {
+  private async runFollower(listen: string, upstream: string, masterAddress = upstream): Promise<void> {
     if (this.cfg.nodeId === undefined) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, 'a node without an id cannot follow');
-    this.cluster.observe(this.cluster.seenEpoch, upstream);
-    const node = await startFollower({ ...this.cfg.follower, listen, followerId: this.cfg.nodeId, masterAddress: upstream, cluster: this.cluster, admin: this.admin() });
+    this.cluster.observe(this.cluster.seenEpoch, masterAddress);
+    const node = await startFollower({
+      ...this.cfg.follower,
+      listen,
+      followerId: this.cfg.nodeId,
+      masterAddress,
+      upstream,
+      downstream: startDownstream,
+      heartbeatIntervalMs: this.cfg.master.heartbeatIntervalMs,
+      cluster: this.cluster,
+      admin: this.admin(),
+    });
     this.address = node.readAddress;
     this.role = { kind: 'follower', node, upstream };
   }
@@ -143,7 +155,7 @@ export class NodeRunner {
             this.change('stepping down', async () => {
               const address = this.address;
               await role.node.close();
-              await this.runFollower(address, upstream);
+              await this.runFollower(address, upstream, masterAddress);
             });
             return;
           }
@@ -154,7 +166,7 @@ export class NodeRunner {
           this.change('re-pointing', async () => {
             const address = this.address;
             await role.node.close();
-            await this.runFollower(address, upstream);
+            await this.runFollower(address, upstream, masterAddress);
           });
         })().catch((err) => callback(fail(err)));
       },

@@ -42,6 +42,7 @@ await runCli(NAME, async () => {
     ),
     {
       ...MASTER_OPTION,
+      upstream: { type: 'string', default: '', env: 'LR_FOLLOWER_UPSTREAM', describe: 'Node to stream from: the master or another follower (chained followers); empty: the --master address. --master stays the address writes are redirected to', parse: (v) => (v === '' ? '' : parseAddress(v)) },
       listen: { type: 'string', default: DEFAULT_FOLLOWER_LISTEN, env: 'LR_FOLLOWER_LISTEN', describe: 'Address to serve reads on (port 0 picks a free port; get-data finds it through the data directory)', parse: (v) => parseAddress(v, { allowPortZero: true }) },
       ...DATA_ROOT_OPTION,
       'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)', parse: parsePath },
@@ -103,7 +104,11 @@ await runCli(NAME, async () => {
       log,
       security,
     };
-    const node = await NodeRunner.start({ nodeId: followerId, master, follower, clientSecurity: masterSecurity, log }, { kind: 'follower', upstream: argv.master as string });
+    const node = await NodeRunner.start({ nodeId: followerId, master, follower, clientSecurity: masterSecurity, log }, {
+      kind: 'follower',
+      upstream: (argv.upstream as string) || (argv.master as string),
+      masterAddress: argv.master as string,
+    });
     return { node, security };
   });
   warnIfExposed(NAME, node.address, security, log);

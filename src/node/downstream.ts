@@ -1,0 +1,109 @@
+import type * as grpc from '@grpc/grpc-js';
+import { parseFollowerId } from '../common/config.js';
+import { ErrorCode, isReplicatorError } from '../common/errors.js';
+import { isConnectedState, ReplicationState } from '../common/replication-state.js';
+import type { Downstream, DownstreamContext } from '../follower/downstream.js';
+import { AckWaiters } from '../master/ack-waiters.js';
+import { FollowerRegistry } from '../master/follower-registry.js';
+import { MasterMetrics } from '../master/metrics.js';
+import { lagEntries, lagMs } from '../master/replication-lag.js';
+import { slotHold } from '../master/slot-hold.js';
+import { serveSubscription } from '../master/subscription.js';
+import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS, WriteGate } from '../master/write-gate.js';
+import { stateToWire } from '../wire/follower-status-state.js';
+import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
+import { toServiceError } from '../wire/grpc-status.js';
+import { seqFromWire, seqToWire } from '../wire/seq.js';
+
+/**
+ * Chained followers: a follower's Subscribe and Ack, served from its own log with the
+ * master's subscription code (serveSubscription: the same continuity checks, snapshots,
+ * epochs and loop refusal) and its own registry of downstream followers and their slots.
+ *
+ * The follower's log is trimmed by its own retention only (the newest --retain-entries
+ * entries): slots here do not hold it, so a downstream follower that falls behind the
+ * retained log gets a snapshot. Slots are loaded at start and saved at close, so a
+ * restarted follower still lists its downstream followers.
+ */
+export async function startDownstream(ctx: DownstreamContext): Promise<Downstream> {
+  const { store, log } = ctx;
+  const wal = store.log;
+  const registry = FollowerRegistry.fromSlots(await store.loadSlots());
+  const acks = new AckWaiters(registry);
+  const gate = new WriteGate({ minFollowers: 0, maxLagMs: DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS }, registry, wal);
+  const metrics = new MasterMetrics({ wal, followers: registry, gate, acks });
+  let closing = false;
+
+  return {
+    subscribe(call) {
+      serveSubscription(call, {
+        store,
+        cluster: ctx.cluster,
+        chain: ctx.chain,
+        masterAddress: ctx.masterAddress,
+        registry,
+        metrics,
+        heartbeatIntervalMs: ctx.heartbeatIntervalMs,
+        isClosing: () => closing,
+        log,
+      }).catch((err) => {
+        metrics.errors.inc({ code: isReplicatorError(err) ? err.code : ErrorCode.INTERNAL });
+        log.debug({ followerId: call.request.followerId, code: err?.code, err: err?.message }, 'downstream subscription refused or failed');
+        call.emit('error', toServiceError(err));
+      });
+    },
+
+    ack(call, callback) {
+      try {
+        registry.ack(parseFollowerId(call.request.followerId), seqFromWire(call.request.appliedSeq), wal.lastSeq);
+        callback(null, {});
+      } catch (err) {
+        callback(toServiceError(err) as grpc.ServiceError);
+      }
+    },
+
+    async status() {
+      const now = Date.now();
+      const followers: FollowerStatus[] = [];
+      for (const f of registry.list()) {
+        followers.push({
+          followerId: f.id,
+          connected: isConnectedState(f.state),
+          state: stateToWire(f.state),
+          appliedSeq: seqToWire(f.ackedSeq),
+          sentSeq: seqToWire(f.sentSeq),
+          lagEntries: seqToWire(lagEntries(wal, f.ackedSeq)),
+          lagMs: String(await lagMs(wal, f.ackedSeq, now)),
+          address: f.address,
+          readAddress: f.readAddress,
+          lastAckTimeMs: String(f.lastAckTimeMs),
+          slotLost: f.slotLost,
+          snapshotting: f.state === ReplicationState.SNAPSHOT,
+          bytesSent: String(f.bytesSent),
+          durable: f.durable,
+          lastError: f.lastError,
+          seen: f.seen,
+          sinceMs: String(isConnectedState(f.state) ? f.connectedAtMs : f.stateSinceMs),
+          ...(await slotHold(registry, wal, f)),
+          snapshotProgress:
+            f.state === ReplicationState.SNAPSHOT && f.snapshot
+              ? { seq: seqToWire(f.snapshot.seq), keysSent: f.snapshot.keysSent.toString(), bytesSent: String(f.snapshot.bytesSent), approxBytes: String(f.snapshot.approxBytes) }
+              : null,
+        });
+      }
+      return { followers, firstSeq: seqToWire(wal.firstSeq), lastSeq: seqToWire(wal.lastSeq), historyId: wal.historyId, epoch: wal.epoch };
+    },
+
+    async close() {
+      if (closing) return;
+      closing = true;
+      acks.releaseAll();
+      wal.wake(); // parked streams see `closing` and end
+      try {
+        await store.saveSlots(registry.slots().map((f) => ({ followerId: f.id, appliedSeq: f.appliedSeq, lost: f.slotLost })), true);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'saving the downstream followers\' slots failed');
+      }
+    },
+  };
+}
