@@ -83,7 +83,7 @@ describe('divergence at the same seq, and a follower ahead of the master', () =>
     // Both positions: the follower's seq and checksum, the master's checksum at that seq and its last seq.
     const both = new RegExp(
       `^diverged: follower history ${hist} at seq 20 has checksum ${forged.toString(16)}, ` +
-        `the master's checksum at seq 20 is ${masterChecksum.toString(16)}; master history ${hist} at seq 30 \\(log 1\\.\\.30\\)$`,
+        `the master's checksum at seq 20 is ${masterChecksum.toString(16)}; master history ${hist} epoch 1 at seq 30 \\(log 1\\.\\.30\\)$`,
     );
     const followerLine = await f1.proc.waitForLog('master is sending a snapshot');
     assert.match(String(followerLine.reason), both, 'the follower logs the reason with both positions');
