@@ -85,7 +85,8 @@ describe('strict request decoding on running servers', () => {
       assert.ok(err, `${method} ${hex} (${what}): refused`);
       assert.equal(err.metadata.get('lr-error-code')[0], 'MALFORMED_REQUEST', `${what} on the follower: ${err.details}`);
     }
-    const wellFormed = await toFollower.unary(MASTER.Ack, encodeMaster('Ack', { followerId: 1, appliedSeq: '1' }));
+    // Write is refused by every follower (Subscribe and Ack are served: chained followers).
+    const wellFormed = await toFollower.unary(MASTER.Write, encodeMaster('Write', { writes: [{ mutations: [{ key: Buffer.from('k'), value: Buffer.from('v') }] }] }));
     assert.equal(wellFormed.err?.metadata.get('lr-error-code')[0], 'NOT_MASTER', 'a well-formed call still reaches the read-only handler');
     assert.equal(f1.proc.exited, false);
     assert.equal(master.proc.exited, false);
