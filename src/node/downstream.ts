@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { parseFollowerId } from '../common/config.js';
-import { ErrorCode, isReplicatorError } from '../common/errors.js';
+import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import { isConnectedState, ReplicationState } from '../common/replication-state.js';
 import type { Downstream, DownstreamContext } from '../follower/downstream.js';
 import { AckWaiters } from '../master/ack-waiters.js';
@@ -24,6 +24,11 @@ import { seqFromWire, seqToWire } from '../wire/seq.js';
  * entries): slots here do not hold it, so a downstream follower that falls behind the
  * retained log gets a snapshot. Slots are loaded at start and saved at close, so a
  * restarted follower still lists its downstream followers.
+ *
+ * A follower that has no history yet (a new store, before its first stream) refuses
+ * subscribers (FOLLOWER_UNAVAILABLE; they retry): entries it would serve must carry its
+ * upstream's history id. A stream ends (cleanly; the subscriber comes back) when the
+ * follower's history changes under it (a snapshot installed from its own upstream).
  */
 export async function startDownstream(ctx: DownstreamContext): Promise<Downstream> {
   const { store, log } = ctx;
@@ -36,6 +41,16 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
 
   return {
     subscribe(call) {
+      const historyId = Buffer.from(wal.historyId);
+      if (historyId.every((b) => b === 0)) {
+        const err = new ReplicatorError(
+          ErrorCode.FOLLOWER_UNAVAILABLE,
+          `follower ${ctx.chain()[0]} has no history yet (it has not streamed from its upstream): subscribe again later`,
+        );
+        metrics.errors.inc({ code: err.code });
+        call.emit('error', toServiceError(err));
+        return;
+      }
       serveSubscription(call, {
         store,
         cluster: ctx.cluster,
@@ -44,7 +59,7 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
         registry,
         metrics,
         heartbeatIntervalMs: ctx.heartbeatIntervalMs,
-        isClosing: () => closing,
+        isClosing: () => closing || !wal.historyId.equals(historyId),
         log,
       }).catch((err) => {
         metrics.errors.inc({ code: isReplicatorError(err) ? err.code : ErrorCode.INTERNAL });
