@@ -31,13 +31,21 @@ const SLOW_CLIENTS = 8;
 /**
  * A correctness bound, not a timing one. Each stalled stream may hold up to 4 MiB of
  * unsent payload (MAX_UNSENT_BYTES: snapshot pairs or log entries) plus one message:
- * about 40 MiB for eight. Measured: +55 to +70 MiB with stalled snapshot streams, +70 to
- * +95 MiB with stalled log streams (that case also commits the 128 MiB meanwhile).
- * Without backpressure, stalled snapshot streams buffer all they are owed: +1 GiB. For
- * log streams memory alone tells less (without backpressure it measured +95 to +220 MiB),
- * so that case also checks how far the master got in each stream.
+ * about 40 MiB for eight. Measured with stalled snapshot streams: +55 to +95 MiB.
+ * Without backpressure, stalled snapshot streams buffer all they are owed: +1 GiB.
  */
 const MAX_GROWTH_MB = 250;
+/**
+ * Log streams: the master also commits the 128 MiB meanwhile, and each stalled client's
+ * grpc-js read-ahead (16 messages, 1 MiB each here) takes 15 entries before the stream
+ * stalls; every entry sent is encoded and framed per stream, so peak RSS counts copies
+ * that are garbage but not yet collected. Measured on a 2-CPU machine: +150 to +645 MiB,
+ * the same before and after the promotion work, set by when V8 collects. Memory alone
+ * cannot tell backpressure here (without it: +95 to +220 MiB), so this bound only catches
+ * a leak of the whole owed log (8 x 128 MiB, twice), and the test checks how far the
+ * master got in each stream, which is the backpressure proof.
+ */
+const MAX_LOG_GROWTH_MB = 900;
 
 /** Writes mb values of 1 MiB each, in requests of 8. */
 async function writeMiB(address: string, prefix: string, mb: number): Promise<void> {
@@ -85,11 +93,11 @@ async function slowClients(address: string, ids: number[]): Promise<FollowerStat
   });
 }
 
-function checkGrowth(pid: number, before: { rssMb: number }, what: string): void {
+function checkGrowth(pid: number, before: { rssMb: number }, what: string, bound: number): void {
   const now = memory(pid);
   const growth = now.peakMb - before.rssMb;
   process.stdout.write(`# master memory (${what}): ${before.rssMb} MiB before, peak ${now.peakMb} MiB after (+${growth} MiB)\n`);
-  assert.ok(growth < MAX_GROWTH_MB, `master memory grew by ${growth} MiB with ${SLOW_CLIENTS} stalled ${what} (bound ${MAX_GROWTH_MB})`);
+  assert.ok(growth < bound, `master memory grew by ${growth} MiB with ${SLOW_CLIENTS} stalled ${what} (bound ${bound})`);
 }
 
 describe('slow clients that never read their stream', () => {
@@ -125,7 +133,7 @@ describe('slow clients that never read their stream', () => {
       120_000,
       200,
     );
-    checkGrowth(master.proc.pid, before, 'snapshot streams');
+    checkGrowth(master.proc.pid, before, 'snapshot streams', MAX_GROWTH_MB);
     for (const f of await slowClients(master.address, ids)) assert.ok(f.snapshotting, `slow client ${f.followerId} is still in its snapshot`);
     assert.equal(master.proc.exited, false);
     await follower.proc.kill('SIGKILL');
@@ -177,9 +185,10 @@ describe('slow clients that never read their stream', () => {
       120_000,
       200,
     );
-    checkGrowth(master.proc.pid, before, 'log streams');
+    checkGrowth(master.proc.pid, before, 'log streams', MAX_LOG_GROWTH_MB);
     // The master stopped at backpressure: each was sent (4 MiB unsent, plus what the
-    // transport took) far less than the 128 MiB it is owed. Without backpressure: all of it.
+    // transport and the client's read-ahead took: 15 entries measured) far less than the
+    // 128 MiB it is owed. Without backpressure: all of it.
     for (const f of await slowClients(master.address, ids)) {
       const sent = BigInt(f.sentSeq) - seq;
       assert.ok(sent <= BigInt(LOG_MB / 4), `slow client ${f.followerId} was sent ${sent} of the ${LOG_MB} entries it is owed`);
