@@ -23,6 +23,11 @@ export interface DownstreamContext {
 export interface Downstream {
   subscribe: MasterServiceHandlers['Subscribe'];
   ack: MasterServiceHandlers['Ack'];
+  /**
+   * Whether Subscribe is served now (else subscribers are refused and retry): the
+   * follower's log has a history. Invariant: once true it stays true while the node runs.
+   */
+  ready(): boolean;
   /** The downstream followers and the log's bounds, for Status. */
   status(): Promise<Pick<StatusResponse, 'followers' | 'firstSeq' | 'lastSeq' | 'historyId' | 'epoch'>>;
   /** Ends the streams (they see the node closing) and saves the slots. */

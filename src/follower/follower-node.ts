@@ -7,7 +7,7 @@ import { startMetricsServer, type MetricsServer } from '../common/metrics-server
 import { replicatorProto } from '../wire/proto.js';
 import { NO_CLIENT_SECURITY, type ClientSecurity, type ServerSecurity } from '../wire/security.js';
 import { createServer } from '../wire/server-guard.js';
-import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
+import { MASTER_SERVICE, REPLICATION_STREAM, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
 import { removeNewDataDir, storeExists } from '../storage/level-store.js';
 import type { ReplicaStore } from '../storage/interfaces.js';
 import { openReplicaStore } from '../storage/level-replica-store.js';
@@ -130,8 +130,10 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       ),
     );
     if (opts.admin) server.addService(proto.Admin.service, opts.admin);
-    // The follower's Master service only refuses (NOT_MASTER): never reported as serving.
-    const health = new StandardServices(server, [STORE_SERVICE], [MASTER_SERVICE]);
+    // Health: '' and the Store service follow the node. The Master service name stands for
+    // writes, which a follower refuses (NOT_MASTER): never SERVING here. The replication
+    // stream (Subscribe, Ack) is SERVING once the downstream serves subscribers (below).
+    const health = new StandardServices(server, [STORE_SERVICE], [MASTER_SERVICE, REPLICATION_STREAM]);
     const readAddress = await bindServer(server, opts.listen, opts.security?.credentials);
     const tls = opts.security?.tls ?? false;
 
@@ -161,10 +163,20 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     );
     subscriber.start();
 
+    let closed = false;
+    // A follower without a history yet refuses subscribers (FOLLOWER_UNAVAILABLE) until its
+    // first stream gives it one: its log wakes waiters on every append and on a snapshot's
+    // reset, and ready() never turns false again while the node runs, so this ends once set.
+    const streamHealth = (async () => {
+      while (ds && !closed) {
+        if (ds.ready()) return health.set(REPLICATION_STREAM, 'SERVING');
+        await store.log.waitForAppend(1_000);
+      }
+    })();
+
     const srv = server;
     const cli = client;
     const msrv = metricsServer;
-    let closed = false;
     return {
       readAddress,
       metricsAddress,
@@ -175,6 +187,9 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         if (closed) return;
         closed = true;
         health.setAll('NOT_SERVING');
+        health.set(REPLICATION_STREAM, 'NOT_SERVING');
+        store.log.wake(); // the health loop above ends
+        await streamHealth;
         await subscriber.stop(); // waits for the batch being applied, if any
         store.progress.cancelAll(); // readers waiting for a seq get SEQ_NOT_APPLIED now
         cli.close();

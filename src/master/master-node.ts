@@ -7,7 +7,7 @@ import { startMetricsServer, type MetricsServer } from '../common/metrics-server
 import { replicatorProto } from '../wire/proto.js';
 import type { ServerSecurity } from '../wire/security.js';
 import { createServer } from '../wire/server-guard.js';
-import { MASTER_SERVICE, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
+import { MASTER_SERVICE, REPLICATION_STREAM, StandardServices, STORE_SERVICE } from '../wire/standard-services.js';
 import { removeNewDataDir, storeExists } from '../storage/level-store.js';
 import { openMasterStore } from '../storage/level-master-store.js';
 import type { ReplicationLog } from '../storage/interfaces.js';
@@ -146,7 +146,8 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
         waitForSeq: (seq, timeoutMs) => waitForCommitted(wal, seq, timeoutMs, () => closing),
       }),
     );
-    const health = new StandardServices(server, [MASTER_SERVICE, STORE_SERVICE]);
+    // The master serves writes, reads and the replication stream: all follow the node.
+    const health = new StandardServices(server, [MASTER_SERVICE, STORE_SERVICE, REPLICATION_STREAM]);
     standard = health;
     const address = await bindServer(server, opts.listen, opts.security?.credentials);
     boundAddress = address;

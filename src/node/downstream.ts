@@ -39,10 +39,15 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
   const metrics = new MasterMetrics({ wal, followers: registry, gate, acks });
   let closing = false;
 
+  // A log has a history once it streamed from an upstream; a snapshot replaces it with another, never with none.
+  const hasHistory = () => !wal.historyId.every((b) => b === 0);
+
   return {
+    ready: () => !closing && hasHistory(),
+
     subscribe(call) {
       const historyId = Buffer.from(wal.historyId);
-      if (historyId.every((b) => b === 0)) {
+      if (!hasHistory()) {
         const err = new ReplicatorError(
           ErrorCode.FOLLOWER_UNAVAILABLE,
           `follower ${ctx.chain()[0]} has no history yet (it has not streamed from its upstream): subscribe again later`,
