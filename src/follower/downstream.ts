@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { ClusterView } from '../common/cluster-view.js';
 import type { Logger } from '../common/logger.js';
 import type { ReplicaStore } from '../storage/interfaces.js';
@@ -17,6 +18,8 @@ export interface DownstreamContext {
   /** The master as this follower knows it (StreamStart.master_address, else --master). */
   masterAddress: () => string;
   heartbeatIntervalMs: number;
+  /** The follower's metrics registry: the downstream's stream metrics are served with its own. */
+  registry: Registry;
   log: Logger;
 }
 

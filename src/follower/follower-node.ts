@@ -115,6 +115,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         chain: () => [opts.followerId, ...(subscriberRef?.upstreamChain ?? [])],
         masterAddress: () => subscriberRef?.upstreamMasterAddress || opts.masterAddress,
         heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 1_000,
+        registry: metrics.registry,
         log,
       });
     }

@@ -6,7 +6,7 @@ import type { Logger } from '../common/logger.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { SubscribeRequest__Output } from '../wire/generated/levelreplicator/v1/SubscribeRequest.js';
 import type { FollowerRegistry } from './follower-registry.js';
-import type { MasterMetrics } from './metrics.js';
+import type { StreamMetrics } from './stream-metrics.js';
 import { snapshotInfo, streamSnapshot } from './snapshot-sender.js';
 import { EncodedResponse, encodeEntryBatchResponse, type SubscribeResponseOut } from '../wire/subscribe-encoder.js';
 import type { ReplicationLog, ServingStore } from '../storage/interfaces.js';
@@ -37,7 +37,8 @@ export interface SubscriptionContext {
   /** The master as this node knows it (its own address when it is the master). */
   masterAddress: () => string;
   registry: FollowerRegistry;
-  metrics: MasterMetrics;
+  /** The master's metrics, or a follower's for its downstream followers (same names). */
+  metrics: StreamMetrics;
   heartbeatIntervalMs: number;
   isClosing: () => boolean;
   log: Logger;

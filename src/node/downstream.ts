@@ -3,13 +3,11 @@ import { parseFollowerId } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import { isConnectedState, ReplicationState } from '../common/replication-state.js';
 import type { Downstream, DownstreamContext } from '../follower/downstream.js';
-import { AckWaiters } from '../master/ack-waiters.js';
 import { FollowerRegistry } from '../master/follower-registry.js';
-import { MasterMetrics } from '../master/metrics.js';
 import { lagEntries, lagMs } from '../master/replication-lag.js';
 import { slotHold } from '../master/slot-hold.js';
+import { StreamMetrics } from '../master/stream-metrics.js';
 import { serveSubscription } from '../master/subscription.js';
-import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS, WriteGate } from '../master/write-gate.js';
 import { stateToWire } from '../wire/follower-status-state.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
 import { toServiceError } from '../wire/grpc-status.js';
@@ -34,9 +32,8 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
   const { store, log } = ctx;
   const wal = store.log;
   const registry = FollowerRegistry.fromSlots(await store.loadSlots());
-  const acks = new AckWaiters(registry);
-  const gate = new WriteGate({ minFollowers: 0, maxLagMs: DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS }, registry, wal);
-  const metrics = new MasterMetrics({ wal, followers: registry, gate, acks });
+  // The master's follower and stream metrics, under its names, served on the follower's /metrics.
+  const metrics = new StreamMetrics(ctx.registry, { wal, followers: registry });
   let closing = false;
 
   // A log has a history once it streamed from an upstream; a snapshot replaces it with another, never with none.
@@ -52,6 +49,7 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
           ErrorCode.FOLLOWER_UNAVAILABLE,
           `follower ${ctx.chain()[0]} has no history yet (it has not streamed from its upstream): subscribe again later`,
         );
+        metrics.subscriptions.inc({ result: 'refused' });
         metrics.errors.inc({ code: err.code });
         call.emit('error', toServiceError(err));
         return;
@@ -78,6 +76,7 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
         registry.ack(parseFollowerId(call.request.followerId), seqFromWire(call.request.appliedSeq), wal.lastSeq);
         callback(null, {});
       } catch (err) {
+        metrics.errors.inc({ code: isReplicatorError(err) ? err.code : ErrorCode.INTERNAL });
         callback(toServiceError(err) as grpc.ServiceError);
       }
     },
@@ -117,7 +116,6 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
     async close() {
       if (closing) return;
       closing = true;
-      acks.releaseAll();
       wal.wake(); // parked streams see `closing` and end
       try {
         await store.saveSlots(registry.slots().map((f) => ({ followerId: f.id, appliedSeq: f.appliedSeq, lost: f.slotLost })), true);
