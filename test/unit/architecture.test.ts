@@ -7,15 +7,17 @@ import { describe, it } from 'node:test';
  * The folder layout is the architecture, and this test keeps it honest: it reads every
  * import of every file under src/ and checks the dependency directions the README draws.
  *
- *   common  <-  wire  <-  storage  <-  master, follower  <-  node  <-  tools
+ *   common  <-  coordination  <-  wire  <-  storage  <-  master, follower  <-  node  <-  tools
  *
+ * coordination (etcd: leader lease, fencing, member records) is shared code that needs only
+ * common, so every role and tool may use it and it can never reach into a role.
  * A layer may import its own folder and the layers to its left, never to its right, and
  * master and follower never import each other. Tools reach the roles only through their
  * start functions and published defaults (ENTRY_POINTS), never their internals.
  */
 const SRC = path.resolve(import.meta.dirname, '../../src');
 
-const LAYER: Record<string, number> = { common: 0, wire: 1, storage: 2, master: 3, follower: 3, node: 4, tools: 5 };
+const LAYER: Record<string, number> = { common: 0, coordination: 1, wire: 2, storage: 3, master: 4, follower: 4, node: 5, tools: 6 };
 
 /** The files of master and follower that tools may import: what starts a node, and its documented defaults. */
 const ENTRY_POINTS = new Set([
@@ -88,6 +90,11 @@ describe('architecture: dependency directions', () => {
     assert.equal(violates('common/config.ts', 'wire/seq.ts'), true);
     assert.equal(violates('follower/subscriber.ts', 'master/subscription.ts'), true);
     assert.equal(violates('tools/node-access.ts', 'master/group-commit.ts'), true);
+    assert.equal(violates('master/write-gate.ts', 'coordination/leader-lease.ts'), false);
+    assert.equal(violates('coordination/leader-lease.ts', 'common/errors.ts'), false);
+    assert.equal(violates('coordination/leader-lease.ts', 'master/write-gate.ts'), true);
+    assert.equal(violates('coordination/member-registry.ts', 'follower/progress.ts'), true);
+    assert.equal(violates('coordination/leader-lease.ts', 'node/node-runner.ts'), true);
     // Imports are found in every form, type-only ones included.
     assert.ok(importsOf(path.join(SRC, 'storage/interfaces.ts')).some((t) => topFolder(t) === 'wire'));
   });
