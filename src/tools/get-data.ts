@@ -7,7 +7,9 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { parseSeq } from '../wire/seq.js';
 import { ExitCode } from './exit-codes.js';
 import { checkKey } from '../wire/write-validation.js';
-import { addressRef, nodeRef, readKey } from './node-access.js';
+import { parseMasterAddresses, STATUS_PROBE_TIMEOUT_MS } from './master-finder.js';
+import { locateMaster } from './master-locator.js';
+import { addressRef, nodeRef, readKey, type NodeRef } from './node-access.js';
 
 const NAME = 'get-data';
 
@@ -16,31 +18,58 @@ await runCli(NAME, async () => {
     cli(NAME, [
       '$0 <id> <key> [options]',
       '$0 --address <host:port> <key> [options]',
+      '$0 --master <host:port>[,<host:port>...] <key> [options]',
       '',
       'Prints follower <id>\'s value for <key> (exit 0), or says it is not found (exit 1).',
       'Asks the running follower over its read service; reads its store directly when it is stopped.',
       'With --address it asks the node serving reads at that address instead (any host; no store fallback).',
-      'With --min-seq S (the seq push-data printed) it waits until the follower has applied S: read-your-writes.',
+      'With --master it reads on the master: each address is asked for its status, and the node that answers',
+      'as master at the newest epoch answers the read (a follower naming the master is followed once).',
+      'With --min-seq S (the seq push-data printed) it waits until the node has applied S: read-your-writes.',
     ].join('\n'))
       .command('$0 [id] [key]', false, (y) =>
-        y.positional('id', { type: 'string', describe: 'Follower id (left out with --address)' }).positional('key', { type: 'string', describe: 'Key to read (UTF-8)' }),
+        y.positional('id', { type: 'string', describe: 'Follower id (left out with --address or --master)' }).positional('key', { type: 'string', describe: 'Key to read (UTF-8)' }),
       ),
     {
       ...DATA_ROOT_OPTION,
       'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'The follower\'s data directory  (default: <data-root>/follower-<id>)', parse: parsePath },
       address: { type: 'string', env: 'LR_NODE_ADDRESS', describe: 'Read from the node serving reads at this host:port (a follower\'s --listen), instead of finding follower <id> through its data directory', parse: (v) => parseAddress(v) },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the read call (and so of the --min-seq wait)', parse: parsePositiveInt },
-      'min-seq': { type: 'string', default: '0', env: 'LR_MIN_SEQ', describe: 'Answer only once the follower has applied this seq, waiting up to --timeout-ms; else fail with SEQ_NOT_APPLIED (exit 3). 0: do not wait', parse: parseSeq },
-      seq: { type: 'boolean', default: false, env: 'LR_SHOW_SEQ', describe: 'Also print the follower\'s applied seq the answer was read at (on stderr)' },
+      master: {
+        type: 'string',
+        env: 'LR_MASTER_ADDRESS',
+        describe:
+          'Read on the master instead of a follower: the node at this host:port, or of several comma-separated the one that answers as master at the newest epoch; a follower or deposed master given alone is followed once to the master it names  (default: none; from LR_MASTER_ADDRESS or --config only with <key> alone and no --address)',
+        parse: parseMasterAddresses,
+      },
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: `Deadline of the read call (and so of the --min-seq wait); with --master, each status asked while finding the master takes at most ${STATUS_PROBE_TIMEOUT_MS} ms more`, parse: parsePositiveInt },
+      'min-seq': { type: 'string', default: '0', env: 'LR_MIN_SEQ', describe: 'Answer only once the node has applied this seq, waiting up to --timeout-ms; else fail with SEQ_NOT_APPLIED (exit 3). 0: do not wait', parse: parseSeq },
+      seq: { type: 'boolean', default: false, env: 'LR_SHOW_SEQ', describe: 'Also print the applied seq the answer was read at (on stderr); with --master, the master\'s address and epoch too' },
     },
   ), CLIENT_SECURITY_OPTIONS), checkCommandLine).parse();
   const followerId = argv.id as number | undefined;
   const address = argv.address as string | undefined;
-  const node = followerId === undefined ? addressRef(address!) : nodeRef(followerId, argv['data-root'] as string, argv['data-dir'] as string | undefined);
-  const res = await readKey(node, keyOf(argv), argv['timeout-ms'] as number, clientSecurityFromArgv(argv), argv['min-seq'] as bigint);
-  if (argv.seq) process.stderr.write(`appliedSeq=${res.seq} via=${res.via}\n`);
+  const masters = argv.master as string[] | undefined;
+  const timeoutMs = argv['timeout-ms'] as number;
+  const security = clientSecurityFromArgv(argv);
+  let node: NodeRef;
+  let where: string;
+  let found: { address: string; epoch: number } | undefined;
+  if (followerId !== undefined) {
+    node = nodeRef(followerId, argv['data-root'] as string, argv['data-dir'] as string | undefined);
+    where = `on follower ${followerId}`;
+  } else if (address !== undefined) {
+    node = addressRef(address);
+    where = `at ${address}`;
+  } else {
+    const master = await locateMaster(masters!, security, timeoutMs);
+    if (master.redirect) process.stderr.write(`${NAME}: ${master.redirect.reason}; reading on the master at ${master.address}\n`);
+    found = { address: master.address, epoch: master.status.epoch };
+    node = addressRef(master.address, 'master');
+    where = `on the master at ${master.address}`;
+  }
+  const res = await readKey(node, keyOf(argv), timeoutMs, security, argv['min-seq'] as bigint);
+  if (argv.seq) process.stderr.write(`appliedSeq=${res.seq} via=${res.via}${found ? ` master=${found.address} epoch=${found.epoch}` : ''}\n`);
   if (res.value === undefined) {
-    const where = followerId === undefined ? `at ${address}` : `on follower ${followerId}`;
     process.stderr.write(`${NAME}: key ${JSON.stringify(String(argv.key))} not found ${where}\n`);
     return ExitCode.NOT_FOUND;
   }
@@ -49,21 +78,33 @@ await runCli(NAME, async () => {
 });
 
 /**
- * `<id> <key>`, or `<key>` alone with an address. An address from the environment or the
- * config file gives way to an id on the command line; a --address flag with an id is refused.
+ * `<id> <key>`, or `<key>` alone with an address or with master addresses. An address or
+ * master addresses from the environment or the config file give way to an `<id> <key>` on
+ * the command line (a LR_MASTER_ADDRESS set for push-data does not turn `get-data 1 k`
+ * into a read on the master), and an address from there to master addresses given as a
+ * flag; as flags, --address or --master with an id is refused, and so are both together.
+ * Leaves exactly one of id, address and master set.
  */
 function checkCommandLine(a: Record<string, unknown>): void {
   const given = [a.id, a.key].filter((v) => v !== undefined).map(String);
-  const byAddress = a.address !== undefined && (given.length === 1 || optionSource(a, 'address') === 'flag');
-  if (byAddress) {
+  const addressFlag = optionSource(a, 'address') === 'flag';
+  const masterFlag = optionSource(a, 'master') === 'flag';
+  if (addressFlag && masterFlag) throw usage('give --address (a node\'s own data) or --master (the master\'s), not both');
+  const byAddress = a.address !== undefined && !masterFlag && (given.length === 1 || addressFlag);
+  const byMaster = !byAddress && a.master !== undefined && (given.length === 1 || masterFlag);
+  if (byAddress || byMaster) {
+    const flag = byAddress ? '--address' : '--master';
     if (given.length === 0) throw missingArguments(['<key>']);
-    if (given.length === 2) throw usage('with --address, give only <key>: the node at that address answers');
+    if (given.length === 2) throw usage(`with ${flag}, give only <key>: ${byAddress ? 'the node at that address' : 'the master'} answers`);
     [a.id, a.key] = [undefined, given[0]];
     const ignored = flagsGiven(a, ['data-root', 'data-dir']);
-    if (ignored.length > 0) throw usage(`${ignored.join(' and ')} ${ignored.length > 1 ? 'do' : 'does'} not apply with --address`);
+    if (ignored.length > 0) throw usage(`${ignored.join(' and ')} ${ignored.length > 1 ? 'do' : 'does'} not apply with ${flag}`);
+    if (byAddress) a.master = undefined;
+    else a.address = undefined;
   } else {
     if (given.length < 2) throw missingArguments(['<id>', '<key>'].slice(given.length));
     a.id = parseFollowerId(a.id);
+    [a.address, a.master] = [undefined, undefined];
   }
   checkKey(keyOf(a));
 }

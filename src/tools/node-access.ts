@@ -26,13 +26,16 @@ export function nodeRef(name: 'master' | number, dataRoot: string, dataDir?: str
   return { role: 'follower', followerId: name, dataDir: dataDir ?? followerDataDir(dataRoot, name) };
 }
 
-/** A node at an address (--address): read over its Store service, TLS as the client options say. */
-export function addressRef(address: string): NodeRef {
-  return { role: 'follower', dataDir: '', address };
+/**
+ * A node at an address (--address): read over its Store service, TLS as the client options
+ * say. Role master: the master found at that address (--master), so that errors name it so.
+ */
+export function addressRef(address: string, role: NodeRef['role'] = 'follower'): NodeRef {
+  return { role, dataDir: '', address };
 }
 
 function label(node: NodeRef): string {
-  if (node.address !== undefined) return `the node at ${node.address}`;
+  if (node.address !== undefined) return node.role === 'master' ? `the master at ${node.address}` : `the node at ${node.address}`;
   return node.role === 'master' ? 'the master' : `follower ${node.followerId}`;
 }
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 import type { Argv } from 'yargs';
-import { addOptions, DATA_ROOT_OPTION, MASTER_OPTION } from '../common/options.js';
+import { addOptions, DATA_ROOT_OPTION } from '../common/options.js';
 import { createLogger } from '../common/logger.js';
 import { logDir } from '../storage/level-master-store.js';
 import { upgradeStore } from '../storage/upgrade-store.js';
 import { checkArgs, cli, runCli } from './cli.js';
-import { CLIENT_SECURITY_OPTIONS, clientSecurityFromArgv, withSecurityOptions } from '../wire/security.js';
+import { CLIENT_SECURITY_OPTIONS, withSecurityOptions } from '../wire/security.js';
 import { DEFAULT_TIMEOUT_MS, masterDataDir, parseFollowerId, parsePath, parsePositiveInt } from '../common/config.js';
-import type { DropSlotResponse__Output } from '../wire/generated/levelreplicator/v1/DropSlotResponse.js';
-import { callUnary, masterClient } from '../wire/rpc-client.js';
+import { dropSlotCommand } from './drop-slot.js';
+import { MASTER_ADDRESSES_OPTION } from './master-finder.js';
 import { promoteCommand, switchoverCommand } from './role-admin.js';
 
 const NAME = 'replication-admin';
@@ -35,7 +35,7 @@ await runCli(NAME, async () => {
             },
           ),
         () => {
-          run = dropSlot;
+          run = (argv) => dropSlotCommand(argv, NAME);
         },
       )
       .command(
@@ -86,36 +86,17 @@ await runCli(NAME, async () => {
       )
       .demandCommand(1, 'name a command: drop-slot, upgrade-store, promote, switchover'),
     {
-      ...MASTER_OPTION,
+      master: {
+        ...MASTER_ADDRESSES_OPTION.master,
+        describe:
+          'drop-slot, switchover: address of the master, or of several nodes comma-separated (host:port,host:port,...): each is asked for its status and the one that answers as master at the newest epoch is used',
+      },
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the call', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON' },
     },
   ), CLIENT_SECURITY_OPTIONS).parseAsync();
   return run?.(argv as Record<string, unknown>);
 });
-
-async function dropSlot(argv: Record<string, unknown>): Promise<void> {
-  const address = argv.master as string;
-  const id = argv.id as number;
-  const client = masterClient(address, clientSecurityFromArgv(argv));
-  try {
-    const res = await callUnary<DropSlotResponse__Output>(
-      (o, cb) => client.DropSlot({ followerId: id, force: argv.force as boolean }, o, cb),
-      argv['timeout-ms'] as number,
-      { role: 'master', address },
-    );
-    if (argv.json) {
-      process.stdout.write(JSON.stringify({ followerId: id, appliedSeq: res.appliedSeq, wasConnected: res.wasConnected, slotLost: res.slotLost, firstSeq: res.firstSeq }) + '\n');
-      return;
-    }
-    process.stdout.write(
-      `dropped the replication slot of follower ${id} (it had applied up to seq ${res.appliedSeq}${res.slotLost ? '; the slot was already lost' : ''}${res.wasConnected ? '; its stream was ended' : ''}); ` +
-        `the log no longer waits for it from the next retention pass (firstSeq is ${res.firstSeq})\n`,
-    );
-  } finally {
-    client.close();
-  }
-}
 
 /** Offline: converts the master store of --data-dir (the master must be stopped: its lock says DATA_DIR_LOCKED otherwise). */
 async function upgrade(argv: Record<string, unknown>): Promise<void> {

@@ -1,6 +1,7 @@
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { clientSecurityFromArgv } from '../wire/security.js';
 import { fetchStatus } from '../wire/rpc-client.js';
+import { adminMaster } from './drop-slot.js';
 import { follow, formatPositions, pauseWrites, positions, promoteAt, promotionRefusal, waitForMaster } from './role-commands.js';
 
 /** How long a promoted node may take to open its store as the master's. */
@@ -40,7 +41,7 @@ export async function promoteCommand(argv: Record<string, unknown>): Promise<voi
  */
 export async function switchoverCommand(argv: Record<string, unknown>): Promise<void> {
   const security = clientSecurityFromArgv(argv);
-  const master = argv.master as string;
+  const master = await adminMaster(argv, 'replication-admin');
   const id = argv.to as number;
   const timeoutMs = argv['timeout-ms'] as number;
   const nodes = nodesOf(argv);

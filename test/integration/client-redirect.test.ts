@@ -22,7 +22,8 @@ const re = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /**
  * Clients that know several nodes (`--master a,b,c`) or only a follower: the tools find
  * the master among the addresses by their Status, and a write sent to a follower is sent
- * once more to the master its NOT_MASTER names.
+ * once more to the master its NOT_MASTER names. Reads (get-data, store-digest) and
+ * drop-slot find the master the same way; a read asks a lone follower's Status for it.
  */
 describe('clients: several master addresses, NOT_MASTER redirect, the replication tree', () => {
   const root = tempDir();
@@ -122,6 +123,62 @@ describe('clients: several master addresses, NOT_MASTER redirect, the replicatio
     assert.match(own.stdout, new RegExp(`^upstream ${re(master.address)}  epoch `, 'm'));
   });
 
+  it('get-data --master <follower>,<master> reads on the master; a follower given alone is followed once', async () => {
+    const put = await runTool('push-data', ['--master', master.address, 'on-master', 'mv']);
+    assert.equal(put.code, 0, put.stderr);
+    const seq = BigInt(put.stdout.trim());
+    // No --min-seq: the master answered the write after its own store had it.
+    const res = await runTool('get-data', ['--master', `${f1.readAddress},${dead},${master.address}`, 'on-master', '--seq']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, 'mv\n');
+    const line = new RegExp(`^appliedSeq=(\\d+) via=rpc master=${re(master.address)} epoch=\\d+\\n$`).exec(res.stderr);
+    assert.ok(line, res.stderr);
+    assert.ok(BigInt(line[1]) >= seq, 'read at or after the write');
+    // One follower's address: its Status names the master, which is asked once (stderr says so).
+    const one = await runTool('get-data', ['--master', f1.readAddress, 'on-master']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(one.stdout, 'mv\n');
+    assert.match(one.stderr, new RegExp(`^get-data: ${re(f1.readAddress)}: follower 1\\b.*following the master at ${re(master.address)}; reading on the master at ${re(master.address)}\\n$`));
+    const missing = await runTool('get-data', ['--master', `${f1.readAddress},${master.address}`, 'no-such-key']);
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.equal(missing.stderr, `get-data: key "no-such-key" not found on the master at ${master.address}\n`);
+    // No master among the addresses: MASTER_UNAVAILABLE (exit 3), as push-data; nothing read from the follower.
+    const none = await runTool('get-data', ['--master', `${f1.readAddress},${dead}`, 'on-master']);
+    assert.equal(none.code, 3, none.stderr);
+    assert.equal(none.stdout, '');
+    assert.match(none.stderr, /none of the 2 addresses answered as the master .*\[MASTER_UNAVAILABLE\]\n$/);
+    // LR_MASTER_ADDRESS applies to a <key> alone; an <id> <key> still reads that follower, as before.
+    const viaEnv = await runTool('get-data', ['on-master'], { env: { LR_MASTER_ADDRESS: `${f1.readAddress},${master.address}` } });
+    assert.equal(viaEnv.stdout, 'mv\n', viaEnv.stderr);
+    const byId = await runTool('get-data', ['1', 'on-master', '--data-root', root, '--min-seq', String(seq), '--seq'], { env: { LR_MASTER_ADDRESS: dead } });
+    assert.equal(byId.stdout, 'mv\n', byId.stderr);
+    assert.doesNotMatch(byId.stderr, /master=/);
+    // Bad command lines: an id, --address or --data-root beside a --master flag.
+    for (const args of [['--master', master.address, '1', 'k'], ['--master', master.address, '--address', f1.readAddress, 'k'], ['--master', master.address, '--data-root', root, 'k']]) {
+      const bad = await runTool('get-data', args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, /^get-data: .*\(see --help\) \[INVALID_ARGUMENT\]\n$/);
+    }
+  });
+
+  it('store-digest --master <follower>,<master> digests the master, beside --address nodes', async () => {
+    await waitConverged(master.address, [1]);
+    const res = await runTool('store-digest', ['--master', `${f1.readAddress},${master.address}`, '--address', `${f1.readAddress},${master.address}`, '--json']);
+    assert.equal(res.code, 0, res.stderr);
+    const rows = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as { node: string; digest: string; seq: string; via: string });
+    // The master found is digested once, though --address lists it too.
+    assert.deepEqual(rows.map((r) => r.node), [`master@${master.address}`, f1.readAddress]);
+    assert.equal(rows[0].digest, rows[1].digest);
+    assert.equal(rows[0].seq, (await status(master.address)).lastSeq);
+    // A follower alone: followed once to the master it names.
+    const one = await runTool('store-digest', ['--master', f1.readAddress]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, new RegExp(`^master@${re(master.address)} +${rows[0].digest}  seq=${rows[0].seq} keys=\\d+\\n$`));
+    assert.match(one.stderr, new RegExp(`^store-digest: ${re(f1.readAddress)}: follower 1\\b.*; digesting the master at ${re(master.address)}\\n$`));
+    const bad = await runTool('store-digest', ['--master', master.address, '--data-root', root]);
+    assert.equal(bad.code, 2, bad.stderr);
+  });
+
   it('an unreachable follower is shown as unreachable in the tree, not an error', async () => {
     await f1.proc.kill('SIGKILL');
     const tree = await runTool('replication-status', ['--master', master.address, '--tree']);
@@ -130,5 +187,12 @@ describe('clients: several master addresses, NOT_MASTER redirect, the replicatio
     const json = JSON.parse((await runTool('replication-status', ['--master', master.address, '--json'])).stdout);
     assert.equal(json.tree.children[0].reachable, false);
     assert.equal(json.followers[0].upstream, null);
+  });
+
+  it('replication-admin drop-slot --master <unreachable>,<follower>,<master> drops the slot on the master', async () => {
+    const res = await runTool('replication-admin', ['drop-slot', '1', '--force', '--master', `${dead},${f1.readAddress},${master.address}`, '--json']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal((JSON.parse(res.stdout) as { followerId: number }).followerId, 1);
+    assert.equal((await status(master.address)).followers.some((f) => f.followerId === 1), false, 'the master forgot follower 1');
   });
 });
