@@ -10,24 +10,11 @@ import {
   warnIfExposed,
   withSecurityOptions,
 } from '../wire/security.js';
-import {
-  DEFAULT_FOLLOWER_LISTEN,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  DEFAULT_METRICS_LISTEN,
-  followerDataDir,
-  parseAddress,
-  parseFollowerId,
-  parseMetricsListen,
-  parsePath,
-  parsePositiveInt,
-} from '../common/config.js';
+import { DEFAULT_FOLLOWER_LISTEN, DEFAULT_METRICS_LISTEN, followerDataDir, parseAddress, parseFollowerId, parseMetricsListen, parsePath, parsePositiveInt } from '../common/config.js';
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
 import { NodeRunner } from '../node/node-runner.js';
-import { DEFAULT_HEARTBEAT_INTERVAL_MS } from '../common/config.js';
-import { DEFAULT_ACK_TIMEOUT_MS } from '../master/ack-policy.js';
-import { DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS } from '../master/write-gate.js';
-import { DEFAULT_PROGRESS_INTERVAL_MS } from '../follower/progress.js';
+import { describedAs, FOLLOWER_ROLE_OPTIONS, followerRoleSettings, MASTER_ROLE_OPTIONS, masterRoleSettings } from './role-options.js';
 
 const NAME = 'follower-client';
 /** The read service is a server (TLS files, client auth, token table); toward the master it is a client. */
@@ -35,7 +22,17 @@ const FOLLOWER_SECURITY_OPTIONS = { ...SERVER_SECURITY_OPTIONS, ...CLIENT_SECURI
 
 await runCli(NAME, async () => {
   const argv = await checkArgs(withSecurityOptions(addOptions(
-    cli(NAME, '$0 <id> [options]\n\nRuns follower <id>: keeps its own store in step with the master and serves reads from it.').command(
+    cli(
+      NAME,
+      [
+        '$0 <id> [options]',
+        '',
+        'Runs follower <id>: keeps its own store in step with the master and serves reads from it.',
+        'Promoted (replication-admin promote or switchover), it becomes the master on the same address and',
+        'data directory: the master options (--ack-followers, --retain-age-ms, --max-group-entries, ...) take',
+        'effect then; --sync, --retain-entries, --log-segment-bytes and --metrics-listen apply in both roles.',
+      ].join('\n'),
+    ).command(
       '$0 <id>',
       false,
       (y) => y.positional('id', { type: 'string', describe: 'Follower id, a positive integer (names the data directory <data-root>/follower-<id>)' }),
@@ -47,12 +44,15 @@ await runCli(NAME, async () => {
       ...DATA_ROOT_OPTION,
       'data-dir': { type: 'string', env: 'LR_FOLLOWER_DATA_DIR', describe: 'This follower\'s data directory  (default: <data-root>/follower-<id>)', parse: parsePath },
       sync: { type: 'boolean', default: true, env: 'LR_FOLLOWER_SYNC', describe: 'fsync each applied batch; --no-sync is faster, after a power loss the follower resumes from an earlier seq, and its acknowledgements do not count for writes that wait for followers' },
-      'heartbeat-timeout-ms': { type: 'number', default: DEFAULT_HEARTBEAT_TIMEOUT_MS, env: 'LR_HEARTBEAT_TIMEOUT_MS', describe: 'Reconnect when the master has been silent this long', parse: parsePositiveInt },
-      'progress-interval-ms': { type: 'number', default: DEFAULT_PROGRESS_INTERVAL_MS, env: 'LR_PROGRESS_INTERVAL_MS', describe: 'How often snapshot and catch-up progress is logged when stderr is not a terminal (a terminal gets a live bar)', parse: parsePositiveInt },
+      ...FOLLOWER_ROLE_OPTIONS,
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_FOLLOWER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
-      'retain-entries': { type: 'number', default: 100_000, env: 'LR_FOLLOWER_RETAIN_ENTRIES', describe: "The follower's own log keeps at least the newest this many applied entries (older whole segments are deleted)", parse: parsePositiveInt },
+      'retain-entries': { type: 'number', default: 100_000, env: 'LR_FOLLOWER_RETAIN_ENTRIES', describe: "The follower's own log keeps at least the newest this many applied entries (older whole segments are deleted); once promoted, the master's --retain-entries", parse: parsePositiveInt },
       ...LOG_SEGMENT_OPTION,
       'audit-file': { type: 'string', default: '', env: 'LR_FOLLOWER_AUDIT_FILE', describe: 'Audit mode: append a line to this file for every store open, applied seq range and installed snapshot, to prove nothing was applied twice or skipped (empty: off)' },
+      // Unused until the node is promoted (except the heartbeat interval: chained followers of this one get it now).
+      ...describedAs(MASTER_ROLE_OPTIONS, 'takes effect once this follower is promoted', {
+        'heartbeat-interval-ms': 'Idle time after which a heartbeat is sent on a follower stream: now on those of followers chained to this one (their --upstream), on every follower stream once this one is promoted',
+      }),
       ...LOG_OPTIONS,
     },
   ), FOLLOWER_SECURITY_OPTIONS), (a) => {
@@ -72,34 +72,23 @@ await runCli(NAME, async () => {
       sync: argv.sync as boolean,
       retainEntries: BigInt(argv['retain-entries'] as number),
       maxSegmentBytes: argv['log-segment-bytes'] as number,
-      heartbeatTimeoutMs: argv['heartbeat-timeout-ms'] as number,
-      progressIntervalMs: argv['progress-interval-ms'] as number,
+      ...followerRoleSettings(argv as Record<string, unknown>),
       metricsListen: argv['metrics-listen'] as string | undefined,
       auditFile: (argv['audit-file'] as string) || undefined,
       log,
       security,
       masterSecurity,
     };
-    // Once promoted (replication-admin promote), the same directory and address serve as
-    // the master, with the master's defaults.
+    // Once promoted (replication-admin promote or switchover), the same directory and
+    // address serve as the master, with the master options given to this command.
     const master = {
       dataDir,
       listen: argv.listen as string,
       sync: argv.sync as boolean,
-      maxGroupEntries: 10_000,
-      heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
-      retention: {
-        retainEntries: BigInt(argv['retain-entries'] as number),
-        retainAgeMs: 0,
-        retainBytes: 0,
-        slotMaxLagEntries: 10_000_000n,
-        slotMaxLagBytes: 1024 ** 3,
-        trimIntervalMs: 1_000,
-      },
+      ...masterRoleSettings(argv as Record<string, unknown>, argv['retain-entries'] as number),
+      // A promotion never cuts the log: --repair-log is an operator's start-up decision, made on master-server.
       repairLog: false,
       maxSegmentBytes: argv['log-segment-bytes'] as number,
-      ack: { followers: 0, timeoutMs: DEFAULT_ACK_TIMEOUT_MS },
-      gate: { minFollowers: 0, maxLagMs: DEFAULT_MIN_FOLLOWERS_MAX_LAG_MS },
       metricsListen: argv['metrics-listen'] as string | undefined,
       log,
       security,
