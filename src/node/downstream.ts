@@ -8,6 +8,7 @@ import { lagEntries, lagMs } from '../master/replication-lag.js';
 import { slotHold } from '../master/slot-hold.js';
 import { StreamMetrics } from '../master/stream-metrics.js';
 import { serveSubscription } from '../master/subscription.js';
+import { SlotSaver } from './slot-saver.js';
 import { stateToWire } from '../wire/follower-status-state.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
 import { toServiceError } from '../wire/grpc-status.js';
@@ -20,8 +21,10 @@ import { seqFromWire, seqToWire } from '../wire/seq.js';
  *
  * The follower's log is trimmed by its own retention only (the newest --retain-entries
  * entries): slots here do not hold it, so a downstream follower that falls behind the
- * retained log gets a snapshot. Slots are loaded at start and saved at close, so a
- * restarted follower still lists its downstream followers.
+ * retained log gets a snapshot. Slots are loaded at start and saved as the master saves
+ * its own (slot-saver.ts: each second when any changed, synced at close), so a follower
+ * restarted after a kill -9 still lists its downstream followers at their positions, and
+ * a promoted one opens them as the master's slots, which do hold the log.
  *
  * A follower that has no history yet (a new store, before its first stream) refuses
  * subscribers (FOLLOWER_UNAVAILABLE; they retry): entries it would serve must carry its
@@ -34,6 +37,8 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
   const registry = FollowerRegistry.fromSlots(await store.loadSlots());
   // The master's follower and stream metrics, under its names, served on the follower's /metrics.
   const metrics = new StreamMetrics(ctx.registry, { wal, followers: registry });
+  const slots = new SlotSaver(store, registry, log);
+  slots.start();
   let closing = false;
 
   // A log has a history once it streamed from an upstream; a snapshot replaces it with another, never with none.
@@ -118,7 +123,7 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
       closing = true;
       wal.wake(); // parked streams see `closing` and end
       try {
-        await store.saveSlots(registry.slots().map((f) => ({ followerId: f.id, appliedSeq: f.appliedSeq, lost: f.slotLost })), true);
+        await slots.stop();
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'saving the downstream followers\' slots failed');
       }

@@ -109,4 +109,28 @@ describe('chained followers: health, metrics and slots of a middle follower', ()
     assert.equal(metric(mm, 'lr_master_followers_connected'), 1);
     assert.equal(metric(mm, 'lr_master_follower_applied_seq', { follower: '3' }), undefined);
   });
+
+  it('slots: saved while the middle follower runs, so after its kill -9 it still lists its downstream follower at its position', async () => {
+    // Follower 3 acknowledged seq 100 (the test before); follower 1 saves the slot within a second.
+    const saved = (l: Record<string, unknown>) =>
+      l.msg === "downstream followers' slots saved" && (l.slots as { followerId: number; appliedSeq: string }[]).some((x) => x.followerId === 3 && x.appliedSeq === '100');
+    await waitFor(() => (f1.proc.logs.some(saved) ? true : undefined), 'follower 1 to save the slot of follower 3 at seq 100', 30_000, 50);
+    // Follower 3 stays away, so only the saved slot can tell the restarted follower 1 about it.
+    await f3.proc.kill('SIGKILL');
+    await f1.proc.kill('SIGKILL');
+    killed.push(f1, f3);
+    f1 = await startFollower(1, path.join(root, 'follower-1'), master.address, ['--listen', f1.readAddress]);
+    const s1 = await status(f1.readAddress);
+    assert.deepEqual(s1.followers.map((f) => [f.followerId, f.appliedSeq, f.connected, f.seen]), [[3, '100', false, false]]);
+    const fm = await scrapeMetrics(f1.metricsAddress!);
+    assert.equal(metric(fm, 'lr_master_follower_applied_seq', { follower: '3' }), 100);
+    assert.equal(metric(fm, 'lr_master_streamed_entries_total', { follower: '3' }), 0, 'its counters start at 0 from its slot');
+
+    // Follower 3 comes back and continues from seq 101: no snapshot.
+    f3 = await startFollower(3, path.join(root, 'follower-3'), master.address, ['--upstream', f1.readAddress]);
+    const put = await runTool('push-data', ['after', 'restart', '--master', master.address]);
+    assert.equal(put.code, 0, put.stderr);
+    await waitFor(async () => ((await status(f3.readAddress)).self?.appliedSeq === '101' ? true : undefined), 'follower 3 to apply seq 101', 60_000, 50);
+    assert.ok(!f3.proc.hasLog('master is sending a snapshot'), 'follower 3 resumed from its applied seq');
+  });
 });
