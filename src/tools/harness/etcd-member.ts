@@ -112,7 +112,7 @@ export class EtcdMember {
       child.once('exit', (code, signal) => done({ code, signal }));
       // No such binary: 'error' comes instead of 'exit'.
       child.once('error', (err) => {
-        fs.appendFileSync(logFile, `--- could not start ${etcdBinary()}: ${err.message}\n`);
+        fs.appendFileSync(logFile, `--- could not start ${etcdBinary()}: ${err.message} (install etcd, e.g. Debian's etcd-server package, or set LR_ETCD_BIN)\n`);
         done({ code: null, signal: null });
       });
     });
