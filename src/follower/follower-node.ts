@@ -108,12 +108,20 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     let selfSource: SelfSource | undefined;
     let subscriberRef: Subscriber | undefined;
     const cluster = opts.cluster ?? new ClusterView(opts.followerId, store.log.epoch, opts.masterAddress);
+    // The master as this follower knows it now (Status, NOT_MASTER, StreamStart to chained
+    // followers): --master only until a stream starts. The upstream names the master in each
+    // StreamStart, so a chained follower whose upstream was promoted names it, not the dead
+    // master it was started with; a newer epoch heard of since (a Follow notice) wins.
+    const currentMaster = () => {
+      if (cluster.seenEpoch > store.log.epoch && cluster.masterAddress) return cluster.masterAddress;
+      return subscriberRef?.upstreamMasterAddress || cluster.masterAddress || opts.masterAddress;
+    };
     if (opts.downstream) {
       downstream = await opts.downstream({
         store,
         cluster,
         chain: () => [opts.followerId, ...(subscriberRef?.upstreamChain ?? [])],
-        masterAddress: () => subscriberRef?.upstreamMasterAddress || opts.masterAddress,
+        masterAddress: currentMaster,
         heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 1_000,
         registry: metrics.registry,
         log,
@@ -124,9 +132,9 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
       proto.Master.service,
       readOnlyMasterHandlers(
         opts.followerId,
-        opts.masterAddress,
+        currentMaster,
         () => metrics.errors.inc({ code: 'NOT_MASTER' }),
-        () => followerSelf(opts.followerId, opts.masterAddress, opts.sync, store, selfSource ?? STARTING, upstream),
+        () => followerSelf(opts.followerId, currentMaster(), opts.sync, store, selfSource ?? STARTING, upstream),
         ds && (() => ds),
       ),
     );

@@ -18,13 +18,15 @@ import type { Downstream } from './downstream.js';
  */
 export function readOnlyMasterHandlers(
   followerId: number,
-  masterAddress: string,
+  /** The master as the follower knows it at the time of the call. */
+  master: () => string,
   onRefuse: () => void,
   self?: () => FollowerSelf,
   downstream?: () => Downstream | undefined,
 ): MasterServiceHandlers {
   const refusal = (what: string) => {
     onRefuse();
+    const masterAddress = master();
     return toServiceError(
       new ReplicatorError(ErrorCode.NOT_MASTER, `follower ${followerId} is read-only and cannot ${what}; the master is at ${masterAddress}`, {
         details: { masterAddress },
