@@ -21,9 +21,15 @@ interface Waiter {
  * for followers: other writes keep committing while any number of these wait. Each
  * advance of a durable follower's acknowledged seq re-checks the waiters: a waiter for
  * (seq, N) is released when the N-th highest durable acknowledged seq is >= seq.
+ *
+ * Invariant: once releaseAll() has run (the master role is closing), no wait outlasts it:
+ * a write that commits afterwards (it was in the group committer when the close began)
+ * is answered at once with the count so far, instead of waiting out its timeout while the
+ * server's shutdown grace runs out and cancels the call without an answer.
  */
 export class AckWaiters {
   private waiters: Waiter[] = [];
+  private released = false;
 
   constructor(private readonly registry: FollowerRegistry) {
     registry.onAdvance((record) => {
@@ -34,7 +40,7 @@ export class AckWaiters {
   /** Waits up to timeoutMs for `needed` durable followers to have applied seq. */
   wait(seq: bigint, needed: number, timeoutMs: number): Promise<AckOutcome> {
     const acked = this.registry.durableAckCount(seq);
-    if (acked >= needed || timeoutMs <= 0) return Promise.resolve({ acked, reached: acked >= needed });
+    if (acked >= needed || timeoutMs <= 0 || this.released) return Promise.resolve({ acked, reached: acked >= needed });
     return new Promise((resolve) => {
       const waiter: Waiter = { seq, needed, resolve, timer: undefined };
       waiter.timer = setTimeout(() => {
@@ -50,8 +56,9 @@ export class AckWaiters {
     return this.waiters.length;
   }
 
-  /** Ends every wait now with the counts as they are (master shutdown). */
+  /** Ends every wait now, and every later one at once, with the counts as they are (master shutdown). */
   releaseAll(): void {
+    this.released = true;
     const all = this.waiters;
     this.waiters = [];
     for (const w of all) {

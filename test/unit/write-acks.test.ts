@@ -57,6 +57,11 @@ describe('write acknowledgement: follower registry and ack waiters', () => {
     const pending = acks.wait(4n, 1, 60_000);
     acks.releaseAll();
     assert.deepEqual(await pending, { acked: 0, reached: false });
+    // A write committed after the release (the master is closing) is answered at once too,
+    // not after its timeout, by when the server's shutdown grace has cancelled the call.
+    const after = Date.now();
+    assert.deepEqual(await acks.wait(5n, 1, 5_000), { acked: 0, reached: false });
+    assert.ok(Date.now() - after < 1_000, `a wait begun after releaseAll lasted ${Date.now() - after} ms`);
   });
 
   it('never counts what the master did not send, an unverified position, or a snapshot not yet acknowledged', () => {
