@@ -45,6 +45,7 @@ export const ErrorCode = {
   PROMOTION_REFUSED: 'PROMOTION_REFUSED',
   WRITES_PAUSED: 'WRITES_PAUSED',
   EPOCH_CHANGED: 'EPOCH_CHANGED',
+  NO_LEASE: 'NO_LEASE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

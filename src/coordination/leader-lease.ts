@@ -4,6 +4,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { LEADER_ELECTION, type EtcdConnection } from './etcd-connection.js';
 import { LeaseFence, monotonicNow, type MonotonicClock } from './lease-fence.js';
 import { keepaliveOnce } from './lease-keepalive.js';
+import { claimEpoch } from './epoch-claim.js';
 import { decodeLeader, encodeLeader, MAX_EPOCH, type LeaderRecord } from './records.js';
 
 /**
@@ -15,7 +16,8 @@ import { decodeLeader, encodeLeader, MAX_EPOCH, type LeaderRecord } from './reco
  * No election logic lives here: this class adds the epoch, the self-fencing deadline and
  * the events a master needs.
  *
- * The epoch is the leader key's create revision. etcd revisions are unique (one per
+ * The epoch is the leader key's create revision, or with epochFloor the one epoch-claim.ts
+ * takes (also above every epoch before). etcd revisions are unique (one per
  * transaction; the campaign creates its key in a transaction of its own) and increase, and
  * a later leader's key is always younger than an earlier leader's: while the earlier one
  * led, its key was the oldest, so the later one's key either existed then (and is younger)
@@ -43,6 +45,12 @@ export interface LeaderLeaseOptions {
   renewIntervalMs?: number;
   /** Monotonic milliseconds; tests inject one. */
   clock?: MonotonicClock;
+  /**
+   * The newest epoch this node knows of, read when elected: the leader's epoch is above it
+   * and above the cluster's last one (epoch-claim.ts). Without it: the key's create revision
+   * only.
+   */
+  epochFloor?: () => number;
 }
 
 export type LeaderLeaseState = 'campaigning' | 'leader' | 'fenced' | 'lost' | 'resigned';
@@ -72,6 +80,7 @@ export class LeaderLease extends EventEmitter<LeaderLeaseEvents> {
   private stateNow: LeaderLeaseState = 'campaigning';
   private leader?: ElectedLeader;
   private leaseId?: string;
+  private key?: string;
   private renewTimer?: NodeJS.Timeout;
   private fenceTimer?: NodeJS.Timeout;
 
@@ -102,6 +111,11 @@ export class LeaderLease extends EventEmitter<LeaderLeaseEvents> {
   /** The record it announced once elected (with the epoch). */
   get elected(): ElectedLeader | undefined {
     return this.leader;
+  }
+
+  /** The absolute election key this candidate holds (once known): a transaction guarded by its existence holds only while this node leads. */
+  get campaignKey(): string | undefined {
+    return this.key;
   }
 
   get epoch(): number | undefined {
@@ -158,6 +172,7 @@ export class LeaderLease extends EventEmitter<LeaderLeaseEvents> {
   private async takeOffice(): Promise<void> {
     try {
       const key = await this.campaign.getCampaignKey();
+      this.key = key;
       this.leaseId = key.slice(this.conn.leaderElectionPrefix.length);
       // A fresh confirmation first: the campaign may have waited long for its predecessor,
       // and the deadline must rest on a keepalive etcd answered, not on the grant. etcd may
@@ -174,8 +189,11 @@ export class LeaderLease extends EventEmitter<LeaderLeaseEvents> {
       if (this.stateNow !== 'campaigning') return;
       const kv = (await this.conn.client.get(key).exec()).kvs[0];
       if (!kv || kv.lease !== this.leaseId) throw new Error(`the election key ${key} is gone or belongs to another lease`);
-      const epoch = Number(kv.create_revision);
-      if (!Number.isSafeInteger(epoch) || epoch < 1 || epoch > MAX_EPOCH) throw new Error(`the election key's create revision ${kv.create_revision} does not fit an epoch (u32)`);
+      const revision = Number(kv.create_revision);
+      if (!Number.isSafeInteger(revision) || revision < 1 || revision > MAX_EPOCH) throw new Error(`the election key's create revision ${kv.create_revision} does not fit an epoch (u32)`);
+      const floor = this.options.epochFloor;
+      const epoch = floor ? await claimEpoch(this.conn, key, revision, floor()) : revision;
+      if (this.stateNow !== 'campaigning') return;
       const leader: ElectedLeader = { nodeId: this.options.nodeId, address: this.options.address, epoch };
       // Conditional on the key's create revision: fails if the key was lost meanwhile.
       await this.campaign.proclaim(encodeLeader(leader));

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import * as grpc from '@grpc/grpc-js';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { MasterClient } from '../wire/generated/levelreplicator/v1/Master.js';
@@ -24,6 +25,8 @@ import type { AdminHandlers } from '../wire/admin-handlers.js';
 import type { Downstream, DownstreamFactory } from './downstream.js';
 
 export interface FollowerOptions {
+  /** More metrics to serve beside the role's own (failover, with --etcd); their names must not clash. */
+  extraMetrics?: Registry;
   followerId: number;
   dataDir: string;
   /** The master (named in NOT_MASTER refusals); also the upstream when `upstream` is not given. */
@@ -162,7 +165,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
     selfSource = subscriber;
     subscriberRef = subscriber;
     metrics.bind(store, subscriber);
-    if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
+    if (opts.metricsListen) metricsServer = await startMetricsServer(opts.extraMetrics ? Registry.merge([metrics.registry, opts.extraMetrics]) : metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
     health.setAll('SERVING');
     writeEndpoint(opts.dataDir, { pid: process.pid, role: 'follower', address: readAddress, metricsAddress, startedAt: new Date().toISOString(), tls });

@@ -50,6 +50,12 @@ export class FollowerRegistry {
   private readonly advanceListeners: Listener[] = [];
   private readonly stateListeners: Listener[] = [];
   private readonly dropListeners: Listener[] = [];
+  /**
+   * With --etcd and --ack-followers >= 1: only followers in the sync set published in etcd
+   * count for acknowledgements (src/node/sync-set.ts), so a failover candidate knows which
+   * nodes may hold an acknowledged write. undefined: every durable follower counts.
+   */
+  private ackFilter: ((followerId: number) => boolean) | undefined;
 
   /** A registry of the slots persisted by earlier runs (their followers start disconnected). */
   static fromSlots(slots: readonly SlotRecord[]): FollowerRegistry {
@@ -260,6 +266,18 @@ export class FollowerRegistry {
     return this.list().filter((r) => this.hasSlot(r));
   }
 
+  /** Only followers this admits count for acknowledgements from now on (undefined: all). */
+  setAckFilter(filter: ((followerId: number) => boolean) | undefined): void {
+    this.ackFilter = filter;
+    for (const r of this.records.values()) this.advanceListeners.forEach((l) => l(r)); // waiters look again
+  }
+
+  /** The filter now admits this follower: writes waiting for acknowledgements look again. */
+  admitted(followerId: number): void {
+    const r = this.records.get(followerId);
+    if (r) this.advanceListeners.forEach((l) => l(r));
+  }
+
   /** Durable followers whose acknowledged seq is at least seq (connected or not: the data is on their disk). */
   durableAckCount(seq: bigint): number {
     let n = 0;
@@ -281,7 +299,7 @@ export class FollowerRegistry {
   private *counted(): Iterable<FollowerRecord> {
     for (const r of this.records.values()) {
       const counted = this.pending.has(r) ? this.pending.get(r) : r;
-      if (counted) yield counted;
+      if (counted && (!this.ackFilter || this.ackFilter(counted.id))) yield counted;
     }
   }
 

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import * as grpc from '@grpc/grpc-js';
 import { removeEndpoint, writeEndpoint } from '../common/endpoint-file.js';
 import type { ReplicatorError } from '../common/errors.js';
@@ -22,11 +23,13 @@ import { masterHandlers } from './master-service.js';
 import { MasterMetrics } from './metrics.js';
 import { WriteGate, type WriteGateOptions } from './write-gate.js';
 import { WriteRate } from './write-rate.js';
-import { WriteFence } from './write-fence.js';
+import { WriteFence, type LeaseGate } from './write-fence.js';
 import { ClusterView } from '../common/cluster-view.js';
 import type { AdminHandlers } from '../wire/admin-handlers.js';
 
 export interface MasterOptions {
+  /** More metrics to serve beside the role's own (failover, with --etcd); their names must not clash. */
+  extraMetrics?: Registry;
   dataDir: string;
   listen: string;
   sync: boolean;
@@ -52,6 +55,10 @@ export interface MasterOptions {
   beginEpoch?: number;
   /** The Admin service (role changes), served when given. */
   admin?: AdminHandlers;
+  /** With --etcd: writes are taken and acknowledged only while this says the leader lease is held. */
+  leaseGate?: LeaseGate;
+  /** With --etcd: only followers this admits count for write acknowledgements (the sync set). */
+  ackFilter?: (followerId: number) => boolean;
 }
 
 export interface MasterNode {
@@ -92,6 +99,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     }
     cluster.observe(wal.epoch);
     const fence = new WriteFence(cluster, () => wal.epoch);
+    fence.setLeaseGate(opts.leaseGate); // before the server is bound: no write is taken without the lease
     let boundAddress = '';
     log.info(
       { dataDir: opts.dataDir, epoch: wal.epoch, historyId: wal.historyId.toString('hex'), firstSeq: wal.firstSeq.toString(), lastSeq: wal.lastSeq.toString() },
@@ -110,6 +118,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
       },
     );
     const registry = FollowerRegistry.fromSlots(await store.loadSlots());
+    registry.setAckFilter(opts.ackFilter);
     const retention = new LogRetention(store, registry, opts.retention, log);
     const acks = new AckWaiters(registry);
     const gate = new WriteGate(opts.gate, registry, wal);
@@ -153,7 +162,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     boundAddress = address;
     if (!fence.deposed) cluster.setMaster(address);
     const tls = opts.security?.tls ?? false;
-    if (opts.metricsListen) metricsServer = await startMetricsServer(metrics.registry, opts.metricsListen, log);
+    if (opts.metricsListen) metricsServer = await startMetricsServer(opts.extraMetrics ? Registry.merge([metrics.registry, opts.extraMetrics]) : metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
     health.setAll('SERVING');
     retention.start();

@@ -1,6 +1,17 @@
 import type { ClusterView } from '../common/cluster-view.js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
+/**
+ * With --etcd: whether this node holds the leader lease and etcd cannot yet have expired it
+ * (src/coordination/leader-lease.ts canAcknowledge). Read right before each write is taken
+ * and again right before its answer leaves.
+ */
+export interface LeaseGate {
+  canAcknowledge(): boolean;
+  /** Why not, for the error message: "not elected yet", "could not renew the lease", ... */
+  why(): string;
+}
+
 /** How long PauseWrites holds writes when the request names no timeout. */
 export const DEFAULT_PAUSE_MS = 10_000;
 
@@ -16,7 +27,12 @@ export const DEFAULT_PAUSE_MS = 10_000;
  * - paused: a switchover is handing writes over; WRITES_PAUSED (retryable) until resumed or
  *   the pause times out.
  *
+ * - no lease (with --etcd): the node does not hold the leader lease, or could not renew it
+ *   in time; NO_LEASE (retryable) until etcd confirms the lease again.
+ *
  * Invariant: once deposed, check() always throws.
+ * Invariant: with a lease gate, no write is answered as acknowledged unless the gate said
+ * yes after the write was committed (and its followers' acknowledgements counted).
  */
 export class WriteFence {
   private pausedUntil = 0;
@@ -24,6 +40,7 @@ export class WriteFence {
   /** Writes up to this seq are in the new master's history (a switchover handed them over): still answerable. */
   private handedOverSeq = 0n;
   private readonly off: () => void;
+  private lease: LeaseGate | undefined;
 
   constructor(
     private readonly cluster: ClusterView,
@@ -56,6 +73,11 @@ export class WriteFence {
     this.deposedAt ??= epoch;
   }
 
+  /** Every write from now on needs the lease (--etcd); undefined: none needed. */
+  setLeaseGate(gate: LeaseGate | undefined): void {
+    this.lease = gate;
+  }
+
   pause(ms: number): void {
     this.pausedUntil = Date.now() + ms;
   }
@@ -80,6 +102,9 @@ export class WriteFence {
         { details },
       );
     }
+    if (this.lease && !this.lease.canAcknowledge()) {
+      throw new ReplicatorError(ErrorCode.NO_LEASE, `this node does not hold the leader lease (${this.lease.why()}); nothing was written, retry at the leader${master ? ` (${master})` : ''}`, { details });
+    }
     if (this.paused) {
       throw new ReplicatorError(ErrorCode.WRITES_PAUSED, `writes are paused for a switchover${master ? `; the new master is at ${master}` : ''}; nothing was written, retry`, { details });
     }
@@ -91,8 +116,15 @@ export class WriteFence {
    * switchover waits for it; an error would invite a retry that writes it twice).
    */
   checkAnswer(lastSeq: bigint): void {
-    if (this.deposedAt === undefined || lastSeq <= this.handedOverSeq) return;
     const master = this.cluster.masterAddress;
+    if (this.deposedAt === undefined && this.lease && !this.lease.canAcknowledge()) {
+      throw new ReplicatorError(
+        ErrorCode.NO_LEASE,
+        `this node lost the leader lease (${this.lease.why()}) before it could acknowledge seqs up to ${lastSeq}; they are committed here and survive only if the next leader has them (otherwise they go to this node's rollback file)`,
+        { details: master ? { masterAddress: master } : undefined },
+      );
+    }
+    if (this.deposedAt === undefined || lastSeq <= this.handedOverSeq) return;
     throw new ReplicatorError(
       ErrorCode.NOT_MASTER,
       `this node was deposed (epoch ${this.cluster.seenEpoch}) before it could acknowledge seqs up to ${lastSeq}; they are not in the new master's history and will be in this node's rollback file${master ? `; the master is at ${master}` : ''}`,

@@ -1,10 +1,11 @@
+import type { Registry } from 'prom-client';
 import type * as grpc from '@grpc/grpc-js';
 import { ClusterView } from '../common/cluster-view.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startFollower, type FollowerNode, type FollowerOptions } from '../follower/follower-node.js';
 import { startMaster, type MasterNode, type MasterOptions } from '../master/master-node.js';
-import { DEFAULT_PAUSE_MS } from '../master/write-fence.js';
+import { DEFAULT_PAUSE_MS, type LeaseGate } from '../master/write-fence.js';
 import type { AdminHandlers } from '../wire/admin-handlers.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
@@ -21,6 +22,23 @@ export interface RunnerConfig {
   /** How to reach other nodes (Follow notices). */
   clientSecurity?: ClientSecurity;
   log: Logger;
+  /** With --etcd: every master role this node runs takes writes only while the lease is held. */
+  leaseGate?: LeaseGate;
+  /** With --etcd: only followers this admits count for acknowledgements (the sync set). */
+  ackFilter?: (followerId: number) => boolean;
+  /** Served beside each role's metrics (failover metrics). */
+  extraMetrics?: Registry;
+  /** With --etcd: roles are decided by etcd's election (its name, for messages); Promote is refused. */
+  coordinated?: string;
+}
+
+/** Where this node stands, as a failover candidate publishes it (src/node/failover-agent.ts). */
+export interface NodePosition {
+  role: 'master' | 'follower' | 'deposed';
+  appliedSeq: bigint;
+  appliedChecksum: number;
+  /** The newest epoch of its log's history. */
+  epoch: number;
 }
 
 type Role = { kind: 'master'; node: MasterNode } | { kind: 'follower'; node: FollowerNode; upstream: string };
@@ -55,6 +73,11 @@ export class NodeRunner {
     return r;
   }
 
+  /** The node a follower streams from; undefined for a master. */
+  get upstream(): string | undefined {
+    return this.role.kind === 'follower' ? this.role.upstream : undefined;
+  }
+
   get roleName(): 'master' | 'follower' {
     return this.role.kind;
   }
@@ -64,7 +87,7 @@ export class NodeRunner {
   }
 
   private async runMaster(listen: string, beginEpoch?: number): Promise<void> {
-    const node = await startMaster({ ...this.cfg.master, listen, cluster: this.cluster, admin: this.admin(), beginEpoch });
+    const node = await startMaster({ ...this.cfg.master, listen, cluster: this.cluster, admin: this.admin(), beginEpoch, leaseGate: this.cfg.leaseGate, ackFilter: this.cfg.ackFilter, extraMetrics: this.cfg.extraMetrics });
     this.address = node.address;
     this.role = { kind: 'master', node };
     node.failed.then((err) => this.reportFailure(err), () => undefined);
@@ -83,6 +106,7 @@ export class NodeRunner {
       heartbeatIntervalMs: this.cfg.master.heartbeatIntervalMs,
       cluster: this.cluster,
       admin: this.admin(),
+      extraMetrics: this.cfg.extraMetrics,
     });
     this.address = node.readAddress;
     this.role = { kind: 'follower', node, upstream };
@@ -101,6 +125,65 @@ export class NodeRunner {
     });
   }
 
+  /** This node's role and position now. */
+  position(): NodePosition {
+    const role = this.role;
+    if (role.kind === 'master') {
+      const wal = role.node.wal;
+      return { role: role.node.fence.deposed ? 'deposed' : 'master', appliedSeq: wal.lastSeq, appliedChecksum: wal.lastChecksum, epoch: wal.epoch };
+    }
+    const store = role.node.store;
+    return { role: 'follower', appliedSeq: store.appliedSeq, appliedChecksum: store.appliedChecksum, epoch: store.log.epoch };
+  }
+
+  /**
+   * Elected by etcd (failover-agent.ts): this node becomes the master of `epoch`, starting
+   * at its next seq. A follower stops applying first; a master (not yet elected, or of an
+   * older epoch) is reopened with the new epoch. Resolves once the master role serves.
+   */
+  becomeLeader(epoch: number): Promise<void> {
+    return this.changeNow('taking the lead', async () => {
+      const role = this.role;
+      if (role.kind === 'master' && role.node.wal.epoch >= epoch) return;
+      if (role.kind === 'follower') await role.node.subscriber.stop();
+      const address = this.address;
+      await role.node.close();
+      this.cluster.observe(epoch, address);
+      await this.runMaster(address, epoch);
+    });
+  }
+
+  /**
+   * etcd names another leader (failover-agent.ts): a master is deposed at once (no write is
+   * acknowledged under its epoch from here on) and rejoins as its follower; a follower
+   * re-points to it. Resolves once the follower role runs.
+   */
+  followLeader(address: string, epoch: number): Promise<void> {
+    const role = this.role;
+    if (role.kind === 'master' && epoch > role.node.wal.epoch) role.node.fence.observe(epoch, address);
+    else this.cluster.observe(epoch, address);
+    return this.changeNow('following the leader', async () => {
+      const now = this.role;
+      if (now.kind === 'follower' && now.upstream === address) return;
+      const listen = this.address;
+      await now.node.close();
+      await this.runFollower(listen, address, address);
+    });
+  }
+
+  /** Like change(), for callers that wait for it; a failure also stops the process. */
+  private changeNow(what: string, body: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.change(what, async () => {
+        try {
+          await body();
+        } finally {
+          resolve();
+        }
+      });
+    });
+  }
+
   admin(): AdminHandlers {
     const fail = (err: unknown) => toServiceError(err) as grpc.ServiceError;
     return {
@@ -108,6 +191,9 @@ export class NodeRunner {
         const req = call.request;
         void (async () => {
           const role = this.role;
+          if (this.cfg.coordinated) {
+            throw new ReplicatorError(ErrorCode.PROMOTION_REFUSED, `this node's role is decided by etcd (${this.cfg.coordinated}): the leader is elected there; use replication-admin switchover --etcd to hand over`);
+          }
           if (role.kind !== 'follower') throw new ReplicatorError(ErrorCode.PROMOTION_REFUSED, `this node is the master already (epoch ${(role.node as MasterNode).wal.epoch})`);
           const { store, subscriber } = role.node;
           const minApplied = seqFromWire(req.minAppliedSeq);

@@ -55,6 +55,7 @@ export const EXIT_CODE: Record<ErrorCode, number> = {
   PROMOTION_REFUSED: ExitCode.REFUSED,
   WRITES_PAUSED: ExitCode.UNAVAILABLE,
   EPOCH_CHANGED: ExitCode.UNAVAILABLE,
+  NO_LEASE: ExitCode.UNAVAILABLE,
   INTERNAL: ExitCode.INTERNAL,
 };
 

@@ -14,6 +14,7 @@ import { DEFAULT_FOLLOWER_LISTEN, DEFAULT_METRICS_LISTEN, followerDataDir, parse
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
 import { NodeRunner } from '../node/node-runner.js';
+import { FAILOVER_OPTIONS, nodeFailover } from './failover-options.js';
 import { describedAs, FOLLOWER_ROLE_OPTIONS, followerRoleSettings, MASTER_ROLE_OPTIONS, masterRoleSettings } from './role-options.js';
 
 const NAME = 'follower-client';
@@ -53,6 +54,7 @@ await runCli(NAME, async () => {
       ...describedAs(MASTER_ROLE_OPTIONS, 'takes effect once this follower is promoted', {
         'heartbeat-interval-ms': 'Idle time after which a heartbeat is sent on a follower stream: now on those of followers chained to this one (their --upstream), on every follower stream once this one is promoted',
       }),
+      ...FAILOVER_OPTIONS,
       ...LOG_OPTIONS,
     },
   ), FOLLOWER_SECURITY_OPTIONS), (a) => {
@@ -61,7 +63,7 @@ await runCli(NAME, async () => {
   const followerId = argv.id as number;
   const log = createLogger(NAME, argv['log-level'] as string, argv['log-format'] as LogFormat).child({ followerId });
   const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
-  const { node, security } = await logStartFailure(log, async () => {
+  const { node, security, failover } = await logStartFailure(log, async () => {
     const security = serverSecurityFromArgv(argv, log);
     const masterSecurity = clientSecurityFromArgv(argv);
     const dataDir = (argv['data-dir'] as string | undefined) ?? followerDataDir(argv['data-root'] as string, followerId);
@@ -93,13 +95,26 @@ await runCli(NAME, async () => {
       log,
       security,
     };
-    const node = await NodeRunner.start({ nodeId: followerId, master, follower, clientSecurity: masterSecurity, log }, {
-      kind: 'follower',
-      upstream: (argv.upstream as string) || (argv.master as string),
-      masterAddress: argv.master as string,
-    });
-    return { node, security };
+    // With --etcd: the leader etcd names is the master to follow, once one leads.
+    const failover = await nodeFailover(argv as Record<string, unknown>, followerId, log);
+    const masterAddress = failover?.leaderAddress ?? (argv.master as string);
+    try {
+      const node = await NodeRunner.start({ nodeId: followerId, master, follower, clientSecurity: masterSecurity, log, ...failover?.runner }, {
+        kind: 'follower',
+        upstream: (argv.upstream as string) || masterAddress,
+        masterAddress,
+      });
+      await failover?.attach(node);
+      return { node, security, failover };
+    } catch (err) {
+      await failover?.close();
+      throw err;
+    }
   });
   warnIfExposed(NAME, node.address, security, log);
-  await Promise.race([stop.whenStopped(() => node.close()), node.failed.then(() => node.close())]);
+  const close = async () => {
+    await failover?.close(); // resigns the lease first, if this node leads
+    await node.close();
+  };
+  await Promise.race([stop.whenStopped(close), node.failed.then(close)]);
 });

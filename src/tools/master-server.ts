@@ -8,6 +8,7 @@ import { ExitCode } from './exit-codes.js';
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
 import { NodeRunner } from '../node/node-runner.js';
+import { FAILOVER_OPTIONS, nodeFailover } from './failover-options.js';
 import { describedAs, FOLLOWER_ROLE_OPTIONS, followerRoleSettings, MASTER_ROLE_OPTIONS, masterRoleSettings } from './role-options.js';
 
 const NAME = 'master-server';
@@ -38,13 +39,14 @@ await runCli(NAME, async () => {
       'metrics-listen': { type: 'string', default: DEFAULT_METRICS_LISTEN, env: 'LR_MASTER_METRICS_LISTEN', describe: 'HTTP address of the Prometheus metrics (GET /metrics); port 0 picks a free port (logged, and in endpoint.json); "off" disables', parse: parseMetricsListen },
       // Unused until the node is deposed; declared here so it then follows with the operator's settings.
       ...describedAs(FOLLOWER_ROLE_OPTIONS, 'used once this master is deposed and rejoins as follower <node-id> (needs --node-id)'),
+      ...FAILOVER_OPTIONS,
       ...LOG_OPTIONS,
     },
   ), { ...SERVER_SECURITY_OPTIONS, ...CLIENT_SECURITY_OPTIONS }).parse();
 
   const log = createLogger(NAME, argv['log-level'] as string, argv['log-format'] as LogFormat);
   const stop = catchStopSignals(log); // before start-up: a signal meanwhile still closes the store
-  const { node, security } = await logStartFailure(log, async () => {
+  const { node, security, failover } = await logStartFailure(log, async () => {
     const security = serverSecurityFromArgv(argv, log);
     const dataDir = (argv['data-dir'] as string | undefined) ?? masterDataDir(argv['data-root'] as string);
     checkDataDir(dataDir);
@@ -74,16 +76,28 @@ await runCli(NAME, async () => {
       security,
       masterSecurity: clientSecurityFromArgv(argv),
     };
-    const node = await NodeRunner.start({ nodeId, master, follower, clientSecurity: clientSecurityFromArgv(argv), log }, { kind: 'master' });
-    return { node, security };
+    // With --etcd the master role takes no write until etcd elects it (or it follows the leader etcd names).
+    const failover = await nodeFailover(args, nodeId, log);
+    try {
+      const node = await NodeRunner.start({ nodeId, master, follower, clientSecurity: clientSecurityFromArgv(argv), log, ...failover?.runner }, { kind: 'master' });
+      await failover?.attach(node);
+      return { node, security, failover };
+    } catch (err) {
+      await failover?.close();
+      throw err;
+    }
   });
   warnIfExposed(NAME, node.address, security, log);
   let fatal = false;
   await Promise.race([
-    stop.whenStopped(() => node.close()),
+    stop.whenStopped(async () => {
+      await failover?.close(); // resigns the lease first: a successor need not wait out the TTL
+      await node.close();
+    }),
     node.failed.then(async (err) => {
       fatal = true;
       log.fatal({ code: (err as { code?: string })?.code }, 'stopping after a store failure; restart to recover from the store');
+      await failover?.close();
       await node.close();
     }),
   ]);

@@ -51,6 +51,7 @@ export const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
   WRITES_PAUSED: grpc.status.UNAVAILABLE,
   // The serving node's epoch history changed under a stream: subscribe again.
   EPOCH_CHANGED: grpc.status.UNAVAILABLE,
+  NO_LEASE: grpc.status.UNAVAILABLE,
   INTERNAL: grpc.status.INTERNAL,
 };
 
