@@ -1,4 +1,5 @@
 import { callUnary, masterClient, storeClient } from '../../src/wire/rpc-client.js';
+import type { DigestResponse__Output } from '../../src/wire/generated/levelreplicator/v1/DigestResponse.js';
 import type { GetResponse__Output } from '../../src/wire/generated/levelreplicator/v1/GetResponse.js';
 import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { runTool, waitFor } from './processes.js';
@@ -47,6 +48,17 @@ export async function readVia(address: string, key: string): Promise<{ value: st
   try {
     const res = await callUnary<GetResponse__Output>((o, cb) => client.Get({ key: Buffer.from(key) }, o, cb), 5_000, { role: 'follower', address });
     return { value: res.found ? res.value.toString() : undefined, seq: BigInt(res.appliedSeq) };
+  } finally {
+    client.close();
+  }
+}
+
+/** The Digest of the node serving reads at address (a master serves reads on its own address), named `node`. */
+export async function digestOf(node: string, address: string): Promise<{ node: string; digest: string; seq: bigint }> {
+  const client = storeClient(address);
+  try {
+    const d = await callUnary<DigestResponse__Output>((o, cb) => client.Digest({}, o, cb), 60_000, { role: 'follower', address });
+    return { node, digest: d.digest, seq: BigInt(d.seq) };
   } finally {
     client.close();
   }

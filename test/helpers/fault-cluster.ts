@@ -1,12 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DigestResponse__Output } from '../../src/wire/generated/levelreplicator/v1/DigestResponse.js';
 import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { SERVER_OPTIONS } from '../../src/wire/grpc-transport.js';
-import { callUnary, masterClient, storeClient } from '../../src/wire/rpc-client.js';
+import { callUnary, masterClient } from '../../src/wire/rpc-client.js';
 import { Cluster as ProcessCluster, type FollowerSlot as ProcessSlot } from '../../src/tools/harness/cluster.js';
 import { FaultProxy } from './fault-proxy.js';
-import { waitConverged } from './cluster.js';
+import { digestOf, waitConverged } from './cluster.js';
+import type { StoresView } from './oracles.js';
+import type { ScenarioCluster } from './scenario-runner.js';
 import { TEST_FOLLOWER_ARGS, TEST_HEARTBEAT_INTERVAL_MS, TEST_HEARTBEAT_TIMEOUT_MS, TEST_MASTER_ARGS, tempDir } from './processes.js';
 
 /** The follower heartbeat watchdog the tests configure (processes.ts). */
@@ -46,7 +47,7 @@ export interface ClusterOptions {
  * file. Any node can be SIGKILLed, SIGSTOPped or restarted; the master always comes back
  * on the same port so proxies and writers find it.
  */
-export class Cluster extends ProcessCluster<FollowerSlot> {
+export class Cluster extends ProcessCluster<FollowerSlot> implements ScenarioCluster {
   private undo: (() => Promise<void>) | void = undefined;
 
   constructor(masterArgs: string[] = []) {
@@ -95,21 +96,20 @@ export class Cluster extends ProcessCluster<FollowerSlot> {
     return waitConverged(this.masterAddress, [...this.followers.keys()], timeoutMs);
   }
 
+  /** Writers always write to the master's address: it is restarted on the same port. */
+  writeTarget(): string {
+    return this.masterAddress;
+  }
+
   /** Digests of every running node over its read service: [name, digest, seq]. */
-  async digests(): Promise<{ node: string; digest: string; seq: bigint }[]> {
+  digests(): Promise<{ node: string; digest: string; seq: bigint }[]> {
     const targets = [{ node: 'master', address: this.masterAddress }];
     for (const s of this.followers.values()) targets.push({ node: `follower ${s.id}`, address: s.readAddress! });
-    return Promise.all(
-      targets.map(async ({ node, address }) => {
-        const client = storeClient(address);
-        try {
-          const d = await callUnary<DigestResponse__Output>((o, cb) => client.Digest({}, o, cb), 60_000, { role: 'follower', address });
-          return { node, digest: d.digest, seq: BigInt(d.seq) };
-        } finally {
-          client.close();
-        }
-      }),
-    );
+    return Promise.all(targets.map(({ node, address }) => digestOf(node, address)));
+  }
+
+  stores(): StoresView {
+    return { masterDir: this.masterDir, followers: [...this.followers.values()].map((s) => ({ id: s.id, dir: s.dir, auditFile: s.auditFile })) };
   }
 
   /** SIGTERM every node (followers first); returns the ones that did not exit 0 in time (contract 11). */

@@ -1,19 +1,26 @@
 import type { FollowerStatus__Output } from '../../src/wire/generated/levelreplicator/v1/FollowerStatus.js';
+import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
 import { diskFullScenario } from './disk-full.js';
+import { promotionScenario } from './promotion-scenario.js';
 import { snapshotScenario } from './snapshot-scenario.js';
 import { waitFor } from './processes.js';
-import { sleep, type ScenarioContext, type ScenarioDef } from './scenario-runner.js';
+import { sleep, type ScenarioCluster, type ScenarioContext, type ScenarioDef } from './scenario-runner.js';
 
 /** How long any one expected reaction (detection, reconnect, catch-up) may take on a slow, shared machine. */
 const REACTION_DEADLINE_MS = 45_000;
 
-async function followerStatus(cluster: Cluster, id: number): Promise<FollowerStatus__Output | undefined> {
+/** A cluster whose master answers Status: the fault cluster, or one whose master moves. */
+interface MasterStatus {
+  status(): Promise<StatusResponse__Output>;
+}
+
+async function followerStatus(cluster: MasterStatus, id: number): Promise<FollowerStatus__Output | undefined> {
   return (await cluster.status()).followers.find((f) => f.followerId === id);
 }
 
 /** Waits (with a deadline) until follower id is connected and has applied at least the master's current last seq. */
-export async function waitCaughtUp(cluster: Cluster, id: number, what: string): Promise<number> {
+export async function waitCaughtUp(cluster: MasterStatus, id: number, what: string): Promise<number> {
   const t0 = Date.now();
   const target = BigInt((await cluster.status()).lastSeq);
   await waitFor(
@@ -250,4 +257,13 @@ const blackhole: ScenarioDef = {
   },
 };
 
-export const SCENARIOS: readonly ScenarioDef[] = [linkCuts, followerKills, masterKills, followerPauses, blackhole, snapshotScenario, diskFullScenario];
+export const SCENARIOS: readonly ScenarioDef<ScenarioCluster>[] = [
+  linkCuts,
+  followerKills,
+  masterKills,
+  followerPauses,
+  blackhole,
+  snapshotScenario,
+  diskFullScenario,
+  promotionScenario,
+];

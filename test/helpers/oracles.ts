@@ -1,8 +1,16 @@
 import fs from 'node:fs';
 import { MutationKind } from '../../src/wire/entry-codec.js';
-import type { Cluster } from './fault-cluster.js';
+import type { NodeProcess } from '../../src/tools/harness/node-process.js';
 import type { LoadGenerator } from './load.js';
+import { readRollbackFiles } from './rollback-files.js';
 import { countDivergent, readLog, readStore } from './stores.js';
+
+/** The stopped nodes the oracles read: the master's data directory and each follower's. */
+export interface StoresView {
+  masterDir: string;
+  /** auditFile: the follower's complete audit trail, if it has one (a node that was the master at some time has none). */
+  followers: { id: number; dir: string; auditFile?: string }[];
+}
 
 export interface Verdict {
   /** Acknowledged writes missing (or with another value) on the master or any follower. */
@@ -22,13 +30,14 @@ const SAMPLES = 5;
  *     key holds its newest acknowledged value or a later attempted one (no lost update);
  *     no key is present that no writer sent (no phantom);
  * (2) every follower's store equals the master's, and its applied seq is the master's last;
- * (3) the follower's audit file shows every seq applied exactly once, in order.
+ * (3) the follower's audit file, where it has a complete one, shows every seq applied
+ *     exactly once, in order.
  */
-export async function checkStores(cluster: Cluster, load: LoadGenerator, lastSeq: bigint): Promise<Verdict> {
+export async function checkStores(view: StoresView, load: LoadGenerator, lastSeq: bigint): Promise<Verdict> {
   const problems: string[] = [];
-  const master = await readStore(cluster.masterDir);
-  const log = await readLog(cluster.masterDir);
-  const followers = await Promise.all([...cluster.followers.values()].map(async (s) => ({ slot: s, store: await readStore(s.dir) })));
+  const master = await readStore(view.masterDir);
+  const log = await readLog(view.masterDir);
+  const followers = await Promise.all(view.followers.map(async (s) => ({ slot: s, store: await readStore(s.dir) })));
 
   // (1) acknowledged writes.
   const lostKeys = new Set<string>();
@@ -71,8 +80,10 @@ export async function checkStores(cluster: Cluster, load: LoadGenerator, lastSeq
     divergent += d;
     if (f.store.appliedSeq !== lastSeq) problems.push(`follower ${f.slot.id} applied seq ${f.store.appliedSeq}, the master's last seq is ${lastSeq}`);
     // (3) the audit trail.
+    if (f.slot.auditFile === undefined) continue;
     const audit = fs.existsSync(f.slot.auditFile) ? fs.readFileSync(f.slot.auditFile, 'utf8') : '';
-    for (const p of checkAudit(audit, f.store.appliedSeq ?? 0n).slice(0, SAMPLES)) problems.push(`follower ${f.slot.id} audit: ${p}`);
+    const rolledBack = readRollbackFiles(f.slot.dir).map((r) => ({ fromSeq: r.fromSeq, toSeq: r.toSeq }));
+    for (const p of checkAudit(audit, f.store.appliedSeq ?? 0n, rolledBack).slice(0, SAMPLES)) problems.push(`follower ${f.slot.id} audit: ${p}`);
   }
   return { lost, divergent, problems };
 }
@@ -81,10 +92,13 @@ export async function checkStores(cluster: Cluster, load: LoadGenerator, lastSeq
  * Checks a follower's audit trail (see src/follower/apply-audit.ts): each `apply a b`
  * starts at exactly the previous position + 1; each `open n` is at or past the previous
  * position (a crash may lose the newest line, never undo a commit); each `snapshot s`
- * too (the scenarios never give the master a new history); the trail ends at the store's
- * applied seq. Returns the violations.
+ * too, unless the follower wrote a rollback file of exactly the entries it had past the
+ * fork (`rolledBack`: fromSeq..toSeq with toSeq its position then, the snapshot at or past
+ * the fork seq fromSeq - 1): after a promotion a follower that had entries the new
+ * master's history lacks is moved back to the fork by design (docs/roles.md); the trail
+ * ends at the store's applied seq. Returns the violations.
  */
-export function checkAudit(text: string, finalSeq: bigint): string[] {
+export function checkAudit(text: string, finalSeq: bigint, rolledBack: readonly { fromSeq: bigint; toSeq: bigint }[] = []): string[] {
   const out: string[] = [];
   let pos: bigint | undefined;
   const lines = text.split('\n').filter((l) => l !== '');
@@ -96,10 +110,12 @@ export function checkAudit(text: string, finalSeq: bigint): string[] {
       if (pos !== undefined && n < pos) out.push(`${where}: store reopened at seq ${n}, behind seq ${pos} it had applied`);
       pos = n;
     } else if (what === 'snapshot') {
-      // A snapshot replaces the data wholesale; on one history it only ever moves forward.
+      // A snapshot replaces the data wholesale; on one history it only ever moves forward,
+      // back only to a fork whose entries the follower put in a rollback file first.
       const n = BigInt(a);
-      if (pos === undefined) out.push(`${where}: snapshot installed before the store was opened`);
-      else if (n < pos) out.push(`${where}: a snapshot moved the store back from seq ${pos} to seq ${n}`);
+      const at = pos;
+      if (at === undefined) out.push(`${where}: snapshot installed before the store was opened`);
+      else if (n < at && !rolledBack.some((r) => r.toSeq === at && n >= r.fromSeq - 1n)) out.push(`${where}: a snapshot moved the store back from seq ${at} to seq ${n}`);
       pos = n;
     } else if (what === 'apply') {
       const first = BigInt(a);
@@ -121,17 +137,19 @@ export function checkAudit(text: string, finalSeq: bigint): string[] {
 /**
  * Contract 9 of the README: a follower logs each distinct failure once, not once per
  * retry. Two equal failure lines (code and message, ignoring grpc-js's timestamps) with
- * no successful connection between them break it.
+ * no successful connection between them break it. Requests its own server refused
+ * ("request refused": a write sent to it while a follower, or while a deposed master) are
+ * not its failures: contract 13 logs every one of them once.
  */
-export function checkFollowerLogs(cluster: Cluster): string[] {
+export function checkFollowerLogs(history: readonly { name: string; proc: NodeProcess }[]): string[] {
   const out: string[] = [];
-  for (const { name, proc } of cluster.history) {
+  for (const { name, proc } of history) {
     if (!name.startsWith('follower')) continue;
     let previous = '';
     let repeats = 0;
     for (const l of proc.logs) {
       if (l.msg?.startsWith('connected to master') || l.msg === 'master is sending a snapshot') previous = '';
-      if (typeof l.code !== 'string' || typeof l.level !== 'number' || l.level < 40) continue;
+      if (typeof l.code !== 'string' || typeof l.level !== 'number' || l.level < 40 || l.msg === 'request refused') continue;
       const failure = `${l.code}: ${String(l.msg).replace(/ ?\(\d{4}-\d\d-\d\dT[\d:.]+Z?\)/g, '')}`;
       if (failure === previous) repeats++;
       previous = failure;
