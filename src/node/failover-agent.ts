@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.js';
 import type { LeaseGate } from '../master/write-fence.js';
 import type { NodePosition, NodeRunner } from './node-runner.js';
 import { chooseCandidate, type Eligibility } from './failover-eligibility.js';
-import { readSyncSet, SyncSetKeeper } from './sync-set.js';
+import { HANDOVER_KEY, readHandover, readSyncSet, SyncSetKeeper } from './sync-set.js';
 import type { FailoverMetrics } from './failover-metrics.js';
 
 export interface FailoverOptions {
@@ -124,6 +124,14 @@ export class FailoverAgent {
     m?.leader.set(lease?.canAcknowledge() ? 1 : 0);
     m?.leaseRemaining.set((this.leaseRemainingMs() ?? 0) / 1000);
     if (lease && (lease.state === 'leader' || lease.state === 'fenced')) {
+      const handover = await readHandover(this.opts.conn);
+      if (handover && handover.to !== this.opts.nodeId && handover.fromEpoch === lease.epoch) {
+        // replication-admin switchover --etcd paused this master's writes and waited until
+        // the target applied them all: hand the key over (no acknowledgement after this).
+        this.opts.log.warn({ to: handover.to }, 'failover: switchover; resigning the leader lease');
+        await this.dropLease(`switchover to node ${handover.to}`);
+        return;
+      }
       const node = runner.current;
       if (runner.roleName === 'master' && 'registry' in node) await this.sync?.step(node.registry, lease);
       return;
@@ -143,6 +151,13 @@ export class FailoverAgent {
     }
     if (leader || (lease && lease.state === 'campaigning')) return; // someone just won and is announcing, or this node waits for its turn
     if (lease) await this.dropLease(`the lease ended (${lease.state})`); // lost or resigned: a new campaign needs a new lease
+    const handover = await readHandover(this.opts.conn);
+    if (handover) {
+      // A switchover names the next leader; it checked that node has every write.
+      if (handover.to !== this.opts.nodeId) return this.explain(`a switchover hands the lead to node ${handover.to}`);
+      this.campaign({ eligible: true, why: 'a switchover names this node' });
+      return;
+    }
     const verdict = await this.eligibility(pos);
     if (!verdict.eligible) return this.explain(verdict.why);
     this.campaign(verdict);
@@ -174,6 +189,8 @@ export class FailoverAgent {
       runner.becomeLeader(leader.epoch).then(
         () => {
           this.sync = new SyncSetKeeper(this.opts.conn, leader.epoch, this.opts.ackFollowers(), log);
+          // A switchover that named this node is done; later failovers are decided as usual.
+          this.opts.conn.ns.delete().key(HANDOVER_KEY).exec().catch(() => undefined);
           this.kick();
         },
         () => undefined,

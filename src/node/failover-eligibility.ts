@@ -65,7 +65,10 @@ export function chooseCandidate(me: CandidateView, others: readonly CandidateVie
     }
   }
   const ahead = rivals.find((o) => isAhead(o, me));
-  if (ahead) return { eligible: false, why: `node ${ahead.nodeId} is ahead (applied seq ${ahead.appliedSeq}, this node ${me.appliedSeq})` };
+  if (ahead) {
+    const how = ahead.appliedSeq > me.appliedSeq ? `applied seq ${ahead.appliedSeq}, this node ${me.appliedSeq}` : `same applied seq ${me.appliedSeq}, ${ahead.role === 'master' && me.role !== 'master' ? 'and the master role' : 'and a lower id'}`;
+    return { eligible: false, why: `node ${ahead.nodeId} is the better candidate (${how})` };
+  }
   const scope = strict ? `the most advanced of the sync set's visible members` : 'the most advanced node visible';
   return { eligible: true, why: `${scope} (applied seq ${me.appliedSeq}, ${rivals.length} other candidate(s) seen)` };
 }

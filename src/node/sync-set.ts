@@ -19,6 +19,25 @@ export async function readSyncSet(conn: EtcdConnection): Promise<SyncSet | undef
   return v;
 }
 
+/** A switchover through etcd names the node that is to lead next (relative key; leased, so a failed switchover's key goes away). */
+export const HANDOVER_KEY = 'handover';
+
+export interface Handover {
+  /** The node id that is to lead next. */
+  to: number;
+  /** The leader's epoch when the switchover began: only that leader resigns for it. */
+  fromEpoch: number;
+}
+
+/** The switchover under way, if any. */
+export async function readHandover(conn: EtcdConnection): Promise<Handover | undefined> {
+  const text = await conn.ns.get(HANDOVER_KEY).string();
+  if (text === null) return undefined;
+  const v = JSON.parse(text) as Handover;
+  if (!Number.isInteger(v.to) || !Number.isInteger(v.fromEpoch)) throw new Error(`the handover key in etcd is malformed: ${text}`);
+  return v;
+}
+
 /**
  * The leader's side of the sync set (Patroni's synchronous_mode_strict): which followers'
  * acknowledgements this master counts.
