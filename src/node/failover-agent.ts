@@ -22,6 +22,8 @@ export interface FailoverOptions {
   metrics?: FailoverMetrics;
   /** How often the agent looks at the cluster (ms); default 200. */
   tickMs?: number;
+  /** A chained follower (--upstream): it keeps its upstream when the leader changes (its upstream re-points). */
+  chained?: boolean;
 }
 
 /**
@@ -142,7 +144,8 @@ export class FailoverAgent {
       // its lease expires: then this node waits for it to go, following nobody).
       if (lease && lease.state === 'campaigning') await this.dropLease('another node was elected');
       if (leader.nodeId === this.opts.nodeId) return this.explain('an earlier run of this node still holds the leader key; waiting for its lease to expire');
-      if (pos.role === 'master' || pos.role === 'deposed' || runner.upstream !== leader.address) {
+      const repoint = pos.role === 'master' || pos.role === 'deposed' || (!this.opts.chained && runner.upstream !== leader.address);
+      if (repoint) {
         this.opts.log.warn({ leader }, 'failover: following the leader etcd names');
         this.opts.metrics?.followed.inc();
         await runner.followLeader(leader.address, leader.epoch);

@@ -65,6 +65,7 @@ export async function nodeFailover(argv: Record<string, unknown>, nodeId: number
     ackFollowers: () => argv['ack-followers'] as number,
     log: log.child({ failover: argv.cluster }),
     metrics,
+    chained: Boolean(argv.upstream),
   });
   let leaderAddress: string | undefined;
   try {
