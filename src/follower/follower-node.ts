@@ -17,7 +17,7 @@ import { storeHandlers } from '../wire/store-service.js';
 import { ApplyAudit } from './apply-audit.js';
 import { FollowerMetrics } from './metrics.js';
 import { readOnlyMasterHandlers } from './read-only-master.js';
-import { followerSelf, type SelfSource } from './self-status.js';
+import { followerSelf, followerStatus, type SelfSource } from './self-status.js';
 import { Subscriber } from './subscriber.js';
 import { followerMasterClient } from '../wire/subscribe-decoder.js';
 import { ClusterView } from '../common/cluster-view.js';
@@ -137,7 +137,7 @@ export async function startFollower(opts: FollowerOptions): Promise<FollowerNode
         opts.followerId,
         currentMaster,
         () => metrics.errors.inc({ code: 'NOT_MASTER' }),
-        () => followerSelf(opts.followerId, currentMaster(), opts.sync, store, selfSource ?? STARTING, upstream),
+        () => followerStatus(followerSelf(opts.followerId, currentMaster(), opts.sync, store, selfSource ?? STARTING, upstream), store, cluster.seenEpoch),
         ds && (() => ds),
       ),
     );

@@ -2,7 +2,6 @@ import type * as grpc from '@grpc/grpc-js';
 import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import type { MasterServiceHandlers } from '../wire/master-handlers.js';
-import type { FollowerSelf } from '../wire/generated/levelreplicator/v1/FollowerSelf.js';
 import type { StatusResponse } from '../wire/generated/levelreplicator/v1/StatusResponse.js';
 import type { Downstream } from './downstream.js';
 
@@ -11,8 +10,8 @@ import type { Downstream } from './downstream.js';
  * call with NOT_MASTER, naming the master's address in the message and in the
  * `lr-master-address` trailing metadata, so a client pointed at a follower by mistake
  * is told where to go instead of getting UNIMPLEMENTED. Nothing is ever written.
- * The one exception is Status, when `self` is given: a follower answers it with its own
- * view (role "follower"), as Redis's INFO replication works on a replica.
+ * The one exception is Status, when `status` is given: a follower answers it with its own
+ * view (role "follower", self-status.ts), as Redis's INFO replication works on a replica.
  * With `downstream` (chained followers), Subscribe and Ack are served by it from the
  * follower's own log, and Status lists its downstream followers too.
  */
@@ -21,7 +20,7 @@ export function readOnlyMasterHandlers(
   /** The master as the follower knows it at the time of the call. */
   master: () => string,
   onRefuse: () => void,
-  self?: () => FollowerSelf,
+  status?: () => StatusResponse,
   downstream?: () => Downstream | undefined,
 ): MasterServiceHandlers {
   const refusal = (what: string) => {
@@ -41,12 +40,12 @@ export function readOnlyMasterHandlers(
       callback(refusal('take acknowledgements'));
     },
     Status: (_call, callback) => {
-      if (!self) return callback(refusal('report replication status'));
+      if (!status) return callback(refusal('report replication status'));
       const d = downstream?.();
-      if (!d) return callback(null, { role: 'follower', self: self(), masterTimeMs: '0' });
-      const me = self();
+      if (!d) return callback(null, status());
+      const me = status();
       d.status().then(
-        (s) => callback(null, { role: 'follower', self: me, masterTimeMs: '0', ...s } satisfies StatusResponse),
+        (s) => callback(null, { ...me, ...s } satisfies StatusResponse),
         (err) => callback(toServiceError(err) as grpc.ServiceError),
       );
     },

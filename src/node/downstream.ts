@@ -5,7 +5,6 @@ import { isConnectedState, ReplicationState } from '../common/replication-state.
 import type { Downstream, DownstreamContext } from '../follower/downstream.js';
 import { FollowerRegistry } from '../master/follower-registry.js';
 import { lagEntries, lagMs } from '../master/replication-lag.js';
-import { slotHold } from '../master/slot-hold.js';
 import { StreamMetrics } from '../master/stream-metrics.js';
 import { serveSubscription } from '../master/subscription.js';
 import { SlotSaver } from './slot-saver.js';
@@ -108,7 +107,9 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
           lastError: f.lastError,
           seen: f.seen,
           sinceMs: String(isConnectedState(f.state) ? f.connectedAtMs : f.stateSinceMs),
-          ...(await slotHold(registry, wal, f)),
+          // Slots here do not hold the follower's log (see above): they make it keep nothing.
+          slotEntries: '0',
+          slotBytes: '0',
           snapshotProgress:
             f.state === ReplicationState.SNAPSHOT && f.snapshot
               ? { seq: seqToWire(f.snapshot.seq), keysSent: f.snapshot.keysSent.toString(), bytesSent: String(f.snapshot.bytesSent), approxBytes: String(f.snapshot.approxBytes) }

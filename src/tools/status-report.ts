@@ -28,6 +28,11 @@ export function epochsText(epochs: readonly EpochStart__Output[]): string {
   return epochs.map((e) => `${e.epoch}@${e.firstSeq}`).join(' ');
 }
 
+/** A chained checksum in hex, 8 digits (the same width whatever its value, for the eye and for cut). */
+export function checksumText(checksum: number): string {
+  return checksum.toString(16).padStart(8, '0');
+}
+
 function epochsJson(epochs: readonly EpochStart__Output[]) {
   return epochs.map((e) => ({ epoch: e.epoch, firstSeq: e.firstSeq }));
 }
@@ -127,8 +132,12 @@ function selfJson(address: string, s: StatusResponse__Output) {
     lastError: f.lastError,
     upstreamAddress: f.upstreamAddress || f.masterAddress,
     epoch: f.epoch,
-    seenEpoch: s.seenEpoch,
+    // Its log's epoch history (empty from a follower older than the field).
+    epochs: epochsJson(s.epochs),
+    // Never below its own epoch: a follower older than the field sends no seen epoch.
+    seenEpoch: Math.max(s.seenEpoch, f.epoch),
     chain: f.chain,
+    appliedChecksum: f.appliedChecksum,
   };
 }
 
@@ -142,10 +151,13 @@ function selfText(address: string, s: StatusResponse__Output, extras: ReportExtr
   const since = Number(f.sinceMs);
   const lines = [
     `follower ${f.followerId} ${address}  state ${stateFromWire(f.state)}${since > 0 ? ` since ${humanAgo(since, now, 'unknown')}` : ''}  master ${f.masterAddress}`,
-    `applied ${f.appliedSeq}  master lastSeq ${f.masterLastSeq} (as last heard)  lag ${f.lagEntries} entries, ${humanDuration(Number(f.lagMs))}  sync ${f.durable ? 'yes' : 'no'}  history ${f.historyId.toString('hex') || '-'}`,
+    // Its position is (history, applied seq, checksum): equal triples are the same entry on two nodes.
+    `applied ${f.appliedSeq}  master lastSeq ${f.masterLastSeq} (as last heard)  lag ${f.lagEntries} entries, ${humanDuration(Number(f.lagMs))}  sync ${f.durable ? 'yes' : 'no'}  history ${f.historyId.toString('hex') || '-'}  checksum ${checksumText(f.appliedChecksum)}`,
   ];
-  // Its place in the tree: where it streams from, its epoch, the node ids up to the master.
+  // Its place in the tree: where it streams from, its epoch (its history once it has more
+  // than one epoch: where a promotion started the current one), the node ids up to the master.
   const upstream = [`upstream ${f.upstreamAddress || f.masterAddress || 'unknown'}`, `epoch ${f.epoch || 'unknown'}`];
+  if (s.epochs.length > 1) upstream.push(`epochs ${epochsText(s.epochs)}`);
   if (s.seenEpoch > f.epoch) upstream.push(`seen epoch ${s.seenEpoch}`);
   if (f.chain.length > 0) upstream.push(`chain ${f.chain.join(' -> ')}`);
   lines.push(upstream.join('  '));

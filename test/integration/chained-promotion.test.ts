@@ -21,6 +21,9 @@ async function appliedSeqOf(address: string): Promise<bigint> {
   return BigInt((await status(address)).self?.appliedSeq ?? '0');
 }
 
+/** A string as a literal in a RegExp. */
+const re = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 const snapshots = (p: ServerProcess) => p.logs.filter((l) => l.msg === 'master is sending a snapshot').length;
 
 /**
@@ -50,6 +53,25 @@ describe('promotion of a middle follower of a chain', () => {
     assert.deepEqual((await status(f3.readAddress)).self?.upstreamAddress, f1.readAddress);
     // Follower 3 was bootstrapped by a snapshot from follower 1; none is sent from here on.
     const snapshotsBefore = snapshots(f3.proc);
+
+    // replication-status on the middle follower: its own view, then follower 3 in the table
+    // (its slot holds none of follower 1's log) or, with --tree, under it.
+    await waitFor(async () => ((await status(f1.readAddress)).followers.find((f) => f.followerId === 3)?.appliedSeq === '300' ? true : undefined), 'follower 3 to acknowledge seq 300 to follower 1', 60_000, 50);
+    const view = await runTool('replication-status', ['--master', f1.readAddress]);
+    assert.equal(view.code, 0, view.stderr);
+    const viewLines = view.stdout.split('\n');
+    assert.match(viewLines[0], new RegExp(`^follower 1 ${re(f1.readAddress)}  state streaming since .* ago  master ${re(master.address)}$`));
+    assert.match(viewLines[1], /^applied 300  master lastSeq 300 \(as last heard\)  lag 0 entries, 0\.0s  sync yes  history [0-9a-f]{32}  checksum [0-9a-f]{8}$/);
+    assert.equal(viewLines[2], `upstream ${master.address}  epoch 1`, 'a master without a node id: no chain');
+    assert.match(view.stdout, new RegExp(`^3\\s+streaming\\s+300\\s+300\\s+0\\s+0\\.0s\\s+\\S+ ago\\s+\\S+ ago\\s+\\S+\\s+0\\s+0B\\s+yes\\s+\\S+\\s+${re(f3.readAddress)}$`, 'm'));
+    const viewTree = await runTool('replication-status', ['--master', f1.readAddress, '--tree']);
+    assert.equal(viewTree.code, 0, viewTree.stderr);
+    assert.match(viewTree.stdout, new RegExp(`^follower 1 ${re(f1.readAddress)}  streaming  applied 300  lag 0  upstream ${re(master.address)}  epoch 1\n└─ follower 3 ${re(f3.readAddress)}  streaming  applied 300  lag 0  upstream ${re(f1.readAddress)}  epoch 1$`, 'm'));
+    const f3Json = JSON.parse((await runTool('replication-status', ['--master', f3.readAddress, '--json'])).stdout) as { follower: Record<string, unknown> };
+    const f1Json = JSON.parse((await runTool('replication-status', ['--master', f1.readAddress, '--json'])).stdout) as { follower: Record<string, unknown> };
+    assert.deepEqual([f3Json.follower.upstreamAddress, f3Json.follower.epoch, f3Json.follower.seenEpoch, f3Json.follower.chain], [f1.readAddress, 1, 1, [1]]);
+    // Both at seq 300 of one history: the same position, checksum included.
+    assert.deepEqual([f3Json.follower.historyId, f3Json.follower.appliedSeq, f3Json.follower.appliedChecksum], [f1Json.follower.historyId, '300', f1Json.follower.appliedChecksum]);
 
     await master.proc.kill('SIGKILL');
     const nodes = [f1.readAddress, f3.readAddress, master.address].join(',');
@@ -86,6 +108,16 @@ describe('promotion of a middle follower of a chain', () => {
     const refused = await runTool('push-data', ['x', 'y', '--no-redirect', '--master', f3.readAddress]);
     assert.equal(refused.code, 5, refused.stderr);
     assert.match(refused.stderr, new RegExp(`the master is at ${f1.readAddress.replace(/\./g, '\\.')}`));
+    // Its own view after the promotion: the new epoch's history and the chain up to the new master.
+    const own = await runTool('replication-status', ['--master', f3.readAddress]);
+    assert.equal(own.code, 0, own.stderr);
+    assert.match(own.stdout, new RegExp(`^follower 3 ${re(f3.readAddress)}  state streaming since .* ago  master ${re(f1.readAddress)}$`, 'm'));
+    assert.match(own.stdout, new RegExp(`^upstream ${re(f1.readAddress)}  epoch 2  epochs 1@1 2@301  chain 1$`, 'm'));
+    const ownJson = JSON.parse((await runTool('replication-status', ['--master', f3.readAddress, '--json'])).stdout) as { follower: Record<string, unknown> };
+    assert.deepEqual(
+      [ownJson.follower.masterAddress, ownJson.follower.epochs, ownJson.follower.seenEpoch, ownJson.follower.chain],
+      [f1.readAddress, [{ epoch: 1, firstSeq: '1' }, { epoch: 2, firstSeq: '301' }], 2, [1]],
+    );
     const d = await Promise.all([f1.readAddress, f3.readAddress].map(digestOf));
     assert.equal(d[0].seq, '500');
     assert.deepEqual([d[1].digest, d[1].seq, d[1].keys], [d[0].digest, d[0].seq, d[0].keys]);

@@ -56,7 +56,7 @@ describe('replication-status: sent seq, a follower\'s own view, --watch', () => 
     const text = await runTool('replication-status', ['--master', f1.readAddress]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^follower 1 ${f1.readAddress}  state streaming since \\S+ ago  master ${master.address}$`, 'm'));
-    assert.match(text.stdout, new RegExp(`^applied ${lastSeq}  master lastSeq ${lastSeq} \\(as last heard\\)  lag 0 entries, 0\\.0s  sync yes  history [0-9a-f]{32}$`, 'm'));
+    assert.match(text.stdout, new RegExp(`^applied ${lastSeq}  master lastSeq ${lastSeq} \\(as last heard\\)  lag 0 entries, 0\\.0s  sync yes  history [0-9a-f]{32}  checksum [0-9a-f]{8}$`, 'm'));
     const json = JSON.parse((await runTool('replication-status', ['--master', f1.readAddress, '--json'])).stdout);
     assert.equal(json.role, 'follower');
     assert.deepEqual([json.follower.id, json.follower.state, json.follower.appliedSeq, json.follower.masterAddress], [1, 'streaming', lastSeq, master.address]);

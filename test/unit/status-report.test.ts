@@ -80,18 +80,56 @@ describe('replication-status output', () => {
     };
     const text = toText('f:3', s);
     assert.match(text, /^follower 3 f:3  state catching_up since 4\.0s ago  master m:1$/m);
-    assert.match(text, /^applied 10  master lastSeq 25 \(as last heard\)  lag 15 entries, 2\.5s  sync yes  history ab$/m);
+    assert.match(text, /^applied 10  master lastSeq 25 \(as last heard\)  lag 15 entries, 2\.5s  sync yes  history ab  checksum 00000000$/m);
     assert.deepEqual(toJson('f:3', s), {
       role: 'follower',
       follower: {
         id: 3, address: 'f:3', masterAddress: 'm:1', state: 'catching_up', sinceMs: NOW - 4_000, appliedSeq: '10', masterLastSeq: '25', lagEntries: '15', lagMs: 2500, historyId: 'ab', durable: true, timeMs: NOW, lastError: '',
-        upstreamAddress: 'm:1', epoch: 1, seenEpoch: 1, chain: [],
+        upstreamAddress: 'm:1', epoch: 1, epochs: [], seenEpoch: 1, chain: [], appliedChecksum: 0,
       },
       followers: [],
     });
     // Its place in the tree: a third line (the first two stay as they were).
     assert.match(text, /^upstream m:1  epoch 1$/m);
     assert.doesNotMatch(text, /FOLLOWER\s+STATE/, 'no downstream followers: no table');
+  });
+
+  it("a chained follower's own view: checksum, epochs after a promotion, seen epoch, chain, its downstream followers", () => {
+    const s: StatusResponse__Output = {
+      ...master([follower({ followerId: 4, appliedSeq: '480', sentSeq: '500', lagEntries: '20', slotEntries: '0', slotBytes: '0', address: 'p:4', readAddress: 'r:4' })]),
+      role: 'follower',
+      epoch: 2,
+      epochs: [{ epoch: 1, firstSeq: '1' }, { epoch: 2, firstSeq: '301' }],
+      seenEpoch: 3,
+      nodeId: 3,
+      masterAddress: 'r:1',
+      self: {
+        followerId: 3, masterAddress: 'r:1', state: 'STREAMING', appliedSeq: '500', masterLastSeq: '500', lagEntries: '0', lagMs: '0',
+        sinceMs: String(NOW - 4_000), historyId: Buffer.from('ab', 'hex'), durable: true, timeMs: String(NOW), lastError: '',
+        upstreamAddress: 'r:1', epoch: 2, appliedChecksum: 0x1a2b3c, chain: [1, 9],
+      },
+    };
+    const text = toText('r:3', s);
+    const lines = text.split('\n');
+    assert.equal(lines[0], 'follower 3 r:3  state streaming since 4.0s ago  master r:1');
+    assert.equal(lines[1], 'applied 500  master lastSeq 500 (as last heard)  lag 0 entries, 0.0s  sync yes  history ab  checksum 001a2b3c');
+    assert.equal(lines[2], 'upstream r:1  epoch 2  epochs 1@1 2@301  seen epoch 3  chain 1 -> 9');
+    // The followers streaming from it, in the master's table (its slots hold none of its log).
+    assert.match(text, /^FOLLOWER\s+STATE\s+APPLIED\s+SENT\s+LAG\s/m);
+    assert.deepEqual(row(text, 4).slice(0, 5), ['4', 'streaming', '480', '500', '20']);
+    assert.deepEqual(row(text, 4).slice(9, 11), ['0', '0B']);
+    const json = toJson('r:3', s) as { role: string; follower: Record<string, unknown>; followers: Record<string, unknown>[] };
+    assert.equal(json.role, 'follower');
+    assert.deepEqual(
+      [json.follower.upstreamAddress, json.follower.epoch, json.follower.epochs, json.follower.seenEpoch, json.follower.chain, json.follower.appliedChecksum],
+      ['r:1', 2, [{ epoch: 1, firstSeq: '1' }, { epoch: 2, firstSeq: '301' }], 3, [1, 9], 0x1a2b3c],
+    );
+    assert.deepEqual(json.followers.map((f) => [f.id, f.appliedSeq, f.sentSeq, f.lagEntries, f.readAddress]), [[4, '480', '500', '20', 'r:4']]);
+    // One epoch, nothing newer seen, no chain (it follows a master without a node id): the line stays short.
+    const plain = { ...s, epochs: [{ epoch: 2, firstSeq: '1' }], seenEpoch: 2, self: { ...s.self!, chain: [] } };
+    assert.equal(toText('r:3', plain).split('\n')[2], 'upstream r:1  epoch 2');
+    // A follower older than the seen epoch field (0): never shown below its own epoch.
+    assert.equal((toJson('r:3', { ...plain, seenEpoch: 0 }) as { follower: { seenEpoch: number } }).follower.seenEpoch, 2);
   });
 
   it('the master line: node id, epoch history, seen epoch when newer; the first words as before', () => {
