@@ -13,8 +13,9 @@ import type { NodeRunner, RunnerConfig } from '../node/node-runner.js';
 export const ETCD_OPTIONS: Record<string, OptionSpec> = {
   etcd: {
     type: 'string',
+    default: '',
     env: 'LR_ETCD',
-    describe: 'etcd endpoints, comma-separated (http://host:port,...): leader election, failover and discovery through etcd. Not given: no etcd, nothing changes',
+    describe: 'etcd endpoints, comma-separated (http://host:port,...): leader election, failover and discovery through etcd. Empty: no etcd, nothing changes',
   },
   cluster: { type: 'string', default: 'default', env: 'LR_CLUSTER', describe: 'The cluster\'s name in etcd (a key prefix, so one etcd serves many clusters); only with --etcd' },
 };
@@ -85,4 +86,19 @@ export async function nodeFailover(argv: Record<string, unknown>, nodeId: number
       conn.close();
     },
   };
+}
+
+/** How long a node with --etcd may take to exit once it has closed everything. */
+const EXIT_AFTER_CLOSE_MS = 1_000;
+
+/**
+ * Call once a node with --etcd has closed its role and its failover (its stores are
+ * closed): the process then exits within a second even if something is left open. A
+ * campaign that lost leaves etcd3 watching the winner's key (etcd3's Campaign cannot
+ * cancel that watch, and closing the client lets calls in progress run on), which would
+ * keep the process alive after SIGTERM for as long as the winner leads. The timer is
+ * unref'd: a process with nothing left open exits at once, as before.
+ */
+export function exitOnceClosed(): void {
+  setTimeout(() => process.exit(), EXIT_AFTER_CLOSE_MS).unref();
 }

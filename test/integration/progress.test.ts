@@ -124,7 +124,7 @@ describe('snapshot progress: the real total, a percentage, and a bar that behave
       const file = path.join(followerDir, 'endpoint.json');
       return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { address: string }).address : undefined;
     }, 'the follower endpoint file');
-    const refused = await runTool('push-data', ['k', 'v', '--master', readAddress]);
+    const refused = await runTool('push-data', ['k', 'v', '--master', readAddress, '--no-redirect']);
     assert.notEqual(refused.code, 0, 'a follower refuses writes (and logs it)');
     const during = await f.waitForScreen(/request refused/, 'the refusal logged on the terminal');
     const at = during.findIndex((l) => /request refused/.test(l));
