@@ -2,7 +2,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { clientSecurityFromArgv } from '../wire/security.js';
 import { fetchStatus } from '../wire/rpc-client.js';
 import { adminMaster } from './drop-slot.js';
-import { follow, formatPositions, pauseWrites, positions, promoteAt, promotionRefusal, waitForMaster } from './role-commands.js';
+import { follow, formatPositions, pauseWrites, positions, promoteAt, settledPositions, promotionRefusal, waitForMaster } from './role-commands.js';
 
 /** How long a promoted node may take to open its store as the master's. */
 const BECOME_MASTER_MS = 30_000;
@@ -18,7 +18,7 @@ export async function promoteCommand(argv: Record<string, unknown>): Promise<voi
   const security = clientSecurityFromArgv(argv);
   const id = argv.id as number;
   const nodes = nodesOf(argv);
-  const all = await positions(nodes, security);
+  const all = await settledPositions(nodes, security);
   process.stderr.write(formatPositions(all));
   const target = all.find((p) => p.role === 'follower' && p.id === id);
   if (!target) throw new ReplicatorError(ErrorCode.FOLLOWER_UNAVAILABLE, `follower ${id} is not among the reachable --nodes`);

@@ -40,6 +40,29 @@ export async function positions(addresses: readonly string[], security: ClientSe
   );
 }
 
+/** How long promote waits for the followers' positions to stop moving, and how often it looks. */
+const SETTLE_MAX_MS = 5_000;
+const SETTLE_POLL_MS = 250;
+
+/**
+ * positions(), once they stop moving: right after the master died a follower may still be
+ * applying what it had received, so comparing at once could pick a follower that another
+ * overtakes a moment later (whose extra entries would then be rolled back). Two readings
+ * SETTLE_POLL_MS apart that agree, or SETTLE_MAX_MS, whichever comes first.
+ */
+export async function settledPositions(addresses: readonly string[], security: ClientSecurity): Promise<NodePosition[]> {
+  const key = (ps: NodePosition[]) => ps.map((p) => `${p.address}=${p.role}:${p.appliedSeq}`).join(',');
+  const giveUpAt = Date.now() + SETTLE_MAX_MS;
+  let last = await positions(addresses, security);
+  while (Date.now() < giveUpAt) {
+    await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+    const now = await positions(addresses, security);
+    if (key(now) === key(last)) return now;
+    last = now;
+  }
+  return last;
+}
+
 /**
  * Why follower `target` must not be promoted (undefined: it may): a reachable master that
  * still takes writes (use switchover), or a reachable follower of the same history that
