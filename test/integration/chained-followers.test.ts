@@ -116,7 +116,8 @@ describe('chained followers', () => {
     assert.equal(loop.code, 'FOLLOW_LOOP');
     const more = await runTool('push-data', ['after', 'loop', '--master', master.address]);
     assert.equal(more.code, 0, more.stderr);
-    await new Promise((r) => setTimeout(r, 1_500));
+    // A later attempt, after the write, is refused again (the follower retries with backoff).
+    await f1c.waitForLog(/cannot follow/, 30_000, f1c.logs.length);
     assert.equal(await appliedSeqOf(f1.readAddress), lastSeq);
     assert.ok(!f1c.hasLog('connected to master; streaming') && !f1c.hasLog('connected to master; catching up'), 'follower 1 never streamed');
   });
