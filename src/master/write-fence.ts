@@ -93,7 +93,8 @@ export class WriteFence {
   check(clientEpoch = 0): void {
     if (clientEpoch > this.epoch()) this.observe(clientEpoch);
     const master = this.cluster.masterAddress;
-    const details = master ? { masterAddress: master } : undefined;
+    // `written: no` (lr-written): refused before anything was written, so a client may send it again.
+    const details: Record<string, string> = master ? { masterAddress: master, written: 'no' } : { written: 'no' };
     if (this.deposedAt !== undefined) {
       const where = master ? `; the master is at ${master}` : '';
       throw new ReplicatorError(
@@ -117,18 +118,20 @@ export class WriteFence {
    */
   checkAnswer(lastSeq: bigint): void {
     const master = this.cluster.masterAddress;
+    // `written: yes` (lr-written): the write is committed here, so a blind retry could write it twice.
+    const details: Record<string, string> = master ? { masterAddress: master, written: 'yes' } : { written: 'yes' };
     if (this.deposedAt === undefined && this.lease && !this.lease.canAcknowledge()) {
       throw new ReplicatorError(
         ErrorCode.NO_LEASE,
         `this node lost the leader lease (${this.lease.why()}) before it could acknowledge seqs up to ${lastSeq}; they are committed here and survive only if the next leader has them (otherwise they go to this node's rollback file)`,
-        { details: master ? { masterAddress: master } : undefined },
+        { details },
       );
     }
     if (this.deposedAt === undefined || lastSeq <= this.handedOverSeq) return;
     throw new ReplicatorError(
       ErrorCode.NOT_MASTER,
       `this node was deposed (epoch ${this.cluster.seenEpoch}) before it could acknowledge seqs up to ${lastSeq}; they are not in the new master's history and will be in this node's rollback file${master ? `; the master is at ${master}` : ''}`,
-      { details: master ? { masterAddress: master } : undefined },
+      { details },
     );
   }
 

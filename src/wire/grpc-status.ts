@@ -58,6 +58,16 @@ export const GRPC_STATUS: Record<ErrorCode, grpc.status> = {
 /** Appended to a Write's transport failure (unavailable, deadline): its outcome is unknown. */
 export const WRITE_OUTCOME_UNKNOWN =
   'the write may or may not have been committed: check with replication-status (the master\'s last seq) or a read (get-data) before retrying';
+/** Appended to a Write that never left this client: no connection to the node could be made, so nothing was written. */
+export const WRITE_NOT_SENT = 'the write was not sent (no connection could be made): nothing was written';
+
+/**
+ * grpc-js fails a call with "No connection established" only from its picker, before the
+ * call was given to any connection: such a call never reached the server.
+ */
+function neverSent(details: string | undefined): boolean {
+  return /(^|: )No connection established/.test(String(details ?? ''));
+}
 
 /** The metadata key that carries our error code next to the gRPC status. */
 const CODE_METADATA_KEY = 'lr-error-code';
@@ -101,6 +111,10 @@ export function fromServiceError(err: unknown, peer: { role: 'master' | 'followe
       const tlsHint = tlsFailureHint(se.details);
       if (tlsHint) return new ReplicatorError(ErrorCode.TLS_FAILED, `TLS with the ${peer.role} at ${peer.address} failed: ${reason}; ${tlsHint}`, { cause: err });
       const hint = /Failed to connect/i.test(reason) ? ' (it closed the connection: a TLS/plaintext mismatch, or a client certificate it does not accept?)' : '';
+      // A Write that never left: `sent: no`, so a writer that knows where the master went may send it there.
+      if (peer.write && neverSent(se.details)) {
+        return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${reason}${hint}; ${WRITE_NOT_SENT}`, { cause: err, details: { sent: 'no' } });
+      }
       return new ReplicatorError(unavailable, `${peer.role} at ${peer.address} is unavailable: ${reason}${hint}${outcome}`, { cause: err });
     }
     case grpc.status.UNAUTHENTICATED:
