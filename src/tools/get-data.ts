@@ -9,6 +9,7 @@ import { ExitCode } from './exit-codes.js';
 import { checkKey } from '../wire/write-validation.js';
 import { parseMasterAddresses, STATUS_PROBE_TIMEOUT_MS } from './master-finder.js';
 import { locateMaster } from './master-locator.js';
+import { chooseEtcdOrMaster, CLIENT_ETCD_OPTIONS, discoveryFromArgv, locateMasterViaEtcd } from './etcd-discovery.js';
 import { addressRef, nodeRef, readKey, type NodeRef } from './node-access.js';
 
 const NAME = 'get-data';
@@ -19,12 +20,14 @@ await runCli(NAME, async () => {
       '$0 <id> <key> [options]',
       '$0 --address <host:port> <key> [options]',
       '$0 --master <host:port>[,<host:port>...] <key> [options]',
+      '$0 --etcd <endpoints> --cluster <name> <key> [options]',
       '',
       'Prints follower <id>\'s value for <key> (exit 0), or says it is not found (exit 1).',
       'Asks the running follower over its read service; reads its store directly when it is stopped.',
       'With --address it asks the node serving reads at that address instead (any host; no store fallback).',
       'With --master it reads on the master: each address is asked for its status, and the node that answers',
       'as master at the newest epoch answers the read (a follower naming the master is followed once).',
+      'With --etcd it reads on the master too: the leader etcd names, once it answers as the master of that epoch.',
       'With --min-seq S (the seq push-data printed) it waits until the node has applied S: read-your-writes.',
     ].join('\n'))
       .command('$0 [id] [key]', false, (y) =>
@@ -41,6 +44,7 @@ await runCli(NAME, async () => {
           'Read on the master instead of a follower: the node at this host:port, or of several comma-separated the one that answers as master at the newest epoch; a follower or deposed master given alone is followed once to the master it names  (default: none; from LR_MASTER_ADDRESS or --config only with <key> alone and no --address)',
         parse: parseMasterAddresses,
       },
+      ...CLIENT_ETCD_OPTIONS,
       'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: `Deadline of the read call (and so of the --min-seq wait); with --master, each status asked while finding the master takes at most ${STATUS_PROBE_TIMEOUT_MS} ms more`, parse: parsePositiveInt },
       'min-seq': { type: 'string', default: '0', env: 'LR_MIN_SEQ', describe: 'Answer only once the node has applied this seq, waiting up to --timeout-ms; else fail with SEQ_NOT_APPLIED (exit 3). 0: do not wait', parse: parseSeq },
       seq: { type: 'boolean', default: false, env: 'LR_SHOW_SEQ', describe: 'Also print the applied seq the answer was read at (on stderr); with --master, the master\'s address and epoch too' },
@@ -61,7 +65,13 @@ await runCli(NAME, async () => {
     node = addressRef(address);
     where = `at ${address}`;
   } else {
-    const master = await locateMaster(masters!, security, timeoutMs);
+    const discovery = discoveryFromArgv(argv, timeoutMs);
+    let master;
+    try {
+      master = discovery ? await locateMasterViaEtcd(discovery, security, timeoutMs) : await locateMaster(masters!, security, timeoutMs);
+    } finally {
+      discovery?.close();
+    }
     if (master.redirect) process.stderr.write(`${NAME}: ${master.redirect.reason}; reading on the master at ${master.address}\n`);
     found = { address: master.address, epoch: master.status.epoch };
     node = addressRef(master.address, 'master');
@@ -83,28 +93,33 @@ await runCli(NAME, async () => {
  * the command line (a LR_MASTER_ADDRESS set for push-data does not turn `get-data 1 k`
  * into a read on the master), and an address from there to master addresses given as a
  * flag; as flags, --address or --master with an id is refused, and so are both together.
- * Leaves exactly one of id, address and master set.
+ * --etcd names the master as --master does (the two together as flags are refused).
+ * Leaves exactly one of id, address and master (or etcd) set.
  */
 function checkCommandLine(a: Record<string, unknown>): void {
   const given = [a.id, a.key].filter((v) => v !== undefined).map(String);
+  // --etcd is another way to name the master: it and --master are resolved first (a flag beats the environment).
+  chooseEtcdOrMaster(a);
+  const etcd = a.etcd !== undefined;
+  const masterName = etcd ? '--etcd' : '--master';
   const addressFlag = optionSource(a, 'address') === 'flag';
-  const masterFlag = optionSource(a, 'master') === 'flag';
-  if (addressFlag && masterFlag) throw usage('give --address (a node\'s own data) or --master (the master\'s), not both');
+  const masterFlag = optionSource(a, etcd ? 'etcd' : 'master') === 'flag';
+  if (addressFlag && masterFlag) throw usage(`give --address (a node's own data) or ${masterName} (the master's), not both`);
   const byAddress = a.address !== undefined && !masterFlag && (given.length === 1 || addressFlag);
-  const byMaster = !byAddress && a.master !== undefined && (given.length === 1 || masterFlag);
+  const byMaster = !byAddress && (a.master !== undefined || etcd) && (given.length === 1 || masterFlag);
   if (byAddress || byMaster) {
-    const flag = byAddress ? '--address' : '--master';
+    const flag = byAddress ? '--address' : masterName;
     if (given.length === 0) throw missingArguments(['<key>']);
     if (given.length === 2) throw usage(`with ${flag}, give only <key>: ${byAddress ? 'the node at that address' : 'the master'} answers`);
     [a.id, a.key] = [undefined, given[0]];
     const ignored = flagsGiven(a, ['data-root', 'data-dir']);
     if (ignored.length > 0) throw usage(`${ignored.join(' and ')} ${ignored.length > 1 ? 'do' : 'does'} not apply with ${flag}`);
-    if (byAddress) a.master = undefined;
+    if (byAddress) [a.master, a.etcd] = [undefined, undefined];
     else a.address = undefined;
   } else {
     if (given.length < 2) throw missingArguments(['<id>', '<key>'].slice(given.length));
     a.id = parseFollowerId(a.id);
-    [a.address, a.master] = [undefined, undefined];
+    [a.address, a.master, a.etcd] = [undefined, undefined, undefined];
   }
   checkKey(keyOf(a));
 }

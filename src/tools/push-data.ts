@@ -14,6 +14,7 @@ import { callUnary, masterClient } from '../wire/rpc-client.js';
 import { seqFromWire } from '../wire/seq.js';
 import { checkKey, checkValue } from '../wire/write-validation.js';
 import { readPairBatches } from './bulk-reader.js';
+import { chooseEtcdOrMaster, CLIENT_ETCD_OPTIONS, discoveryFromArgv } from './etcd-discovery.js';
 import { findMaster, MASTER_ADDRESSES_OPTION } from './master-finder.js';
 import { MasterWriter, type SendWrite } from './master-writer.js';
 
@@ -38,10 +39,16 @@ await runCli(NAME, async () => {
         'master at the newest epoch. A write refused by a node that is not the master (NOT_MASTER or',
         'STALE_EPOCH, naming the master) is sent once to the master it names; one refused because a',
         'switchover is under way (WRITES_PAUSED) is tried again every 50 ms until --timeout-ms.',
+        '',
+        'With --etcd (and --cluster) the write goes to the leader etcd names, carrying its epoch. During a',
+        'failover, a write refused before it was written (NO_LEASE, no leader elected yet, the old master',
+        'unreachable before anything was sent) is tried again every 50 ms at the leader etcd names then,',
+        'until --timeout-ms; a write whose answer was lost is never sent again (its outcome is unknown).',
       ].join('\n'),
     ).command('$0 [args..]', false, (y) => y.positional('args', { type: 'string', array: true, describe: 'key value pairs, or keys with --delete' })),
     {
       ...MASTER_ADDRESSES_OPTION,
+      ...CLIENT_ETCD_OPTIONS,
       delete: { type: 'boolean', default: false, env: 'LR_PUSH_DELETE', describe: 'Delete the given keys instead of putting pairs' },
       file: { type: 'string', env: 'LR_PUSH_FILE', describe: 'Bulk load from this file of key<TAB>value lines', parse: parseInputFile },
       stdin: { type: 'boolean', default: false, env: 'LR_PUSH_STDIN', describe: 'Bulk load key<TAB>value lines from standard input' },
@@ -54,7 +61,7 @@ await runCli(NAME, async () => {
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON: seqs, acknowledgement status, follower counts and the epoch the write was committed in' },
     },
   ), CLIENT_SECURITY_OPTIONS), checkCommandLine).parse();
-  const addresses = argv.master as string[];
+  const addresses = argv.master as string[] | undefined;
   const security = clientSecurityFromArgv(argv);
   const ack = ackPolicy(argv['ack-followers'] as number | undefined, argv['ack-timeout-ms'] as number | undefined);
   const callTimeoutMs = (argv['timeout-ms'] as number) + (ack?.followers ? ack.timeoutMs : 0);
@@ -63,17 +70,24 @@ await runCli(NAME, async () => {
   // Keys and values are checked before anything is sent.
   const write = bulk ? undefined : singleWrite(positionals(argv), argv.delete as boolean);
 
+  // --etcd: the leader etcd names, asked again whenever a write was refused before it was written.
+  const discovery = discoveryFromArgv(argv, argv['timeout-ms'] as number);
   // One address: written to as given (no status round trip). Several: the master among them, and the newest epoch they know.
-  const found = addresses.length > 1 ? await findMaster(addresses, security, argv['timeout-ms'] as number) : undefined;
+  const found = addresses && addresses.length > 1 ? await findMaster(addresses, security, argv['timeout-ms'] as number) : undefined;
   const clients = new Map<string, MasterClient>();
   const sendTo: SendWrite = (address, request, timeoutMs) => {
     let client = clients.get(address);
     if (!client) clients.set(address, (client = masterClient(address, security)));
     return callUnary<WriteResponse__Output>((o, cb) => client.Write(request, o, cb), timeoutMs, { role: 'master', address, write: true });
   };
-  const writer = new MasterWriter(found?.address ?? addresses[0], sendTo, found?.newestEpoch ?? 0, {
+  const writer = new MasterWriter(discovery ? undefined : (found?.address ?? addresses![0]), sendTo, found?.newestEpoch ?? 0, {
     redirect: argv.redirect as boolean,
     onMove: (from, to, why) => process.stderr.write(`${NAME}: ${from} answered ${why}; writing to the master at ${to}\n`),
+    locate: discovery && (() => discovery.electedLeader()),
+    onLocate: (leader, from, after) => {
+      // The first leader found is no news; a move after a refusal (a failover) is.
+      if (from !== undefined) process.stderr.write(`${NAME}: ${from} answered ${after?.code ?? 'nothing'}; etcd names node ${leader.nodeId} at ${leader.address} (epoch ${leader.epoch}) the leader: writing there\n`);
+    },
   });
   const send = (writes: Write[]) => writer.write({ writes, ack }, callTimeoutMs);
   try {
@@ -84,6 +98,7 @@ await runCli(NAME, async () => {
     if (res.ackStatus === 'REPLICATION_TIMEOUT') throw notReplicated(`seq ${res.lastSeq}`, res);
   } finally {
     for (const client of clients.values()) client.close();
+    discovery?.close();
   }
 });
 
@@ -110,6 +125,7 @@ function positionals(argv: Record<string, unknown>): string[] {
 
 /** The combinations of arguments that make one kind of write, checked at parse time; anything else is refused. */
 function checkCommandLine(argv: Record<string, unknown>): void {
+  chooseEtcdOrMaster(argv);
   const args = positionals(argv);
   if (argv.file !== undefined || argv.stdin) {
     if (args.length > 0 || argv.delete || (argv.file !== undefined && argv.stdin)) {
