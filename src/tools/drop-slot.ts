@@ -3,13 +3,25 @@ import type { DropSlotResponse__Output } from '../wire/generated/levelreplicator
 import { callUnary, masterClient } from '../wire/rpc-client.js';
 import { clientSecurityFromArgv, type ClientSecurity } from '../wire/security.js';
 import { locateMaster } from './master-locator.js';
+import { discoveryFromArgv, locateMasterViaEtcd } from './etcd-discovery.js';
 
 /**
  * The master replication-admin acts on, from --master: one address is used as given (a
  * follower then refuses with NOT_MASTER naming the master, as before several addresses
- * were taken); of several, the master of the newest epoch (master-locator.ts).
+ * were taken); of several, the master of the newest epoch (master-locator.ts). With
+ * --etcd: the leader etcd names, once it answers as the master of its epoch.
  */
 export async function adminMaster(argv: Record<string, unknown>, name: string): Promise<string> {
+  const discovery = discoveryFromArgv(argv, argv['timeout-ms'] as number);
+  if (discovery) {
+    try {
+      const found = await locateMasterViaEtcd(discovery, clientSecurityFromArgv(argv), argv['timeout-ms'] as number);
+      if (found.redirect) process.stderr.write(`${name}: ${found.redirect.reason}; using the master at ${found.address}\n`);
+      return found.address;
+    } finally {
+      discovery.close();
+    }
+  }
   const addresses = argv.master as string[];
   if (addresses.length === 1) return addresses[0];
   const found = await locateMaster(addresses, clientSecurityFromArgv(argv), argv['timeout-ms'] as number);
@@ -34,7 +46,8 @@ async function dropSlotAt(address: string, req: { followerId: number; force: boo
 export async function dropSlotCommand(argv: Record<string, unknown>, name: string): Promise<void> {
   const security = clientSecurityFromArgv(argv);
   const timeoutMs = argv['timeout-ms'] as number;
-  const several = (argv.master as string[]).length > 1;
+  // Found among several, or through etcd: a NOT_MASTER naming another master is followed once.
+  const several = argv.etcd !== undefined || (argv.master as string[]).length > 1;
   let address = await adminMaster(argv, name);
   const id = argv.id as number;
   const req = { followerId: id, force: argv.force as boolean };

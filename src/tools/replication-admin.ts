@@ -10,6 +10,9 @@ import { DEFAULT_TIMEOUT_MS, masterDataDir, parseFollowerId, parsePath, parsePos
 import { dropSlotCommand } from './drop-slot.js';
 import { MASTER_ADDRESSES_OPTION } from './master-finder.js';
 import { promoteCommand, switchoverCommand } from './role-admin.js';
+import { chooseEtcdOrMaster, CLIENT_ETCD_OPTIONS } from './etcd-discovery.js';
+import { flagsGiven } from '../common/options.js';
+import { ErrorCode, ReplicatorError } from '../common/errors.js';
 
 const NAME = 'replication-admin';
 
@@ -35,7 +38,7 @@ await runCli(NAME, async () => {
             },
           ),
         () => {
-          run = (argv) => dropSlotCommand(argv, NAME);
+          run = (argv) => dropSlotCommand(withEtcd(argv), NAME);
         },
       )
       .command(
@@ -47,7 +50,7 @@ await runCli(NAME, async () => {
             'data-dir': { type: 'string', env: 'LR_MASTER_DATA_DIR', describe: 'Master data directory  (default: <data-root>/master)', parse: parsePath },
           }),
         () => {
-          run = upgrade;
+          run = (argv) => upgrade(withoutEtcd(argv, 'upgrade-store', 'it works on a stopped master\'s data directory'));
         },
       )
       .command(
@@ -64,24 +67,24 @@ await runCli(NAME, async () => {
             },
           ),
         () => {
-          run = promoteCommand;
+          run = (argv) => promoteCommand(withoutEtcd(argv, 'promote', 'with etcd the leader is elected there: use switchover --etcd'));
         },
       )
       .command(
         'switchover',
-        'Hand the master role to follower --to without losing a write: pause writes, wait for it, promote it, make the master follow it',
+        'Hand the master role to follower --to without losing a write: pause writes, wait for it, promote it, make the master follow it (with --etcd: hand the leader lease to it through etcd)',
         (y: Argv) =>
           checkArgs(
             addOptions(y, {
               to: { type: 'string', env: 'LR_SWITCHOVER_TO', describe: 'The follower id that becomes the master' },
-              nodes: { type: 'string', default: '', env: 'LR_NODES', describe: 'Comma list of the followers\' read addresses (the new master is found among them; the others are told to follow it)' },
+              nodes: { type: 'string', default: '', env: 'LR_NODES', describe: 'Comma list of the followers\' read addresses (the new master is found among them; the others are told to follow it); not with --etcd, which lists the nodes' },
             }),
             (a) => {
               a.to = parseFollowerId(a.to);
             },
           ),
         () => {
-          run = switchoverCommand;
+          run = (argv) => switchoverCommand(withEtcd(argv, ['nodes']));
         },
       )
       .demandCommand(1, 'name a command: drop-slot, upgrade-store, promote, switchover'),
@@ -91,12 +94,30 @@ await runCli(NAME, async () => {
         describe:
           'drop-slot, switchover: address of the master, or of several nodes comma-separated (host:port,host:port,...): each is asked for its status and the one that answers as master at the newest epoch is used',
       },
-      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the call', parse: parsePositiveInt },
+      ...CLIENT_ETCD_OPTIONS,
+      'timeout-ms': { type: 'number', default: DEFAULT_TIMEOUT_MS, env: 'LR_TIMEOUT_MS', describe: 'Deadline of the call (switchover: of the wait for the follower to catch up)', parse: parsePositiveInt },
       json: { type: 'boolean', default: false, env: 'LR_JSON', describe: 'Print the answer as JSON' },
     },
   ), CLIENT_SECURITY_OPTIONS).parseAsync();
   return run?.(argv as Record<string, unknown>);
 });
+
+/**
+ * drop-slot and switchover find the master through --etcd or --master (etcd-discovery.ts);
+ * options that name nodes by address make no sense beside etcd, which lists them.
+ */
+function withEtcd(argv: Record<string, unknown>, notWithEtcd: string[] = []): Record<string, unknown> {
+  chooseEtcdOrMaster(argv);
+  const clash = argv.etcd !== undefined ? flagsGiven(argv, notWithEtcd) : [];
+  if (clash.length > 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${clash.join(' and ')} ${clash.length > 1 ? 'do' : 'does'} not apply with --etcd: etcd lists the nodes (see --help)`);
+  return argv;
+}
+
+/** promote and upgrade-store do not use etcd: --etcd as a flag is refused rather than ignored (from the environment it is ignored). */
+function withoutEtcd(argv: Record<string, unknown>, command: string, why: string): Record<string, unknown> {
+  if (flagsGiven(argv, ['etcd', 'cluster']).length > 0) throw new ReplicatorError(ErrorCode.INVALID_ARGUMENT, `${command} does not take --etcd or --cluster: ${why} (see --help)`);
+  return argv;
+}
 
 /** Offline: converts the master store of --data-dir (the master must be stopped: its lock says DATA_DIR_LOCKED otherwise). */
 async function upgrade(argv: Record<string, unknown>): Promise<void> {

@@ -2,6 +2,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import { clientSecurityFromArgv } from '../wire/security.js';
 import { fetchStatus } from '../wire/rpc-client.js';
 import { adminMaster } from './drop-slot.js';
+import { switchoverViaEtcd } from './etcd-switchover.js';
 import { follow, formatPositions, pauseWrites, positions, promoteAt, settledPositions, promotionRefusal, waitForMaster } from './role-commands.js';
 
 /** How long a promoted node may take to open its store as the master's. */
@@ -40,6 +41,8 @@ export async function promoteCommand(argv: Record<string, unknown>): Promise<voi
  * follow it. On a timeout or a refusal, writes resume on the old master.
  */
 export async function switchoverCommand(argv: Record<string, unknown>): Promise<void> {
+  // --etcd: the nodes' roles are decided there; the handover goes through etcd too.
+  if (argv.etcd !== undefined) return switchoverViaEtcd(argv);
   const security = clientSecurityFromArgv(argv);
   const master = await adminMaster(argv, 'replication-admin');
   const id = argv.to as number;
