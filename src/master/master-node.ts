@@ -165,6 +165,16 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
     if (opts.metricsListen) metricsServer = await startMetricsServer(opts.extraMetrics ? Registry.merge([metrics.registry, opts.extraMetrics]) : metrics.registry, opts.metricsListen, log);
     const metricsAddress = metricsServer?.address;
     health.setAll('SERVING');
+    // The write service is SERVING only while writes can be acknowledged: not once deposed,
+    // and with --etcd only while the lease holds, so a load balancer checking
+    // levelreplicator.v1.Master sends writes to the one master that takes them.
+    const writable = () => !fence.deposed && (opts.leaseGate?.canAcknowledge() ?? true);
+    const showWritable = () => {
+      if (!closing) health.set(MASTER_SERVICE, writable() ? 'SERVING' : 'NOT_SERVING');
+    };
+    showWritable();
+    const healthTimer = setInterval(showWritable, 250);
+    healthTimer.unref();
     retention.start();
     writeEndpoint(opts.dataDir, { pid: process.pid, role: 'master', address, metricsAddress, startedAt: new Date().toISOString(), tls });
     log.info(
@@ -202,6 +212,7 @@ export async function startMaster(opts: MasterOptions): Promise<MasterNode> {
       async close() {
         if (closing) return;
         closing = true;
+        clearInterval(healthTimer);
         fence.close();
         health.setAll('NOT_SERVING');
         acks.releaseAll(); // waiting writes are committed: answer them with the counts so far
