@@ -6,9 +6,12 @@ import { LogEpochs } from './log-epochs.js';
 import type { LogFiles } from './log-files.js';
 import { FIRST_SEQ_FILE, writeEpochs, writeFirstSeq } from './log-markers.js';
 import { encodeHeader, HEADER_BYTES, INDEX_STRIDE } from './segment-format.js';
-import { createSegment, openSegments, type OpenedLog, type OpenLogOptions } from './segment-log-open.js';
+import { createSegment, HISTORY_ID_BYTES, openSegments, type OpenedLog, type OpenLogOptions } from './segment-log-open.js';
 import { SegmentLogReads } from './segment-log-reads.js';
 import type { Segment } from './segment-recovery.js';
+
+/** The history id of a log without a segment (only inside reset()): no history, as a replica's before its first entry. */
+const NO_SEGMENT_HISTORY = Buffer.alloc(HISTORY_ID_BYTES);
 
 export { HISTORY_ID_BYTES } from './segment-log-open.js';
 /** A segment is closed and a new one started once the next group would take it past this size. */
@@ -81,8 +84,13 @@ export class SegmentLog extends SegmentLogReads implements EpochLog {
     this.unsynced = false;
   }
 
+  /**
+   * The history of the active segment. Inside reset() there is none for a moment (the old
+   * segments are gone, the new one is being created) while readers go on (a follower's
+   * health loop, a chained subscriber): they see no history then, as before a first one.
+   */
   get historyId(): Buffer {
-    return this.active.header.historyId;
+    return this.active?.header.historyId ?? NO_SEGMENT_HISTORY;
   }
 
   /** The newest epoch of the history (a copy of it is in the header of segments created since it began). */

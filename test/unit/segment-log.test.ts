@@ -7,7 +7,9 @@ import { entrySeq } from '../../src/wire/entry-codec.js';
 import { CrashLogFiles } from '../../src/storage/crash-log-files.js';
 import { logDir, openMasterStore, type LevelMasterStore } from '../../src/storage/level-master-store.js';
 import { openReplicaStore } from '../../src/storage/level-replica-store.js';
+import { FsLogFiles } from '../../src/storage/log-files.js';
 import { firstSeqOfName, HEADER_BYTES } from '../../src/storage/segment-format.js';
+import { SegmentLog } from '../../src/storage/segment-log.js';
 import { commitHistory, dataAfter, digestOf, entries } from '../helpers/storage-conformance-fixtures.js';
 import { tempDir } from '../helpers/processes.js';
 
@@ -290,5 +292,19 @@ describe('segment files on disk', () => {
     const after = fs.readdirSync('/proc/self/fd').length;
     assert.ok(after - before <= 40, `${after - before} more descriptors open (LevelDB's included) after reading ${names.length} segments`);
     await store.close();
+  });
+
+  it('while reset() replaces the segments, readers see no history (not a crash), then the new one', async () => {
+    // A follower adopting its first history resets its log while its health loop and
+    // chained subscribers read historyId; for a moment there is no segment at all.
+    const dir = tempDir('lr-seg-');
+    const log = await SegmentLog.open(new FsLogFiles(dir));
+    const next = Buffer.alloc(16, 7);
+    const resetting = log.reset({ seq: 0n, checksum: 0, commitTimeMs: 0 }, next);
+    assert.ok(log.historyId.every((b) => b === 0), 'no history inside reset');
+    await resetting;
+    assert.ok(log.historyId.equals(next));
+    await log.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
