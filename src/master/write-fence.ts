@@ -39,6 +39,8 @@ export class WriteFence {
   private deposedAt: number | undefined;
   /** Writes up to this seq are in the new master's history (a switchover handed them over): still answerable. */
   private handedOverSeq = 0n;
+  /** The newer epoch's first seq is known (a Follow notice names it): so is which writes the new master lacks. */
+  private forkKnown = false;
   private readonly off: () => void;
   private lease: LeaseGate | undefined;
 
@@ -69,7 +71,10 @@ export class WriteFence {
   observe(epoch: number, masterAddress = '', firstSeq = 0n): void {
     this.cluster.observe(epoch, masterAddress);
     if (epoch <= this.epoch()) return;
-    if (this.deposedAt === undefined && firstSeq > 0n) this.handedOverSeq = firstSeq - 1n;
+    if (this.deposedAt === undefined && firstSeq > 0n) {
+      this.handedOverSeq = firstSeq - 1n;
+      this.forkKnown = true;
+    }
     this.deposedAt ??= epoch;
   }
 
@@ -128,10 +133,17 @@ export class WriteFence {
       );
     }
     if (this.deposedAt === undefined || lastSeq <= this.handedOverSeq) return;
+    // `in-new-history` (lr-in-new-history): "no" when the newer epoch's first seq is known
+    // and the write is past it (a client may send it to the new master once); "unknown"
+    // when deposed without it (a client's or a subscriber's epoch, or etcd naming a new
+    // leader): the new master may hold the write, so it must not be sent again blindly.
+    const where = this.forkKnown
+      ? "they are not in the new master's history and will be in this node's rollback file"
+      : "the new master may or may not hold them (if not, they will be in this node's rollback file): check before writing them again";
     throw new ReplicatorError(
       ErrorCode.NOT_MASTER,
-      `this node was deposed (epoch ${this.cluster.seenEpoch}) before it could acknowledge seqs up to ${lastSeq}; they are not in the new master's history and will be in this node's rollback file${master ? `; the master is at ${master}` : ''}`,
-      { details },
+      `this node was deposed (epoch ${this.cluster.seenEpoch}) before it could acknowledge seqs up to ${lastSeq}; ${where}${master ? `; the master is at ${master}` : ''}`,
+      { details: { ...details, inNewHistory: this.forkKnown ? 'no' : 'unknown' } },
     );
   }
 

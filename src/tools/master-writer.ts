@@ -47,6 +47,8 @@ interface CallState {
  *   again, once, to that address. A refused write wrote nothing (a fenced master answers
  *   with these only writes that are not in the new master's history), so this cannot
  *   write twice. A second such refusal in the same call is the answer: no redirect loops.
+ *   A write the node committed before it was deposed is sent on only when the node knows
+ *   the new master lacks it (`lr-in-new-history: no`: the Follow notice named the fork).
  * - Refused with WRITES_PAUSED (a switchover is under way; nothing was written), or with
  *   NO_LEASE before it was written (`lr-written: no`: a master without the leader lease):
  *   tried again every retryIntervalMs until the call's deadline, at the master the refusal
@@ -125,7 +127,9 @@ export class MasterWriter {
         const redirect = this.opts.redirect !== false;
         const discovery = this.opts.locate !== undefined;
         if (err.code === ErrorCode.NOT_MASTER || err.code === ErrorCode.STALE_EPOCH) {
-          if (discovery && err.details.written === 'yes') throw this.committedRefusal(err, address);
+          // Committed there before the refusal: sent again only when the node knows the new
+          // master lacks it (lr-in-new-history: no); else a resend could write it twice.
+          if (err.details.written === 'yes' && (discovery || err.details.inNewHistory !== 'no')) throw this.committedRefusal(err, address);
           if (named !== undefined && named !== address && call.redirectedFrom === undefined && redirect) {
             call.redirectedFrom = address;
             address = this.moveTo(address, named, err.code);
@@ -216,7 +220,7 @@ export class MasterWriter {
   private committedRefusal(err: ReplicatorError, address: string): ReplicatorError {
     return new ReplicatorError(
       err.code,
-      `${err.message} (${address} committed the write before it refused to acknowledge it, and the leader elected through etcd may hold it: not sent again; check with get-data before retrying)`,
+      `${err.message} (${address} committed the write before it refused to acknowledge it, and the new master may hold it: not sent again; check with get-data before retrying)`,
       { cause: err, details: err.details },
     );
   }

@@ -57,6 +57,17 @@ describe('master-writer: redirect once, retry while paused, carry the epoch', ()
     assert.deepEqual([f.calls[0].epoch, w.epoch], [undefined, 1]);
   });
 
+  it('a write the deposed node committed is sent on only when the node knows the new master lacks it', async () => {
+    // Deposed by a Follow notice naming the fork: the write is past it, not in the new history.
+    const past = fake({ 'old:1': [refusal(ErrorCode.NOT_MASTER, 'new:1', { written: 'yes', inNewHistory: 'no' })], 'new:1': [ok(2)] });
+    await new MasterWriter('old:1', past.send, 1, past.opts).write(WRITE, 1000);
+    assert.deepEqual(past.calls.map((c) => c.address), ['old:1', 'new:1']);
+    // Deposed without the fork (a newer epoch heard from a client, or etcd): the new master may hold it.
+    const unknown = fake({ 'old:1': [refusal(ErrorCode.NOT_MASTER, 'new:1', { written: 'yes', inNewHistory: 'unknown' })], 'new:1': [ok(2)] });
+    await rejects(new MasterWriter('old:1', unknown.send, 1, unknown.opts).write(WRITE, 1000), ErrorCode.NOT_MASTER, /committed the write .* not sent again/);
+    assert.deepEqual(unknown.calls.map((c) => c.address), ['old:1']);
+  });
+
   it('NOT_MASTER naming the master: sent once more, there; later writes go there directly', async () => {
     const f = fake({ 'f:1': [refusal(ErrorCode.NOT_MASTER, 'm:1')], 'm:1': [ok(1)] });
     const moves: string[] = [];
