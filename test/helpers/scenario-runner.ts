@@ -138,9 +138,11 @@ export async function runScenario(def: ScenarioDef<ScenarioCluster>, opts: { dur
   if (unavailable) return { ...result, skipped: unavailable };
   const log = opts.log ?? (() => {});
   let cluster: ScenarioCluster | undefined;
+  let writers: LoadGenerator | undefined;
   try {
     cluster = def.startCluster ? await def.startCluster() : await Cluster.start({ followers: 2, ...def.cluster });
     const load = new LoadGenerator(cluster.writeTarget(), { writers: 4, batch: 10, prefix: `s${def.id}`, ...def.load });
+    writers = load;
     load.start();
     const c = cluster;
     // Replication flows before the first fault (so the faults hit live streams).
@@ -186,6 +188,8 @@ export async function runScenario(def: ScenarioDef<ScenarioCluster>, opts: { dur
     result.problems.push((err as Error).message);
     return result;
   } finally {
+    // A scenario that failed midway left its writers running: they would keep the process alive.
+    await writers?.stop();
     const keep = result.problems.length > 0;
     await cluster?.destroy({ keep });
     if (keep && cluster) result.notes.push(`kept ${cluster.root} (stores, audit files, process logs)`);
