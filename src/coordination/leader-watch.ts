@@ -1,12 +1,19 @@
 import { EventEmitter } from 'node:events';
-import type { ElectionObserver } from 'etcd3';
+import type { Namespace, Watcher } from 'etcd3';
 import { Backoff } from '../common/backoff.js';
 import { LEADER_ELECTION, type EtcdConnection } from './etcd-connection.js';
 import { decodeLeader, type LeaderRecord } from './records.js';
 
 /**
- * Discovery: who leads the cluster now, and every change, through etcd3's election
- * observer (it follows the oldest key under the election prefix, as candidates do).
+ * Discovery: who leads the cluster now, and every change: the oldest key under the
+ * election prefix, as candidates count it (etcd3's Campaign, etcd's Go recipe).
+ *
+ * Not etcd3's ElectionObserver: when several candidates put their keys while there is no
+ * leader and the puts reach it in one watch response, it takes the last of them (the Go
+ * client takes the first), then watches only that key. A watcher then names a younger
+ * candidate, without epoch, until that candidate's key goes, and never sees the real
+ * leader announce its epoch: a follower waits for it forever. So every change under the
+ * prefix makes this watch read the oldest key again.
  *
  * What a watcher sees can lag behind etcd, and while etcd is unreachable it keeps the last
  * leader it saw: a node acting on it may reach a deposed master, which is why the leader's
@@ -31,8 +38,12 @@ export interface LeaderWatchEvents {
 
 export class LeaderWatch extends EventEmitter<LeaderWatchEvents> {
   private leader?: LeaderRecord;
-  private observer?: ElectionObserver;
+  private watcher?: Watcher;
   private closed = false;
+  /** The revision of the newest read applied: a slower read of an older revision never overwrites it. */
+  private readRevision = 0n;
+  private reading = false;
+  private readAgain = false;
   private retryTimer?: NodeJS.Timeout;
   private readonly backoff = new Backoff();
 
@@ -73,27 +84,71 @@ export class LeaderWatch extends EventEmitter<LeaderWatchEvents> {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
-    const o = this.observer;
-    this.observer = undefined;
-    await o?.cancel().catch(() => undefined);
+    const w = this.watcher;
+    this.watcher = undefined;
+    await w?.cancel().catch(() => undefined);
   }
 
+  private election(): Namespace {
+    return this.conn.ns.namespace(`election/${LEADER_ELECTION}/`);
+  }
+
+  /** The oldest candidate's value, and the revision it was read at. */
+  private async readOldest(): Promise<{ value: string | undefined; revision: bigint }> {
+    const res = await this.election().getAll().sort('Create', 'Ascend').limit(1).exec();
+    return { value: res.kvs[0]?.value.toString(), revision: BigInt(res.header.revision) };
+  }
+
+  /** Reads the leader, then watches every put and delete under the prefix after that read. */
   private async observe(): Promise<void> {
-    const o = await this.conn.ns.election(LEADER_ELECTION).observe();
+    const first = await this.readOldest();
+    const w = await this.election().watch().prefix('').startRevision(String(first.revision + 1n)).create();
     if (this.closed) {
-      await o.cancel().catch(() => undefined);
+      await w.cancel().catch(() => undefined);
       return;
     }
-    this.observer = o;
+    this.watcher = w;
     this.backoff.reset();
-    o.on('change', (value) => this.observer === o && this.set(value));
-    o.on('error', (err) => {
-      // etcd3 ends an observer's loop on its first error: a new one replaces it.
-      if (this.observer !== o) return;
-      this.observer = undefined;
+    // Any key created, proclaimed or deleted may change who leads or what it announces.
+    w.on('data', () => this.watcher === w && this.refresh());
+    w.on('error', (err) => {
+      if (this.watcher !== w) return;
+      this.watcher = undefined;
+      w.cancel().catch(() => undefined);
       this.observeLater(err);
     });
-    this.set(o.leader());
+    this.apply(first);
+  }
+
+  /** One read at a time; changes during a read make one more read after it. */
+  private refresh(): void {
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    this.reading = true;
+    this.readOldest()
+      .then((r) => this.apply(r))
+      .catch((err: Error) => {
+        // etcd unreachable: the watch is started over (after a backoff), with a fresh read.
+        const w = this.watcher;
+        this.watcher = undefined;
+        w?.cancel().catch(() => undefined);
+        if (w) this.observeLater(err);
+      })
+      .finally(() => {
+        this.reading = false;
+        if (this.readAgain && this.watcher) {
+          this.readAgain = false;
+          this.refresh();
+        }
+      });
+  }
+
+  private apply(r: { value: string | undefined; revision: bigint }): void {
+    if (this.closed || r.revision < this.readRevision) return;
+    this.readRevision = r.revision;
+    this.set(r.value);
   }
 
   private set(value: string | undefined): void {
