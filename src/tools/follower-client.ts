@@ -14,7 +14,7 @@ import { DEFAULT_FOLLOWER_LISTEN, DEFAULT_METRICS_LISTEN, followerDataDir, parse
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
 import { NodeRunner } from '../node/node-runner.js';
-import { FAILOVER_OPTIONS, nodeFailover } from './failover-options.js';
+import { exitOnceClosed, FAILOVER_OPTIONS, nodeFailover } from './failover-options.js';
 import { describedAs, FOLLOWER_ROLE_OPTIONS, followerRoleSettings, MASTER_ROLE_OPTIONS, masterRoleSettings } from './role-options.js';
 
 const NAME = 'follower-client';
@@ -117,4 +117,5 @@ await runCli(NAME, async () => {
     await node.close();
   };
   await Promise.race([stop.whenStopped(close), node.failed.then(close)]);
+  if (failover) exitOnceClosed();
 });

@@ -8,7 +8,7 @@ import { ExitCode } from './exit-codes.js';
 import { catchStopSignals } from '../common/lifecycle.js';
 import { createLogger, type LogFormat } from '../common/logger.js';
 import { NodeRunner } from '../node/node-runner.js';
-import { FAILOVER_OPTIONS, nodeFailover } from './failover-options.js';
+import { exitOnceClosed, FAILOVER_OPTIONS, nodeFailover } from './failover-options.js';
 import { describedAs, FOLLOWER_ROLE_OPTIONS, followerRoleSettings, MASTER_ROLE_OPTIONS, masterRoleSettings } from './role-options.js';
 
 const NAME = 'master-server';
@@ -101,5 +101,6 @@ await runCli(NAME, async () => {
       await node.close();
     }),
   ]);
+  if (failover) exitOnceClosed();
   return fatal ? ExitCode.STORE : ExitCode.OK;
 });
