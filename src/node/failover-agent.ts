@@ -126,6 +126,17 @@ export class FailoverAgent {
     m?.leader.set(lease?.canAcknowledge() ? 1 : 0);
     m?.leaseRemaining.set((this.leaseRemainingMs() ?? 0) / 1000);
     if (lease && (lease.state === 'leader' || lease.state === 'fenced')) {
+      const seen = runner.cluster.seenEpoch;
+      if (lease.epoch !== undefined && seen > lease.epoch) {
+        // A node has seen a newer epoch than the one etcd gave this leader (etcd lost its
+        // data, and this node knew less than its followers): they refuse to follow it, its
+        // master role is deposed and acknowledges nothing, and the key it holds would keep
+        // every other node from being elected. Resign: the next leader's epoch is claimed
+        // above the newest one its node has seen.
+        this.opts.log.warn({ epoch: lease.epoch, seenEpoch: seen }, 'failover: a newer epoch than this leader\'s exists; resigning the leader lease');
+        await this.dropLease(`epoch ${seen} is newer than this leader's epoch ${lease.epoch}`);
+        return;
+      }
       const handover = await readHandover(this.opts.conn);
       if (handover && handover.to !== this.opts.nodeId && handover.fromEpoch === lease.epoch) {
         // replication-admin switchover --etcd paused this master's writes and waited until
