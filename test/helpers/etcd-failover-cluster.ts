@@ -145,15 +145,20 @@ export class EtcdFailoverCluster implements MasterLocator {
     return out;
   }
 
-  /** Polls until one running node answers as master (role master, not deposed) at an epoch above `above`; returns its id and epoch. */
-  async waitForLeader(above: number, timeoutMs = 30_000, exclude: number[] = []): Promise<{ id: number; epoch: number }> {
+  /**
+   * Polls until a running node answers as master (role master, not deposed) at an epoch
+   * above `above`; returns the one with the newest epoch. An old master that lost its lease
+   * still answers as master of its epoch until its watch shows it the new leader.
+   */
+  async waitForLeader(above: number, timeoutMs = 30_000): Promise<{ id: number; epoch: number }> {
     return waitFor(
       async () => {
+        let best: { id: number; epoch: number } | undefined;
         for (const [id, s] of await this.statuses()) {
-          if (exclude.includes(id) || s.role === 'follower' || s.role === 'deposed' || s.seenEpoch > s.epoch) continue;
-          if (s.epoch > above) return { id, epoch: s.epoch };
+          if (s.role === 'follower' || s.role === 'deposed' || s.seenEpoch > s.epoch) continue;
+          if (s.epoch > above && s.epoch > (best?.epoch ?? 0)) best = { id, epoch: s.epoch };
         }
-        return undefined;
+        return best;
       },
       `a master at an epoch above ${above}`,
       timeoutMs,

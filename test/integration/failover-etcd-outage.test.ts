@@ -136,7 +136,10 @@ describe('failover on etcd: a three-member etcd loses members', { timeout: 150_0
       const healthy = performance.now() - backFrom;
       await waitFor(() => load.acked.length > loadAcked, 'a write acknowledged once etcd is back', 30_000, 10);
       const resumed = performance.now() - backFrom;
-      const leader = await c.waitForLeader(0, 10_000);
+      // The epoch of the first write acknowledged since names the node that acknowledged it.
+      const resumedEpoch = load.acked[loadAcked].epoch;
+      const leader = await c.waitForLeader(resumedEpoch - 1, 10_000);
+      assert.equal(leader.epoch, resumedEpoch, 'the node that took writes again still leads');
       const how = leader.id === 1 && leader.epoch === epoch1 ? 'node 1 kept its lease and epoch' : `node ${leader.id} was elected with epoch ${leader.epoch} (node 1 had ${epoch1})`;
       t.diagnostic(`etcd restarted: healthy after ${healthy.toFixed(0)} ms, first acknowledged write after ${resumed.toFixed(0)} ms; ${how}`);
       if (leader.id !== 1) {
