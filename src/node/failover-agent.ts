@@ -8,6 +8,8 @@ import type { Logger } from '../common/logger.js';
 import type { LeaseGate } from '../master/write-fence.js';
 import type { NodePosition, NodeRunner } from './node-runner.js';
 import { chooseCandidate, type Eligibility } from './failover-eligibility.js';
+import { livePositions } from './live-positions.js';
+import { NO_CLIENT_SECURITY, type ClientSecurity } from '../wire/security.js';
 import { HANDOVER_KEY, readHandover, readSyncSet, SyncSetKeeper } from './sync-set.js';
 import type { FailoverMetrics } from './failover-metrics.js';
 
@@ -22,6 +24,8 @@ export interface FailoverOptions {
   metrics?: FailoverMetrics;
   /** How often the agent looks at the cluster (ms); default 200. */
   tickMs?: number;
+  /** How to reach the other nodes (their live positions before campaigning). */
+  clientSecurity?: ClientSecurity;
   /** A chained follower (--upstream): it keeps its upstream when the leader changes (its upstream re-points). */
   chained?: boolean;
 }
@@ -179,9 +183,11 @@ export class FailoverAgent {
 
   private async eligibility(pos: NodePosition): Promise<Eligibility> {
     const { members } = await listMembers(this.opts.conn);
+    // Compared with what the members answer now, not with their records (which may be stale).
+    const others = await livePositions(members.filter((m) => m.nodeId !== this.opts.nodeId), this.opts.clientSecurity ?? NO_CLIENT_SECURITY);
     const sync = await readSyncSet(this.opts.conn);
     const bootstrapped = (await this.opts.conn.ns.get(EPOCH_KEY).string()) !== null;
-    return chooseCandidate({ nodeId: this.opts.nodeId, ...pos }, members.filter((m) => m.nodeId !== this.opts.nodeId), sync, bootstrapped);
+    return chooseCandidate({ nodeId: this.opts.nodeId, ...pos }, others, sync, bootstrapped);
   }
 
   private campaign(verdict: Eligibility): void {

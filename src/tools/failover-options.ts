@@ -6,6 +6,7 @@ import { ErrorCode, ReplicatorError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { OptionSpec } from '../common/options.js';
 import { FailoverAgent } from '../node/failover-agent.js';
+import { clientSecurityFromArgv } from '../wire/security.js';
 import { FailoverMetrics } from '../node/failover-metrics.js';
 import type { NodeRunner, RunnerConfig } from '../node/node-runner.js';
 
@@ -67,6 +68,7 @@ export async function nodeFailover(argv: Record<string, unknown>, nodeId: number
     log: log.child({ failover: argv.cluster }),
     metrics,
     chained: Boolean(argv.upstream),
+    clientSecurity: clientSecurityFromArgv(argv),
   });
   let leaderAddress: string | undefined;
   try {
