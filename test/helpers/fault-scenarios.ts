@@ -2,6 +2,7 @@ import type { FollowerStatus__Output } from '../../src/wire/generated/levelrepli
 import type { StatusResponse__Output } from '../../src/wire/generated/levelreplicator/v1/StatusResponse.js';
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, MASTER_KEEPALIVE_DETECT_MS, type Cluster } from './fault-cluster.js';
 import { diskFullScenario } from './disk-full.js';
+import { failoverScenario } from './failover-scenario.js';
 import { promotionScenario } from './promotion-scenario.js';
 import { snapshotScenario } from './snapshot-scenario.js';
 import { waitFor } from './processes.js';
@@ -266,4 +267,5 @@ export const SCENARIOS: readonly ScenarioDef<ScenarioCluster>[] = [
   snapshotScenario,
   diskFullScenario,
   promotionScenario,
+  failoverScenario,
 ];

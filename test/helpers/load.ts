@@ -11,6 +11,9 @@ export interface AckedWrite {
   seq: bigint;
   /** The epoch the answer named: the write is committed in that epoch's history at seq. */
   epoch: number;
+  /** The node that answered (its address), and when the answer arrived (Date.now(), ms): who acknowledged what, when. */
+  address?: string;
+  at?: number;
 }
 
 /** Per writer: a key overwritten by every request, so lost or reordered updates show. */
@@ -153,7 +156,8 @@ export class LoadGenerator {
             this.fail(res.ackStatus, batch);
           } else {
             let seq = BigInt(res.firstSeq);
-            for (const p of batch) this.acked.push({ ...p, seq: seq++, epoch: res.epoch });
+            const at = Date.now();
+            for (const p of batch) this.acked.push({ ...p, seq: seq++, epoch: res.epoch, address, at });
             counter.lastAcked = request;
             counter.lastAckedSeq = seq;
             counter.ackedValues.add(request);

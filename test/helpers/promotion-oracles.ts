@@ -1,9 +1,14 @@
 import type { LoadGenerator } from './load.js';
-import type { PromotionCluster } from './promotion-cluster.js';
 import { readRollbackFiles } from './rollback-files.js';
 import { readStore } from './stores.js';
 
 const SAMPLES = 5;
+
+/** What the rollback oracle reads of a stopped cluster whose master moved: every node's data directory, and the final master's. */
+export interface RollbackView {
+  readonly nodes: ReadonlyMap<number, { readonly id: number; readonly dir: string }>;
+  readonly master: { readonly dir: string };
+}
 
 /**
  * The rollback files of every node of a stopped cluster after promotions, against the
@@ -18,7 +23,7 @@ const SAMPLES = 5;
  * - each file's header and entries agree: entries fromSeq..toSeq in order (fromSeq =
  *   forkSeq + 1), all of the old epoch, which is older than the new one.
  */
-export async function checkRollbacks(cluster: PromotionCluster, load: LoadGenerator, report: { note(text: string): void; problem(text: string): void }): Promise<void> {
+export async function checkRollbacks(cluster: RollbackView, load: LoadGenerator, report: { note(text: string): void; problem(text: string): void }): Promise<void> {
   const acked = new Map(load.acked.map((w) => [w.key, w]));
   const ackedAt = new Set(load.acked.map((w) => `${w.epoch}@${w.seq}`));
   const counters = new Map(load.counters.map((c) => [c.key, c]));
