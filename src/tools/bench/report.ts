@@ -24,6 +24,8 @@ export interface ReportSettings {
   redis: string | null | undefined;
   /** Whether the lag rows also ran at real-time priority (row 6b); undefined when lag was not asked for. */
   realtime?: boolean;
+  /** The failover row's etcd (null: not installed), lease TTL and failovers per run; undefined when not asked for. */
+  failover?: { etcd: string | null; ttlSeconds: number; perRun: number };
   minutes: number;
 }
 
@@ -90,6 +92,13 @@ export function report(figures: Figures, s: ReportSettings): string {
   row('7c', `  … the same, master run with node ${SMALL_YOUNG_GENERATION.join(' ')}`, 'rss-small-young', 'bytes');
   row('7d', '  … of which anonymous, largest sample', 'rss-anon-small-young', 'bytes');
   row('8', 'start-up replay: open a master whose store is N entries behind its log', 'replay', 'seconds');
+  const failovers = figures.get('failover');
+  if (failovers && s.failover) {
+    const ttlMs = s.failover.ttlSeconds * 1000;
+    row('9', `failover: kill -9 of the master to the first write acknowledged by the new one, lease TTL ${s.failover.ttlSeconds} s, median of ${failovers.length}`, 'failover', 'ms');
+    rows.push(['', '  … fastest / slowest', `${formatMs(Math.min(...failovers))} / ${formatMs(Math.max(...failovers))} ms`, '—', '—', '']);
+    rows.push(['', '  … beyond the lease TTL, median', `${formatMs(median(failovers) - ttlMs)} ms`, '—', '—', '']);
+  }
   row('R1', `Redis SET, appendonly everysec, 1 replica (-P ${s.batch} -c ${s.clients})`, 'redis-set', 'rate');
   row('R2', 'Redis end-to-end: load start to replica has all', 'redis-e2e', 'seconds');
   row('R3', 'Redis full sync of N keys into a fresh replica', 'redis-sync', 'seconds');
@@ -108,6 +117,13 @@ export function report(figures: Figures, s: ReportSettings): string {
     `workload: N = ${formatCount(n)} entries, ${KEY_BYTES}-byte keys, ${s.valueBytes}-byte values; ${s.clients} clients x ${s.batch} writes per request; raw batches of ${s.rawBatch}; ` +
       `nodes ${durable}; lag: ${s.lagSeconds} s per rate, the writes due sent every ${PACE_TICK_MS} ms; medians of ${s.runs} run${s.runs === 1 ? '' : 's'} (spread = half the range / median); ${s.minutes.toFixed(1)} min`,
     s.redis === null ? 'Redis: redis-server is not installed; the Redis rows were skipped' : s.redis ? `Redis: ${s.redis}` : 'Redis: not asked for (--only)',
+    ...(s.failover === undefined
+      ? []
+      : [
+          s.failover.etcd
+            ? `failover (9): 3-member etcd on loopback (${s.failover.etcd}); master-server + 2 follower-clients, --sync --ack-followers 1, writes asking for 1 follower; ${s.failover.perRun} kills per run`
+            : 'failover (9): etcd is not installed (Debian\'s etcd-server, or LR_ETCD_BIN); the row was skipped',
+        ]),
     ...(s.realtime === undefined
       ? []
       : [s.realtime ? `real-time rows (6b): master and follower run under ${REALTIME_LAUNCHER.join(' ')} (SCHED_FIFO)` : `real-time rows (6b) skipped: ${REALTIME_LAUNCHER.join(' ')} is not installed or not allowed (it needs root or CAP_SYS_NICE)`]),
@@ -197,6 +213,13 @@ function targets(figures: Figures, s: ReportSettings): string[] {
     if (Number.isFinite(small)) {
       check(small < 200 * 2 ** 20, `  … with NODE_OPTIONS=${SMALL_YOUNG_GENERATION.join(' ')} on the master: VmHWM ${mb(small)} (anonymous ${mb(med('rss-anon-small-young'))})`);
     }
+  }
+  const failovers = figures.get('failover');
+  if (failovers && s.failover) {
+    // The issue's bound: a new master accepts writes within the lease TTL + 3 s, every time.
+    const bound = s.failover.ttlSeconds * 1000 + 3_000;
+    const slowest = Math.max(...failovers);
+    check(slowest <= bound, `failover within lease TTL + 3 s (${formatMs(bound)} ms), slowest of ${failovers.length}: ${formatMs(slowest)} ms (median ${formatMs(median(failovers))} ms)`);
   }
   if (out.length === 0) out.push('  (none of the rows they need were run)');
   return out;

@@ -6,6 +6,8 @@ import { cli, runCli } from '../cli.js';
 import { parseNonNegativeInt, parsePositiveInt } from '../../common/config.js';
 import { ErrorCode, ReplicatorError } from '../../common/errors.js';
 import { ingestPhase, lagPhase, SMALL_YOUNG_GENERATION, stalledFollowerPhase, type PhaseOptions } from './phases.js';
+import { DEFAULT_LEADER_TTL_SECONDS } from '../../coordination/leader-lease.js';
+import { etcdVersion, failoverTimes } from './failover.js';
 import { fsyncLatencyMs, rawLevel } from './raw-level.js';
 import { rawPair } from './raw-pair.js';
 import { replayPhase } from './replay.js';
@@ -16,7 +18,7 @@ import { report, type Figures } from './report.js';
 import { Workload } from './workload.js';
 
 const NAME = 'bench';
-const GROUPS = ['raw', 'ingest', 'stalled', 'replay', 'lag', 'redis'] as const;
+const GROUPS = ['raw', 'ingest', 'stalled', 'replay', 'lag', 'redis', 'failover'] as const;
 
 function list(raw: unknown): string[] {
   return String(raw).split(',').filter(Boolean);
@@ -44,6 +46,8 @@ await runCli(NAME, async () => {
       runs: { type: 'number', default: 3, env: 'LR_BENCH_RUNS', describe: 'Repetitions; the table shows medians and the spread', parse: parsePositiveInt },
       'lag-rates': { type: 'string', default: '1000,10000', env: 'LR_BENCH_LAG_RATES', describe: 'Steady write rates (writes/s) at which replication lag is measured', parse: (v, f) => list(v).map((r) => parsePositiveInt(r, f)) },
       'lag-seconds': { type: 'number', default: 10, env: 'LR_BENCH_LAG_SECONDS', describe: 'Seconds of steady writes per lag rate', parse: parsePositiveInt },
+      'failover-runs': { type: 'number', default: 5, env: 'LR_BENCH_FAILOVER_RUNS', describe: 'Failovers (kill -9 of the master) measured per run in the failover row', parse: parsePositiveInt },
+      'failover-ttl-s': { type: 'number', default: DEFAULT_LEADER_TTL_SECONDS, env: 'LR_BENCH_FAILOVER_TTL_S', describe: 'The leader lease TTL (--lease-ttl-s) of the failover row', parse: parsePositiveInt },
       only: { type: 'string', default: GROUPS.join(','), env: 'LR_BENCH_ONLY', describe: `Row groups to run: ${GROUPS.join(', ')}`, parse: parseGroups },
       'work-dir': { type: 'string', default: os.tmpdir(), env: 'LR_BENCH_WORK_DIR', describe: 'Where the temporary stores go (a fresh subdirectory, removed at the end)' },
       'cpu-prof-dir': { type: 'string', default: '', env: 'LR_BENCH_CPU_PROF_DIR', describe: 'Run the servers with node --cpu-prof, writing profiles here' },
@@ -71,6 +75,9 @@ await runCli(NAME, async () => {
   };
   const redis = only.has('redis') ? redisVersion() : undefined;
   const realtime = only.has('lag') && realtimeAvailable();
+  const etcd = only.has('failover') ? etcdVersion() : undefined;
+  const failoverRuns = argv['failover-runs'] as number;
+  const failoverTtl = argv['failover-ttl-s'] as number;
 
   const figures: Figures = new Map();
   /** Records one run's value of a figure, and shows it at once on stderr (progress). */
@@ -136,6 +143,9 @@ await runCli(NAME, async () => {
           }
         }
       }
+      if (etcd) {
+        for (const ms of await failoverTimes(path.join(root, 'failover'), o.node, failoverTtl, failoverRuns)) add('failover', ms, 'ms');
+      }
       if (redis) {
         const r = await redisFigures(path.join(root, 'redis'), w, { count: entries, batch, clients: o.clients });
         add('redis-set', r.setsPerSecond, '/s');
@@ -166,6 +176,7 @@ await runCli(NAME, async () => {
       runs,
       redis: only.has('redis') ? (redis ?? null) : undefined,
       realtime: only.has('lag') ? realtime : undefined,
+      failover: only.has('failover') ? { etcd: etcd ?? null, ttlSeconds: failoverTtl, perRun: failoverRuns } : undefined,
       minutes: (Date.now() - started) / 60_000,
     }),
   );
