@@ -36,17 +36,20 @@ export interface Eligibility {
  *   applied seq, or the same seq and the master's role, or the same and a lower id. So the
  *   node elected has applied the most of everything reachable.
  *
- * - Before any leader was ever elected in the cluster (no epoch in etcd), only a node in
- *   the master role may campaign: the first leader is the master-server that holds the data.
+ * - Before any leader was ever elected in the cluster (no epoch in etcd), a follower
+ *   campaigns only while a node in the master role answers (and it is ahead of it): the
+ *   first leader is chosen with the master-server, which holds the data, in view.
  *
  * A member's record may lag its node by the publisher's interval (200 ms); once the master
  * is gone the positions stop moving, so the comparison is of settled positions.
  */
 export function chooseCandidate(me: CandidateView, others: readonly CandidateView[], sync: SyncSet | undefined, bootstrapped = true): Eligibility {
-  if (!bootstrapped && me.role !== 'master') {
+  if (!bootstrapped && me.role !== 'master' && !others.some((o) => o.role === 'master' || o.role === 'deposed')) {
     // Else a follower started before its master, with nothing applied, could win the first
-    // election and depose the master that holds the data.
-    return { eligible: false, why: 'no leader was ever elected in this cluster: the first is a master-server, never a follower' };
+    // election and depose the master that holds the data. Once a master-server answers,
+    // the positions decide as always (a restarted master-server may be behind its
+    // followers, after an etcd that lost its data: it then yields to the one ahead).
+    return { eligible: false, why: 'no leader was ever elected in this cluster and no master-server answers: the first leader is chosen only with the master-server in view' };
   }
   const strict = sync !== undefined && sync.ackFollowers >= 1 && sync.members.length > 0;
   const inSet = (id: number) => !strict || sync!.members.includes(id);

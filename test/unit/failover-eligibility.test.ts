@@ -29,11 +29,15 @@ describe('failover eligibility: who may campaign for the leader key', () => {
     }
   });
 
-  it('before any leader was elected only a master-server campaigns', () => {
+  it('before any leader was elected a follower campaigns only with a master-server in view', () => {
     const r = chooseCandidate(node(2, 0), [], undefined, false);
-    assert.equal(r.eligible, false);
-    assert.match(r.why, /first is a master-server/);
+    assert.equal(r.eligible, false, 'an empty follower started first never deposes the master that holds the data');
+    assert.match(r.why, /no master-server answers/);
+    assert.equal(chooseCandidate(node(2, 0), [node(3, 0)], undefined, false).eligible, false);
     assert.equal(chooseCandidate(node(1, 0, 'master'), [node(2, 0)], undefined, false).eligible, true);
+    // A master-server behind its followers (etcd lost its data): the follower ahead is chosen.
+    assert.equal(chooseCandidate(node(1, 50, 'master'), [node(2, 80)], undefined, false).eligible, false);
+    assert.equal(chooseCandidate(node(2, 80), [node(1, 50, 'master')], undefined, false).eligible, true);
   });
 
   it('with acknowledgements from N followers only sync set members campaign, and only with |S| - N + 1 of them visible', () => {
