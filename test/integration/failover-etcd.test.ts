@@ -7,6 +7,9 @@ import { LoadGenerator } from '../helpers/load.js';
 import { checkStores } from '../helpers/oracles.js';
 import { status } from '../helpers/cluster.js';
 import { waitFor } from '../helpers/processes.js';
+import { metric, scrapeMetrics } from '../helpers/probes.js';
+import fs from 'node:fs';
+import path from 'node:path';
 
 /**
  * Automatic failover on etcd, end to end (issue: failover on etcd): real etcd, real nodes,
@@ -69,6 +72,15 @@ describe('failover on etcd: kill -9 of the master under load', { timeout: 120_00
       t.diagnostic(`digests at seq ${lastSeq}: ${digests.map((d) => `${d.node} ${d.digest.slice(0, 12)}@${d.seq}`).join(', ')}`);
       for (const d of digests) assert.deepEqual({ digest: d.digest, seq: d.seq }, { digest: digests[0].digest, seq: lastSeq }, `${d.node} converged`);
       assert.equal((await status(c.node(leader.id).address)).epoch, leader.epoch, 'no further election happened');
+
+      // The operator's view in metrics: the new master counts its election and leads now;
+      // the old master counts the leader change it followed.
+      const metricsOf = async (id: number) => scrapeMetrics((JSON.parse(fs.readFileSync(path.join(c.node(id).dir, 'endpoint.json'), 'utf8')) as { metricsAddress: string }).metricsAddress);
+      const leaderMetrics = await metricsOf(leader.id);
+      assert.ok((metric(leaderMetrics, 'lr_failover_elections_total') ?? 0) >= 1, 'lr_failover_elections_total on the new master');
+      assert.equal(metric(leaderMetrics, 'lr_failover_is_leader'), 1);
+      assert.ok((metric(leaderMetrics, 'lr_failover_lease_renewals_total') ?? 0) >= 1, 'lease renewals counted');
+      assert.ok((metric(await metricsOf(1), 'lr_failover_leader_changes_total') ?? 0) >= 1, 'the old master counted the leader it followed');
 
       assert.deepEqual(await c.stop(leader.id), [], 'every node stops cleanly');
       const verdict = await checkStores(c.stores(leader.id), load, lastSeq);
