@@ -8,21 +8,19 @@ import { VERSION } from '../common/version.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
 import type { MasterServiceHandlers } from '../wire/master-handlers.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
-import { stateToWire } from '../wire/follower-status-state.js';
-import { isConnectedState, ReplicationState } from '../common/replication-state.js';
 import type { WriteResponse } from '../wire/generated/levelreplicator/v1/WriteResponse.js';
 import { resolveAckPolicy, type AckPolicy } from './ack-policy.js';
 import type { AckWaiters } from './ack-waiters.js';
 import type { FollowerRegistry } from './follower-registry.js';
 import type { CommitResult, GroupCommitter } from './group-commit.js';
 import type { MasterMetrics } from './metrics.js';
-import { lagEntries, lagMs } from './replication-lag.js';
 import { serveSubscription } from './subscription.js';
 import type { MasterStore } from '../storage/interfaces.js';
 import type { WriteGate } from './write-gate.js';
 import type { WriteRate } from './write-rate.js';
 import type { LogRetention } from './log-retention.js';
 import { slotHold } from './slot-hold.js';
+import { followerStatus } from './follower-status.js';
 import type { WriteFence } from './write-fence.js';
 import type { ClusterView } from '../common/cluster-view.js';
 
@@ -130,30 +128,7 @@ export function masterHandlers(ctx: MasterServiceContext): MasterServiceHandlers
       const lastSeq = wal.lastSeq;
       const followers: FollowerStatus[] = [];
       for (const f of registry.list()) {
-        followers.push({
-          followerId: f.id,
-          connected: isConnectedState(f.state),
-          state: stateToWire(f.state),
-          appliedSeq: seqToWire(f.ackedSeq),
-          sentSeq: seqToWire(f.sentSeq),
-          lagEntries: seqToWire(lagEntries(wal, f.ackedSeq)),
-          lagMs: String(await lagMs(wal, f.ackedSeq, now)),
-          address: f.address,
-          readAddress: f.readAddress,
-          lastAckTimeMs: String(f.lastAckTimeMs),
-          slotLost: f.slotLost,
-          snapshotting: f.state === ReplicationState.SNAPSHOT,
-          bytesSent: String(f.bytesSent),
-          durable: f.durable,
-          lastError: f.lastError,
-          seen: f.seen,
-          sinceMs: String(isConnectedState(f.state) ? f.connectedAtMs : f.stateSinceMs),
-          ...(await slotHold(registry, wal, f)),
-          snapshotProgress:
-            f.state === ReplicationState.SNAPSHOT && f.snapshot
-              ? { seq: seqToWire(f.snapshot.seq), keysSent: f.snapshot.keysSent.toString(), bytesSent: String(f.snapshot.bytesSent), approxBytes: String(f.snapshot.approxBytes) }
-              : null,
-        });
+        followers.push({ ...(await followerStatus(f, wal, now)), ...(await slotHold(registry, wal, f)) });
       }
       const g = await gate.state(now);
       return {

@@ -1,14 +1,12 @@
 import type * as grpc from '@grpc/grpc-js';
 import { parseFollowerId } from '../common/config.js';
 import { ErrorCode, isReplicatorError, ReplicatorError } from '../common/errors.js';
-import { isConnectedState, ReplicationState } from '../common/replication-state.js';
 import type { Downstream, DownstreamContext } from '../follower/downstream.js';
 import { FollowerRegistry } from '../master/follower-registry.js';
-import { lagEntries, lagMs } from '../master/replication-lag.js';
+import { followerStatus } from '../master/follower-status.js';
 import { StreamMetrics } from '../master/stream-metrics.js';
 import { serveSubscription } from '../master/subscription.js';
 import { SlotSaver } from './slot-saver.js';
-import { stateToWire } from '../wire/follower-status-state.js';
 import type { FollowerStatus } from '../wire/generated/levelreplicator/v1/FollowerStatus.js';
 import { toServiceError } from '../wire/grpc-status.js';
 import { seqFromWire, seqToWire } from '../wire/seq.js';
@@ -89,32 +87,8 @@ export async function startDownstream(ctx: DownstreamContext): Promise<Downstrea
       const now = Date.now();
       const followers: FollowerStatus[] = [];
       for (const f of registry.list()) {
-        followers.push({
-          followerId: f.id,
-          connected: isConnectedState(f.state),
-          state: stateToWire(f.state),
-          appliedSeq: seqToWire(f.ackedSeq),
-          sentSeq: seqToWire(f.sentSeq),
-          lagEntries: seqToWire(lagEntries(wal, f.ackedSeq)),
-          lagMs: String(await lagMs(wal, f.ackedSeq, now)),
-          address: f.address,
-          readAddress: f.readAddress,
-          lastAckTimeMs: String(f.lastAckTimeMs),
-          slotLost: f.slotLost,
-          snapshotting: f.state === ReplicationState.SNAPSHOT,
-          bytesSent: String(f.bytesSent),
-          durable: f.durable,
-          lastError: f.lastError,
-          seen: f.seen,
-          sinceMs: String(isConnectedState(f.state) ? f.connectedAtMs : f.stateSinceMs),
-          // Slots here do not hold the follower's log (see above): they make it keep nothing.
-          slotEntries: '0',
-          slotBytes: '0',
-          snapshotProgress:
-            f.state === ReplicationState.SNAPSHOT && f.snapshot
-              ? { seq: seqToWire(f.snapshot.seq), keysSent: f.snapshot.keysSent.toString(), bytesSent: String(f.snapshot.bytesSent), approxBytes: String(f.snapshot.approxBytes) }
-              : null,
-        });
+        // Slots here do not hold the follower's log (see above): they make it keep nothing.
+        followers.push({ ...(await followerStatus(f, wal, now)), slotEntries: '0', slotBytes: '0' });
       }
       return { followers, firstSeq: seqToWire(wal.firstSeq), lastSeq: seqToWire(wal.lastSeq), historyId: wal.historyId, epoch: wal.epoch };
     },
